@@ -76,6 +76,7 @@ class Backend(abc.ABC):
 
     def close(self) -> None:
         """Release engines, sessions or servers; safe to call twice."""
+        return None
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:

