@@ -1,0 +1,258 @@
+"""The bootstrap loop (paper section 2): sample -> generate -> filter -> classify -> instances.
+
+One round turns `batch_size` instruction prompts into candidates, filters them (heuristics, then
+ROUGE-L against the pool), asks which of the accepted ones are classification tasks, generates
+their instances and appends everything, rejections included, to the run log in one durable write.
+Every random choice of round r comes from a generator seeded with (seed, r), so a resumed run
+repeats exactly the rounds an uninterrupted one would have made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from . import prompts
+from .backends import Backend, SamplingParams, load_backend
+from .config import PipelineConfig
+from .filters import filter_instances, instruction_rejection
+from .parsing import parse_instances, parse_is_classification, split_instructions
+from .rouge import FilterDecision, RougeIndex
+from .runlog import Record, RunLog
+from .seeds import SeedTask, load_seeds, seeds_fingerprint
+
+# Options that only say when to stop or where to send requests: a resumed run may change them.
+_RESUMABLE_OPTIONS = ("num_instructions", "patience", "endpoint", "max_concurrency", "seeds")
+TOP_K_SIMILAR = 10
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 31-bit seed from the run seed and a position, stable across processes and platforms."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "big") >> 1
+
+
+def run_identity(config: PipelineConfig, seeds: Sequence[SeedTask]) -> dict[str, Any]:
+    """What decides the data of a run; stored with the log and compared on resume."""
+    options = {k: v for k, v in asdict(config).items() if k not in _RESUMABLE_OPTIONS}
+    return {
+        **options,
+        "seeds_sha256": seeds_fingerprint(seeds),
+        "prompts_sha256": prompts.templates_fingerprint(),
+    }
+
+
+class Pipeline:
+    """A resumable Self-Instruct run in `run_dir`; iterate it to get accepted instructions."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        run_dir: str | Path,
+        backend: Backend | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.config = config
+        self.seeds = load_seeds(config.seeds)
+        if config.classification_only:
+            self.seeds = [s for s in self.seeds if s.is_classification]
+        if not self.seeds:
+            raise ValueError(f"{config.seeds}: no seed tasks to prompt with")
+        self.log = RunLog(run_dir, run_identity(config, self.seeds))
+        self._backend = backend
+        self.progress = progress
+        self.index = RougeIndex()
+        self.accepted = 0
+        self.rejected: Counter[str] = Counter()
+
+    @property
+    def backend(self) -> Backend:
+        """Loaded on first use: a finished run replays its log without loading any model."""
+        if self._backend is None:
+            self._backend = load_backend(self.config)
+        return self._backend
+
+    def __iter__(self) -> Iterator[Record]:
+        """Accepted instruction records: first those already in the log, then new ones."""
+        records = self.log.open()
+        try:
+            self.index.add(s.instruction for s in self.seeds)
+            self.index.add(r["instruction"] for r in self.log.iter_type("instruction"))
+            self.accepted = sum(1 for _ in self.log.iter_type("instruction"))
+            self.rejected.update(r["reason"] for r in self.log.iter_type("rejected"))
+            yield from self.log.iter_type("instruction")
+            yield from self._generate(next_round=sum(r["type"] == "round" for r in records))
+        finally:
+            self.log.close()
+
+    @property
+    def machine_instructions(self) -> list[str]:
+        """The generated pool (in the last round it may also hold candidates past the quota)."""
+        return self.index.texts[len(self.seeds) :]
+
+    def _generate(self, next_round: int) -> Iterator[Record]:
+        cfg = self.config
+        bar = tqdm(
+            total=cfg.num_instructions,
+            initial=self.accepted,
+            desc="Instructions",
+            unit="instr",
+            disable=not self.progress,
+        )
+        idle, start, round_, new = self._idle_rounds(), time.monotonic(), next_round, 0
+        while self.accepted < cfg.num_instructions and idle < cfg.patience:
+            accepted = self._round(round_)
+            yield from accepted
+            idle = 0 if accepted else idle + 1
+            round_, new = round_ + 1, new + len(accepted)
+            bar.update(len(accepted))
+            bar.set_postfix_str(self._postfix(new / max(time.monotonic() - start, 1e-9)))
+        bar.close()
+        if idle >= cfg.patience:
+            tqdm.write(
+                f"Stopped: {cfg.patience} rounds in a row accepted nothing "
+                f"({self.accepted}/{cfg.num_instructions} instructions)."
+            )
+
+    def _idle_rounds(self) -> int:
+        """Consecutive rounds at the end of the log that accepted nothing."""
+        idle = 0
+        for marker in self.log.iter_type("round"):
+            idle = 0 if marker["accepted"] else idle + 1
+        return idle
+
+    def _postfix(self, per_second: float) -> str:
+        rejected = " ".join(f"{k}={v}" for k, v in self.rejected.most_common())
+        return f"kept={self.accepted} rejected[{rejected}] {60 * per_second:.1f}/min"
+
+    def _sample_examples(self, rng: random.Random) -> list[str]:
+        """The paper's mix: up to 2 machine instructions, the rest seeds, shuffled."""
+        cfg, machine = self.config, self.machine_instructions
+        examples = rng.sample(machine, min(cfg.num_machine_instructions, len(machine)))
+        n_seeds = min(cfg.num_prompt_instructions - len(examples), len(self.seeds))
+        examples += rng.sample([s.instruction for s in self.seeds], n_seeds)
+        rng.shuffle(examples)
+        return examples
+
+    def _round(self, round_: int) -> list[Record]:
+        cfg = self.config
+        rng = random.Random(derive_seed(cfg.seed, "round", round_))
+        shown = [self._sample_examples(rng) for _ in range(cfg.batch_size)]
+        completions = self.backend.generate(
+            [prompts.instruction_prompt(ex, cfg.classification_only) for ex in shown],
+            SamplingParams(
+                max_new_tokens=cfg.max_new_tokens,
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                stop=prompts.INSTRUCTION_STOP,
+                repetition_penalty=cfg.repetition_penalty,
+                presence_penalty=cfg.presence_penalty,
+                seed=derive_seed(cfg.seed, "instructions", round_),
+            ),
+        )
+        rejected: list[Record] = []
+        candidates: list[tuple[str, list[str]]] = []
+        for completion, examples in zip(completions, shown, strict=True):
+            for item in split_instructions(completion.text, completion.finish_reason == "length"):
+                if reason := instruction_rejection(item):
+                    rejected.append(_rejection(round_, item.text, reason))
+                else:
+                    candidates.append((item.text, examples))
+        accepted = self._rouge_filter(round_, candidates, rejected)
+        self._add_instances(round_, accepted)
+        self.log.append_round(
+            rejected + accepted,
+            {"round": round_, "accepted": len(accepted), "rejected": len(rejected)},
+        )
+        self.accepted += len(accepted)
+        self.rejected.update(r["reason"] for r in rejected)
+        return accepted
+
+    def _rouge_filter(
+        self, round_: int, candidates: list[tuple[str, list[str]]], rejected: list[Record]
+    ) -> list[Record]:
+        """Greedy ROUGE-L filter; stops at the quota (later candidates are never examined)."""
+        quota = self.config.num_instructions - self.accepted
+        decisions = self.index.filter(
+            [text for text, _ in candidates], self.config.rouge_threshold, TOP_K_SIMILAR
+        )
+        accepted: list[Record] = []
+        for (text, examples), decision in zip(candidates, decisions, strict=True):
+            if len(accepted) == quota:
+                break
+            if not decision.accepted:
+                rejected.append(_rejection(round_, text, "too_similar", decision))
+                continue
+            accepted.append(
+                {
+                    "type": "instruction",
+                    "id": f"r{round_:05d}-{len(accepted):02d}",
+                    "round": round_,
+                    "instruction": text,
+                    "max_rouge_l": decision.max_score,
+                    "mean_rouge_l": decision.mean_score,
+                    "most_similar": decision.most_similar,
+                    "prompt_instructions": examples,
+                }
+            )
+        return accepted
+
+    def _add_instances(self, round_: int, accepted: list[Record]) -> None:
+        """Classify each accepted instruction, then generate and filter its instances."""
+        if not accepted:
+            return
+        texts = [r["instruction"] for r in accepted]
+        labels = self._classify(round_, texts)
+        completions = self.backend.generate(
+            [prompts.instance_prompt(t, c) for t, c in zip(texts, labels, strict=True)],
+            SamplingParams(
+                max_new_tokens=self.config.instance_max_new_tokens,
+                stop=prompts.INSTANCE_STOP,
+                repetition_penalty=self.config.repetition_penalty,
+                presence_penalty=self.config.presence_penalty,
+                seed=derive_seed(self.config.seed, "instances", round_),
+            ),
+        )
+        for record, is_clf, completion in zip(accepted, labels, completions, strict=True):
+            parsed = parse_instances(completion.text, is_clf, completion.finish_reason == "length")
+            kept, dropped = filter_instances(parsed)
+            record["is_classification"] = is_clf
+            record["instances"] = [{"input": i.input, "output": i.output} for i in kept]
+            record["rejected_instances"] = [
+                {"input": i.input, "output": i.output, "reason": reason} for i, reason in dropped
+            ]
+
+    def _classify(self, round_: int, texts: list[str]) -> list[bool]:
+        if self.config.classification_only:
+            return [True] * len(texts)
+        completions = self.backend.generate(
+            [prompts.classification_prompt(t) for t in texts],
+            SamplingParams(
+                max_new_tokens=3,
+                stop=prompts.CLASSIFICATION_STOP,
+                seed=derive_seed(self.config.seed, "classify", round_),
+            ),
+        )
+        return [parse_is_classification(c.text) for c in completions]
+
+    def usage(self) -> dict[str, Any]:
+        """Token accounting of this process's backend (empty when nothing was generated)."""
+        return {} if self._backend is None else asdict(self._backend.usage)
+
+
+def _rejection(
+    round_: int, text: str, reason: str, decision: FilterDecision | None = None
+) -> Record:
+    record: Record = {"type": "rejected", "round": round_, "text": text, "reason": reason}
+    if decision is not None:  # a near-duplicate: say of what
+        record["max_rouge_l"] = decision.max_score
+        record["most_similar"] = decision.most_similar[:1]
+    return record
