@@ -44,7 +44,8 @@ class PipelineConfig:
     )
     endpoint: list[str] = _opt(
         [],
-        "Server base URL for the tgi/openai backends (repeat the flag for several servers).",
+        "Server base URLs for the tgi/openai backends: --endpoint URL [URL ...], requests are "
+        "spread over all of them.",
         nargs="*",
     )
     max_concurrency: int = _opt(8, "Requests in flight per endpoint (tgi/openai backends).")
@@ -89,4 +90,17 @@ class PipelineConfig:
     seed: int = _opt(42, "Drives every random choice: in-context sampling, templates, sampling.")
     patience: int = _opt(
         25, "Give up after this many consecutive rounds that accept no new instruction."
+    )
+    chat: bool = _opt(
+        False,
+        "openai backend: send each prompt as a user message to /v1/chat/completions (the "
+        "server applies its chat template) instead of raw text to /v1/completions.",
+    )
+    request_timeout: float = _opt(
+        300.0, "Seconds before a tgi/openai request counts as timed out and is retried."
+    )
+    max_attempts: int = _opt(
+        6,
+        "Tries per tgi/openai request (exponential backoff with jitter in between) before it "
+        "counts as failed; 429, 5xx, timeouts and dropped connections are retried.",
     )

@@ -26,7 +26,7 @@ from .config import PipelineConfig
 from .filters import filter_instances, instruction_rejection
 from .parsing import parse_instances, parse_is_classification, split_instructions
 from .rouge import FilterDecision, RougeIndex
-from .runlog import Record, RunLog
+from .runlog import USAGE_KEYS, Record, RunLog
 from .seeds import SeedTask, load_seeds, seeds_fingerprint
 
 # Options that only say when to stop or where to send requests: a resumed run may change them.
@@ -144,6 +144,7 @@ class Pipeline:
 
     def _round(self, round_: int) -> list[Record]:
         cfg = self.config
+        usage_before = self._usage()
         rng = random.Random(derive_seed(cfg.seed, "round", round_))
         shown = [self._sample_examples(rng) for _ in range(cfg.batch_size)]
         completions = self.backend.generate(
@@ -168,9 +169,10 @@ class Pipeline:
                     candidates.append((item.text, examples))
         accepted = self._rouge_filter(round_, candidates, rejected)
         self._add_instances(round_, accepted)
+        usage = {k: v - usage_before[k] for k, v in self._usage().items()}
         self.log.append_round(
             rejected + accepted,
-            {"round": round_, "accepted": len(accepted), "rejected": len(rejected)},
+            {"round": round_, "accepted": len(accepted), "rejected": len(rejected), **usage},
         )
         self.accepted += len(accepted)
         self.rejected.update(r["reason"] for r in rejected)
@@ -243,9 +245,9 @@ class Pipeline:
         )
         return [parse_is_classification(c.text) for c in completions]
 
-    def usage(self) -> dict[str, Any]:
-        """Token accounting of this process's backend (empty when nothing was generated)."""
-        return {} if self._backend is None else asdict(self._backend.usage)
+    def _usage(self) -> dict[str, float]:
+        usage = self.backend.usage
+        return {key: getattr(usage, key) for key in USAGE_KEYS}
 
 
 def _rejection(

@@ -18,6 +18,7 @@ from typing import Any
 CONFIG_FILE = "config.json"
 LOG_FILE = "log.jsonl"
 ROUND = "round"
+USAGE_KEYS = ("requests", "failed_requests", "prompt_tokens", "completion_tokens", "seconds")
 
 Record = dict[str, Any]
 
@@ -43,6 +44,21 @@ def _read_complete_rounds(path: Path) -> tuple[list[Record], int]:
                 pending = []
                 end = f.tell()
     return records, end
+
+
+def read_log(run_dir: str | os.PathLike) -> list[Record]:
+    """The complete rounds of a run directory, read-only (for exports and statistics)."""
+    path = Path(run_dir) / LOG_FILE
+    return _read_complete_rounds(path)[0] if path.exists() else []
+
+
+def usage_from_log(records: list[Record]) -> dict[str, float]:
+    """Requests, tokens and seconds summed over the round markers, across resumes."""
+    totals: dict[str, float] = dict.fromkeys(USAGE_KEYS, 0)
+    for marker in (r for r in records if r.get("type") == ROUND):
+        for key in USAGE_KEYS:
+            totals[key] += marker.get(key, 0)
+    return totals
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -1,0 +1,32 @@
+"""Backends turn batches of prompts into completions; `load_backend` picks one from the options."""
+
+from __future__ import annotations
+
+from ..config import PipelineConfig
+from .base import Backend, Completion, SamplingParams
+
+
+def load_backend(config: PipelineConfig) -> Backend:
+    """Build the backend named by `config.backend` (imports stay lazy: torch is slow to load)."""
+    if config.backend == "transformers":
+        from .transformers import TransformersBackend
+
+        return TransformersBackend(config.model, batch_size=config.batch_size)
+    if not config.endpoint:
+        raise ValueError(f"--backend {config.backend} needs at least one --endpoint URL")
+    if config.backend == "tgi":
+        from .tgi import TGIBackend
+
+        return TGIBackend(
+            config.endpoint, model=config.model, max_concurrency=config.max_concurrency
+        )
+    if config.backend == "openai":
+        from .openai import OpenAIBackend
+
+        return OpenAIBackend(
+            config.endpoint, model=config.model, max_concurrency=config.max_concurrency
+        )
+    raise ValueError(f"unknown backend {config.backend!r}: choose transformers, tgi or openai")
+
+
+__all__ = ["Backend", "Completion", "SamplingParams", "load_backend"]

@@ -7,6 +7,7 @@ package ships, so a fresh machine needs no Hub access.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 from collections.abc import Sequence
@@ -54,8 +55,12 @@ def resolve_model(model: str) -> tuple[str, str | None]:
     return model, None
 
 
+@functools.cache
 def load_model_and_tokenizer(model: str):
-    """Load a causal LM and its tokenizer for batched generation (left padding, a pad token)."""
+    """Load a causal LM and its tokenizer for batched generation (left padding, a pad token).
+
+    Cached per process: the builder's three configurations, and tests, share one loaded model.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path, gguf_file = resolve_model(model)
@@ -81,15 +86,8 @@ class TransformersBackend(Backend):
 
     def __init__(self, model: str = EMBEDDED_MODEL, batch_size: int = 8) -> None:
         super().__init__()
-        self._model_id = model
         self.batch_size = batch_size
         self.lm, self.tokenizer = load_model_and_tokenizer(model)
-
-    @property
-    def model_name(self) -> str:
-        if self._model_id == EMBEDDED_MODEL:
-            return f"HuggingFaceTB/SmolLM2-135M-Instruct ({EMBEDDED_GGUF} from {EMBEDDED_PACKAGE})"
-        return self._model_id
 
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
         import time

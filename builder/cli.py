@@ -1,0 +1,184 @@
+"""`self-instruct generate | push | stats`: the command line.
+
+Options are the dataclass fields of `PipelineConfig`, `GenerateArguments` and `PushConfig`, read by
+`transformers.HfArgumentParser`, so `--help` shows each option's help and real default, and
+`--config run.yaml` works as in TRL's scripts. Heavy imports wait until a command runs.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .config import PipelineConfig
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are a user's mistake or a broken environment: a message, not a traceback."""
+    from .backends.http import BackendError
+    from .backends.transformers import ModelNotFoundError
+    from .export import OutputFolderError
+    from .hub import PushError
+    from .runlog import RunConfigMismatchError
+    from .seeds import SeedFileError
+
+    return (
+        SeedFileError,
+        OutputFolderError,
+        RunConfigMismatchError,
+        ModelNotFoundError,
+        PushError,
+        BackendError,
+    )
+
+
+_GENERATE_EXAMPLES = """examples:
+  self-instruct generate --num-instructions 40 --output my-data
+  self-instruct generate --seeds my_seeds.jsonl --model ./my-checkpoint --output my-data
+  self-instruct generate --backend openai --endpoint http://gpu1:8000 --endpoint http://gpu2:8000 \\
+      --model Qwen/Qwen2.5-7B-Instruct --num-instructions 5000 --output big-run
+  self-instruct generate ... --output my-data --resume      # continue a stopped run
+
+then: datasets.load_dataset("my-data", "instances")"""
+
+
+@dataclass
+class GenerateArguments:
+    """Where the data goes."""
+
+    output: str = field(
+        default="self-instruct-data",
+        metadata={"help": "Folder to write, laid out like a Hub dataset repo (card + Parquet)."},
+    )
+    resume: bool = field(
+        default=False, metadata={"help": "Continue the run already in --output where it stopped."}
+    )
+    overwrite: bool = field(
+        default=False, metadata={"help": "Delete whatever --output holds before starting."}
+    )
+    push_to_hub: str | None = field(
+        default=None,
+        metadata={"help": "Also push the result as a new version (tag vN) of this Hub dataset."},
+    )
+
+
+def _parser(dataclasses: tuple, prog: str, description: str, epilog: str | None = None):
+    import argparse
+
+    from transformers import HfArgumentParser
+
+    class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+        """Keeps the examples' line breaks and shows every option's default."""
+
+    return HfArgumentParser(
+        dataclasses, prog=prog, description=description, epilog=epilog, formatter_class=Formatter
+    )
+
+
+def _parse(parser, argv: Sequence[str]) -> tuple:
+    if len(argv) == 2 and argv[0] == "--config":
+        return parser.parse_yaml_file(argv[1])
+    return parser.parse_args_into_dataclasses(args=list(argv))
+
+
+def generate(argv: Sequence[str]) -> None:
+    """Run the pipeline into a folder, print the funnel, optionally push."""
+    from pathlib import Path
+
+    from .export import export, prepare_output
+
+    parser = _parser(
+        (PipelineConfig, GenerateArguments),
+        "self-instruct generate",
+        "Bootstrap instructions and instances from seed tasks with a language model (Self-Instruct"
+        ", Wang et al. 2023), filter them, and write a dataset folder.",
+        _GENERATE_EXAMPLES,
+    )
+    config, args = _parse(parser, argv)
+    folder = Path(args.output)
+    prepare_output(folder, resume=args.resume, overwrite=args.overwrite)
+    start = time.monotonic()
+    try:
+        result = export(config, folder, command="self-instruct generate " + " ".join(argv))
+    except KeyboardInterrupt:
+        sys.exit(
+            f"\nInterrupted. Every finished round is in {folder}/.self-instruct/log.jsonl; "
+            "rerun the "
+            "same command with --resume to continue."
+        )
+    print(_summary(result, time.monotonic() - start))
+    if args.push_to_hub:
+        from .hub import push_folder
+
+        pushed = push_folder(folder, args.push_to_hub)
+        print(f"Pushed {pushed.repo_id}@{pushed.tag} ({pushed.commit_url})")
+
+
+def _summary(result, seconds: float) -> str:
+    lines = [f"\nDone in {seconds / 60:.1f} min. Filtering funnel:"]
+    for stage, funnel in result.funnel.items():
+        rejected = ", ".join(f"{k} {v}" for k, v in funnel["rejected"].items()) or "none"
+        lines.append(
+            f"  {stage:<12} generated {funnel['generated']:>6}  kept {funnel['kept']:>6}"
+            f"  rejected: {rejected}"
+        )
+    rows = ", ".join(f"{name} {n}" for name, n in result.num_rows.items())
+    lines += [
+        f"Rows: {rows}",
+        f"Data: {result.folder.resolve()} (card: {result.folder / 'README.md'})",
+        f'Load: datasets.load_dataset("{result.folder}", "instances")',
+    ]
+    return "\n".join(lines)
+
+
+def push(argv: Sequence[str]) -> None:
+    """`self-instruct push DIR REPO_ID [--tag T] [--private] [--revision B] [--create-pr]`."""
+    from .hub import PushConfig, push_main
+
+    parser = _parser((PushConfig,), "self-instruct push", "Push a generated folder as a version.")
+    positional = [a for a in argv[:2] if not a.startswith("-")]
+    named = ["--folder", positional[0]] if positional else []
+    named += ["--repo_id", positional[1]] if len(positional) > 1 else []
+    (config,) = _parse(parser, [*named, *argv[len(positional) :]])
+    push_main(config)
+
+
+def stats(argv: Sequence[str]) -> None:
+    """`self-instruct stats DATA`: the paper's Table 1 for a seed file, folder or Hub dataset."""
+    if len(argv) != 1 or argv[0].startswith("-"):
+        sys.exit(
+            "usage: self-instruct stats DATA\n  DATA: a seed_tasks.jsonl-style file, a folder "
+            "written by `self-instruct generate`, or a Hub dataset id"
+        )
+    from .dataset_card import stats_main
+
+    print(stats_main(argv[0]))
+
+
+COMMANDS = {"generate": generate, "push": push, "stats": stats}
+_USAGE = """usage: self-instruct {generate,push,stats} [options]
+
+  generate  bootstrap a Self-Instruct dataset from seed tasks with a model
+  push      upload a generated folder to the Hub as a new version (tag)
+  stats     print the paper's Table 1 statistics for a dataset
+
+`self-instruct COMMAND --help` explains each command's options and defaults."""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        print(_USAGE, file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
+    try:
+        COMMANDS[argv[0]](argv[1:])
+    except Exception as err:
+        if isinstance(err, expected_errors()):
+            sys.exit(f"self-instruct {argv[0]}: error: {err}")
+        raise
+
+
+if __name__ == "__main__":
+    main()
