@@ -86,10 +86,17 @@ def _remove_stale(folder: Path, keep: set[str]) -> None:
             path.unlink()
 
 
-def funnel_from_log(records: list[Record]) -> dict[str, dict[str, Any]]:
-    """Generated -> rejected by reason -> kept, for instructions and for instances."""
+def funnel_from_log(records: list[Record], limit: int | None = None) -> dict[str, dict[str, Any]]:
+    """Generated -> rejected by reason -> kept, for instructions and for instances.
+
+    Accepted instructions past `limit` (the last round's surplus over --num-instructions) count
+    as rejected `beyond_quota`; their instances are not counted.
+    """
     accepted = [r for r in records if r["type"] == "instruction"]
     rejected = Counter(r["reason"] for r in records if r["type"] == "rejected")
+    if limit is not None and len(accepted) > limit:
+        rejected["beyond_quota"] = len(accepted) - limit
+        accepted = accepted[:limit]
     inst_rejected = Counter(x["reason"] for r in accepted for x in r["rejected_instances"])
     inst_kept = sum(len(r["instances"]) for r in accepted)
 
@@ -164,7 +171,7 @@ def export(config: PipelineConfig, folder: Path, *, command: str) -> ExportResul
         data_files = {name: [_write_parquet(rows[name], folder, name)] for name in CONFIG_NAMES}
         _remove_stale(folder, {f for files in data_files.values() for f in files})
         records = read_log(run_dir)
-        funnel = funnel_from_log(records)
+        funnel = funnel_from_log(records, config.num_instructions)
         render_card(
             folder,
             data_files=data_files,

@@ -44,6 +44,7 @@ INSTRUCTION_REASONS = (
     "starts_with_punctuation",
     "starts_with_non_ascii",
     "too_similar",
+    "beyond_quota",  # valid, but the round that reached --num-instructions had more
 )
 INSTANCE_REASONS = (
     "truncated",

@@ -10,6 +10,7 @@ repeats exactly the rounds an uninterrupted one would have made.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 import time
 from collections import Counter
@@ -81,21 +82,25 @@ class Pipeline:
         return self._backend
 
     def __iter__(self) -> Iterator[Record]:
-        """Accepted instruction records: first those already in the log, then new ones."""
+        """The first `num_instructions` accepted records: those in the log, then new ones.
+
+        Rounds are logged whole, whatever the quota, so that a run extended later with a larger
+        `num_instructions` is the same as one that asked for more from the start.
+        """
         records = self.log.open()
         try:
             self.index.add(s.instruction for s in self.seeds)
             self.index.add(r["instruction"] for r in self.log.iter_type("instruction"))
             self.accepted = sum(1 for _ in self.log.iter_type("instruction"))
             self.rejected.update(r["reason"] for r in self.log.iter_type("rejected"))
-            yield from self.log.iter_type("instruction")
-            yield from self._generate(next_round=sum(r["type"] == "round" for r in records))
+            next_round = sum(r["type"] == "round" for r in records)
+            every = itertools.chain(self.log.iter_type("instruction"), self._generate(next_round))
+            yield from itertools.islice(every, self.config.num_instructions)
         finally:
             self.log.close()
 
     @property
     def machine_instructions(self) -> list[str]:
-        """The generated pool (in the last round it may also hold candidates past the quota)."""
         return self.index.texts[len(self.seeds) :]
 
     def _generate(self, next_round: int) -> Iterator[Record]:
@@ -108,14 +113,14 @@ class Pipeline:
             disable=not self.progress,
         )
         idle, start, round_, new = self._idle_rounds(), time.monotonic(), next_round, 0
-        while self.accepted < cfg.num_instructions and idle < cfg.patience:
-            accepted = self._round(round_)
-            yield from accepted
-            idle = 0 if accepted else idle + 1
-            round_, new = round_ + 1, new + len(accepted)
-            bar.update(len(accepted))
-            bar.set_postfix_str(self._postfix(new / max(time.monotonic() - start, 1e-9)))
-        bar.close()
+        with bar:
+            while self.accepted < cfg.num_instructions and idle < cfg.patience:
+                accepted = self._round(round_)
+                idle = 0 if accepted else idle + 1
+                round_, new = round_ + 1, new + len(accepted)
+                bar.update(len(accepted))
+                bar.set_postfix_str(self._postfix(new / max(time.monotonic() - start, 1e-9)))
+                yield from accepted
         if idle >= cfg.patience:
             tqdm.write(
                 f"Stopped: {cfg.patience} rounds in a row accepted nothing "
@@ -181,15 +186,12 @@ class Pipeline:
     def _rouge_filter(
         self, round_: int, candidates: list[tuple[str, list[str]]], rejected: list[Record]
     ) -> list[Record]:
-        """Greedy ROUGE-L filter; stops at the quota (later candidates are never examined)."""
-        quota = self.config.num_instructions - self.accepted
+        """Greedy ROUGE-L filter against the pool and the round's earlier acceptances."""
         decisions = self.index.filter(
             [text for text, _ in candidates], self.config.rouge_threshold, TOP_K_SIMILAR
         )
         accepted: list[Record] = []
         for (text, examples), decision in zip(candidates, decisions, strict=True):
-            if len(accepted) == quota:
-                break
             if not decision.accepted:
                 rejected.append(_rejection(round_, text, "too_similar", decision))
                 continue
@@ -201,7 +203,7 @@ class Pipeline:
                     "instruction": text,
                     "max_rouge_l": decision.max_score,
                     "mean_rouge_l": decision.mean_score,
-                    "most_similar": decision.most_similar,
+                    "most_similar": _similar(decision),
                     "prompt_instructions": examples,
                 }
             )
@@ -256,5 +258,10 @@ def _rejection(
     record: Record = {"type": "rejected", "round": round_, "text": text, "reason": reason}
     if decision is not None:  # a near-duplicate: say of what
         record["max_rouge_l"] = decision.max_score
-        record["most_similar"] = decision.most_similar[:1]
+        record["most_similar"] = _similar(decision)[:1]
     return record
+
+
+def _similar(decision: FilterDecision) -> list[dict[str, Any]]:
+    """In the `instructions` row schema, and as JSON gives it back on replay."""
+    return [{"instruction": text, "rouge_l": score} for text, score in decision.most_similar]

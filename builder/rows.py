@@ -64,7 +64,7 @@ def instruction_rows(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
         "is_classification": record["is_classification"],
         "max_rouge_l": record["max_rouge_l"],
         "mean_rouge_l": record["mean_rouge_l"],
-        "most_similar": [{"instruction": t, "rouge_l": s} for t, s in record["most_similar"]],
+        "most_similar": record["most_similar"],
         "num_instances": len(record["instances"]),
         "round": record["round"],
         "prompt_instructions": record["prompt_instructions"],

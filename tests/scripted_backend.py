@@ -1,0 +1,82 @@
+"""A scripted, deterministic, instant stand-in for a language model, for control-flow tests.
+
+It recognises the pipeline's four prompt kinds and answers each from a hash of (prompt, seed):
+new numbered instructions (some of them filter bait: too short, blacklisted, copies of the
+prompt's own items), yes/no classification answers, and instances in the paper's formats. Real
+models are tested elsewhere; this one makes the loop's bookkeeping testable in milliseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+
+from self_instruct import prompts
+from self_instruct.backends.base import Backend, Completion, SamplingParams, cut_at_stop
+
+VERBS = ("Describe", "Explain", "List", "Compare", "Summarize", "Suggest", "Rewrite", "Classify")
+TOPICS = (
+    "renewable energy",
+    "medieval castles",
+    "team sports",
+    "healthy breakfasts",
+    "ocean tides",
+    "job interviews",
+    "ancient Rome",
+    "personal budgets",
+    "volcanoes",
+    "chess openings",
+    "coral reefs",
+    "city parks",
+)
+ANGLES = ("for a child", "in three sentences", "with one example", "for a beginner", "briefly")
+
+
+class ScriptedBackend(Backend):
+    name = "scripted"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[str]] = []
+
+    def generate(self, prompts_: Sequence[str], params: SamplingParams) -> list[Completion]:
+        self.calls.append(list(prompts_))
+        out = [self._complete(p, params) for p in prompts_]
+        self.usage.add(out, 0.0)
+        return out
+
+    def _complete(self, prompt: str, params: SamplingParams) -> Completion:
+        digest = hashlib.sha256(f"{params.seed}|{prompt}".encode()).digest()
+        rng = random.Random(digest)
+        if prompt.startswith(prompts.CLASSIFICATION_INSTRUCTION_HEADER) or prompt.startswith(
+            prompts.INSTRUCTION_HEADER
+        ):
+            text = self._instructions(prompt, rng)
+        elif prompt.rstrip().endswith(prompts.CLASSIFICATION_QUESTION):
+            text = rng.choice((" Yes", " No", " No"))
+        elif prompt.startswith(prompts.OUTPUT_FIRST_HEADER):
+            text = "Class label: Yes\nInput: It is sunny.\nClass label: No\nInput: It rains.\n"
+        else:
+            n = rng.randint(1, 3)
+            text = "".join(
+                f"Example {k}\nInput: case {k} of {rng.choice(TOPICS)}\nOutput: answer {k}\n"
+                for k in range(1, n + 1)
+            )
+        text, _ = cut_at_stop(text, params.stop)
+        return Completion(text, "stop", prompt_tokens=len(prompt.split()), completion_tokens=9)
+
+    @staticmethod
+    def _instructions(prompt: str, rng: random.Random) -> str:
+        shown = [line.split(". ", 1)[1] for line in prompt.splitlines()[1:] if ". " in line]
+        items = [
+            f"{rng.choice(VERBS)} {rng.choice(TOPICS)} {rng.choice(ANGLES)} "
+            f"using idea number {rng.randint(1, 10**6)}",
+            "Too short",
+            "Draw a picture of a cat and describe its colours",
+            rng.choice(shown),
+            f"{rng.choice(VERBS)} {rng.choice(TOPICS)} {rng.choice(ANGLES)}",
+        ]
+        return " " + "".join(f"{item}\n{n}. " for n, item in enumerate(items, 10)).rstrip(
+            " .0123456789"
+        )

@@ -1,0 +1,139 @@
+"""The bootstrap loop's bookkeeping, with the scripted backend (real models: test_end_to_end.py)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from rouge_score import rouge_scorer
+
+from self_instruct import prompts
+from self_instruct.config import PipelineConfig
+from self_instruct.export import funnel_from_log
+from self_instruct.filters import instruction_rejection
+from self_instruct.parsing import Parsed
+from self_instruct.pipeline import Pipeline
+from self_instruct.runlog import LOG_FILE, RunConfigMismatchError, read_log
+from self_instruct.seeds import load_seeds
+
+
+def run(tmp_path, backend, name="run", **options):
+    config = PipelineConfig(**{"num_instructions": 12, "batch_size": 4, **options})
+    pipeline = Pipeline(config, tmp_path / name, backend=backend, progress=False)
+    return pipeline, list(pipeline)
+
+
+def test_accepted_instructions_pass_every_filter_and_rouge(tmp_path, scripted_backend):
+    pipeline, accepted = run(tmp_path, scripted_backend)
+    assert len(accepted) == 12
+    texts = [r["instruction"] for r in accepted]
+    assert all(instruction_rejection(Parsed(t)) is None for t in texts)
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    pool = [s.instruction for s in load_seeds()]
+    for text in texts:  # against the seeds and every earlier accepted instruction
+        assert max(scorer.score(p, text)["rougeL"].fmeasure for p in pool) <= 0.7
+        pool.append(text)
+    for record in accepted:
+        assert record["max_rouge_l"] <= 0.7
+        assert record["most_similar"][0]["rouge_l"] == pytest.approx(record["max_rouge_l"])
+
+
+def test_funnel_adds_up_and_names_the_bait(tmp_path, scripted_backend):
+    pipeline, accepted = run(tmp_path, scripted_backend)
+    funnel = funnel_from_log(read_log(pipeline.log.dir), limit=12)
+    for stage in funnel.values():
+        assert stage["generated"] == stage["kept"] + sum(stage["rejected"].values())
+    rejected = funnel["instructions"]["rejected"]
+    # The scripted model always offers a 2-word item, a blacklisted one and a copy of a shown one.
+    assert rejected["too_short"] >= 3 and rejected["blacklisted_word"] >= 3
+    assert rejected["too_similar"] >= 3
+    assert funnel["instances"]["kept"] == sum(len(r["instances"]) for r in accepted)
+
+
+def test_prompts_mix_seeds_and_machine_instructions(tmp_path, scripted_backend):
+    pipeline, accepted = run(tmp_path, scripted_backend)
+    seeds = {s.instruction for s in pipeline.seeds}
+    generated = {r["instruction"] for r in accepted}
+    later = [r for r in accepted if r["round"] > 0]
+    for record in accepted:
+        shown = record["prompt_instructions"]
+        assert len(shown) == 8
+        assert sum(s in generated for s in shown) <= 2
+    assert any(any(s not in seeds for s in r["prompt_instructions"]) for r in later)
+    first_prompt = scripted_backend.calls[0][0]
+    assert first_prompt.startswith(prompts.INSTRUCTION_HEADER) and first_prompt.endswith("\n9.")
+
+
+def test_classification_only_uses_classification_seeds_and_header(tmp_path, scripted_backend):
+    pipeline, accepted = run(tmp_path, scripted_backend, classification_only=True)
+    assert all(s.is_classification for s in pipeline.seeds)
+    assert all(r["is_classification"] for r in accepted)
+    assert scripted_backend.calls[0][0].startswith(prompts.CLASSIFICATION_INSTRUCTION_HEADER)
+
+
+def test_interrupted_round_is_redone_identically(tmp_path, scripted_backend):
+    from scripted_backend import ScriptedBackend
+
+    _, full = run(tmp_path, scripted_backend, name="full")
+    _, partial = run(tmp_path, ScriptedBackend(), name="cut", num_instructions=5)
+    log = tmp_path / "cut" / LOG_FILE
+    with log.open("a") as f:  # a crash in the middle of the next round: a torn line
+        f.write(json.dumps({"type": "rejected", "round": 99, "text": "x", "reason": "too_short"}))
+        f.write('\n{"type": "instru')
+    resumed_backend = ScriptedBackend()
+    _, resumed = run(tmp_path, resumed_backend, name="cut")
+    assert [r["id"] for r in resumed] == [r["id"] for r in full]
+    assert [r["instruction"] for r in resumed] == [r["instruction"] for r in full]
+    rounds = [r["round"] for r in read_log(tmp_path / "cut") if r["type"] == "round"]
+    assert rounds == sorted(set(rounds))  # no round twice, none skipped
+    assert len(resumed_backend.calls) < len(scripted_backend.calls)
+
+
+def test_finished_run_replays_without_a_backend(tmp_path, scripted_backend):
+    _, first = run(tmp_path, scripted_backend)
+    config = PipelineConfig(num_instructions=12, batch_size=4, backend="tgi")  # no endpoint
+    with pytest.raises(RunConfigMismatchError, match="backend: 'transformers' -> 'tgi'"):
+        list(Pipeline(config, tmp_path / "run", progress=False))
+    config = PipelineConfig(num_instructions=12, batch_size=4)
+    replayed = Pipeline(config, tmp_path / "run", backend=None, progress=False)
+    assert list(replayed) == first
+    assert replayed._backend is None  # no model was loaded
+
+
+def test_resume_with_other_options_says_what_differs(tmp_path, scripted_backend):
+    run(tmp_path, scripted_backend, num_instructions=3)
+    with pytest.raises(RunConfigMismatchError) as err:
+        run(tmp_path, scripted_backend, num_instructions=3, temperature=1.0, seed=7)
+    assert "temperature: 0.7 -> 1.0" in str(err.value) and "seed: 42 -> 7" in str(err.value)
+
+
+def test_same_seed_same_run_other_seed_other_run(tmp_path):
+    from scripted_backend import ScriptedBackend
+
+    def texts(name, seed):
+        _, accepted = run(tmp_path, ScriptedBackend(), name=name, seed=seed, num_instructions=6)
+        return [r["instruction"] for r in accepted]
+
+    assert texts("a", 1) == texts("b", 1)
+    assert texts("c", 1) != texts("d", 2)
+
+
+def test_patience_stops_a_run_that_accepts_nothing(tmp_path):
+    from self_instruct.backends.base import Backend, Completion
+
+    class Parrot(Backend):
+        def generate(self, prompts_, params):
+            return [Completion(" Too short", "stop") for _ in prompts_]
+
+    _, accepted = run(tmp_path, Parrot(), patience=3)
+    assert accepted == []
+    markers = [r for r in read_log(tmp_path / "run") if r["type"] == "round"]
+    assert len(markers) == 3
+
+
+def test_ids_are_unique_and_ordered(tmp_path, scripted_backend):
+    _, accepted = run(tmp_path, scripted_backend)
+    ids = [r["id"] for r in accepted]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert all(a != b for a, b in itertools.pairwise(ids))
