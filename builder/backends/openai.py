@@ -1,0 +1,89 @@
+"""OpenAI-compatible servers (vLLM, SGLang, llama.cpp, TGI), through `huggingface_hub`.
+
+Chat completions go through `AsyncInferenceClient.chat_completion` in its `base_url` mode. The
+client has no method for the plain `/v1/completions` the paper's prompts need (a raw prompt to
+continue, no chat template), so that path posts the OpenAI request itself, on the same session and
+with the same error handling (`hf_raise_for_status`) as the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import urlparse
+
+from huggingface_hub.utils import hf_raise_for_status
+
+from .base import Completion, SamplingParams
+from .http import Endpoint, HTTPBackend, MalformedResponseError, to_completion
+
+
+def completions_url(base_url: str) -> str:
+    """`http://host:8000` and `http://host:8000/v1` both mean `http://host:8000/v1/completions`."""
+    path = urlparse(base_url).path.rstrip("/")
+    return f"{base_url}/completions" if path.endswith("/v1") else f"{base_url}/v1/completions"
+
+
+def sampling_fields(params: SamplingParams) -> dict:
+    """SamplingParams -> the OpenAI request fields (temperature 0 is greedy there)."""
+    fields = {
+        "max_tokens": params.max_new_tokens,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "stop": list(params.stop) or None,
+        "presence_penalty": params.presence_penalty or None,
+        "seed": params.seed,
+    }
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+class OpenAIBackend(HTTPBackend):
+    """Completions from OpenAI-compatible servers; `chat=True` wraps each prompt as a user turn."""
+
+    name = "openai"
+
+    def __init__(self, endpoints: Sequence[str], *, model: str, chat: bool = False, **kwargs):
+        super().__init__(endpoints, model=model, **kwargs)
+        self.chat = chat
+
+    async def _request(self, endpoint: Endpoint, prompt: str, params: SamplingParams) -> Completion:
+        if self.chat:
+            return await self._chat_completion(endpoint, prompt, params)
+        return await self._text_completion(endpoint, prompt, params)
+
+    async def _chat_completion(
+        self, endpoint: Endpoint, prompt: str, params: SamplingParams
+    ) -> Completion:
+        output = await endpoint.client.chat_completion(
+            [{"role": "user", "content": prompt}], model=self.model, **sampling_fields(params)
+        )
+        if not output.choices or output.usage is None:
+            raise MalformedResponseError(f"{endpoint.url} answered without choices or usage")
+        choice = output.choices[0]
+        return to_completion(
+            choice.message.content,
+            choice.finish_reason,
+            params,
+            output.usage.prompt_tokens,
+            output.usage.completion_tokens,
+        )
+
+    async def _text_completion(
+        self, endpoint: Endpoint, prompt: str, params: SamplingParams
+    ) -> Completion:
+        body = {"model": self.model, "prompt": prompt, **sampling_fields(params)}
+        response = await endpoint.session.post(
+            completions_url(endpoint.url), json=body, headers=endpoint.client.headers
+        )
+        hf_raise_for_status(response)
+        data = response.json()
+        try:
+            choice, usage = data["choices"][0], data["usage"]
+            return to_completion(
+                choice["text"],
+                choice["finish_reason"],
+                params,
+                usage["prompt_tokens"],
+                usage["completion_tokens"],
+            )
+        except (KeyError, IndexError, TypeError) as error:
+            raise MalformedResponseError(f"{endpoint.url} answered {data!r:.200}") from error
