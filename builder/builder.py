@@ -56,13 +56,9 @@ class SelfInstructConfig(datasets.BuilderConfig, PipelineConfig):
     run_dir: str | None = None
 
     def __post_init__(self):
-        super().__post_init__()
+        super().__post_init__()  # datasets' own checks of the name
         if self.name not in CONFIG_NAMES:
             raise ValueError(f"config name {self.name!r} is not one of {CONFIG_NAMES}")
-        if self.num_instructions < 1:
-            raise ValueError(f"num_instructions must be >= 1, got {self.num_instructions}")
-        if not 0.0 <= self.rouge_threshold <= 1.0:
-            raise ValueError(f"rouge_threshold must be in [0, 1], got {self.rouge_threshold}")
 
     def pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(**{f.name: getattr(self, f.name) for f in fields(PipelineConfig)})
@@ -77,6 +73,11 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
     ]
     DEFAULT_CONFIG_NAME = "instances"
     DEFAULT_WRITER_BATCH_SIZE = 64  # rows arrive slowly: flush the Arrow writer often
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # datasets sets config kwargs on a copy of a predefined config, after its __post_init__
+        self.config.validate()
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(

@@ -15,6 +15,10 @@ EMBEDDED_MODEL = "embedded"
 BUNDLED_SEEDS = "bundled"
 
 
+class ConfigError(ValueError):
+    """An option value that cannot work; the message names the option and the value."""
+
+
 def _opt(default, help: str, **kwargs):
     """A dataclass field carrying its `--help` text (the HfArgumentParser convention)."""
     if isinstance(default, list):
@@ -104,3 +108,24 @@ class PipelineConfig:
         "Tries per tgi/openai request (exponential backoff with jitter in between) before it "
         "counts as failed; 429, 5xx, timeouts and dropped connections are retried.",
     )
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Fail before any model is loaded, naming the option and the value received."""
+        positive = ("num_instructions", "batch_size", "max_new_tokens", "instance_max_new_tokens")
+        for name in (*positive, "num_prompt_instructions", "patience", "max_concurrency"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.num_machine_instructions <= self.num_prompt_instructions:
+            raise ConfigError(
+                "--num_machine_instructions must be between 0 and --num_prompt_instructions "
+                f"({self.num_prompt_instructions}), got {self.num_machine_instructions}"
+            )
+        if not 0.0 <= self.rouge_threshold <= 1.0:
+            raise ConfigError(f"--rouge_threshold must be in [0, 1], got {self.rouge_threshold}")
+        if self.temperature < 0:
+            raise ConfigError(f"--temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"--top_p must be in (0, 1], got {self.top_p}")

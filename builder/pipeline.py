@@ -61,6 +61,7 @@ class Pipeline:
         backend: Backend | None = None,
         progress: bool = True,
     ) -> None:
+        config.validate()
         self.config = config
         self.seeds = load_seeds(config.seeds)
         if config.classification_only:
