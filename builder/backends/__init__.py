@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import PipelineConfig
+from ..config import ConfigError, PipelineConfig
 from .base import Backend, Completion, SamplingParams
 
 
@@ -13,20 +13,24 @@ def load_backend(config: PipelineConfig) -> Backend:
 
         return TransformersBackend(config.model, batch_size=config.batch_size)
     if not config.endpoint:
-        raise ValueError(f"--backend {config.backend} needs at least one --endpoint URL")
+        raise ConfigError(f"--backend {config.backend} needs at least one --endpoint URL")
+    from .http import RetryPolicy
+
+    common = {
+        "model": config.model,
+        "max_concurrency": config.max_concurrency,
+        "timeout": config.request_timeout,
+        "retry": RetryPolicy(max_attempts=config.max_attempts),
+    }
     if config.backend == "tgi":
         from .tgi import TGIBackend
 
-        return TGIBackend(
-            config.endpoint, model=config.model, max_concurrency=config.max_concurrency
-        )
+        return TGIBackend(config.endpoint, **common)
     if config.backend == "openai":
         from .openai import OpenAIBackend
 
-        return OpenAIBackend(
-            config.endpoint, model=config.model, max_concurrency=config.max_concurrency
-        )
-    raise ValueError(f"unknown backend {config.backend!r}: choose transformers, tgi or openai")
+        return OpenAIBackend(config.endpoint, chat=config.chat, **common)
+    raise ConfigError(f"unknown backend {config.backend!r}: choose transformers, tgi or openai")
 
 
 __all__ = ["Backend", "Completion", "SamplingParams", "load_backend"]

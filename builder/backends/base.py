@@ -66,8 +66,12 @@ class Backend(abc.ABC):
         self.usage = Usage()
 
     @abc.abstractmethod
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
-        """Return exactly one completion per prompt, in prompt order."""
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion | None]:
+        """Return exactly one result per prompt, in prompt order.
+
+        `None` stands for a request that failed for good after its retries (server backends
+        only); it is counted in `usage.failed_requests`, and the pipeline skips it.
+        """
 
     @property
     def model_name(self) -> str:
