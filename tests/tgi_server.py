@@ -1,0 +1,303 @@
+"""HTTP servers on 127.0.0.1 that speak what the server backends call, for tests and benchmarks.
+
+- `ModelTGIApp`: Text Generation Inference's `/generate`, `/info` and `/health`, answered by a real
+  model (a `TransformersBackend`). Requests and responses are checked against TGI's published
+  OpenAPI schema when `../shared/anchors/tgi/openapi.json` is present: a request our client
+  builds wrongly gets TGI's own 422.
+- `ScriptedApp`: no model. It echoes each prompt (TGI `/generate`, OpenAI `/v1/completions` and
+  `/v1/chat/completions`) after a fixed latency with a fixed capacity, and injects faults (503,
+  a hang past the client's timeout, a dropped connection, malformed JSON, a 4xx) on a schedule
+  keyed by prompt and attempt, so that what happens does not depend on arrival order.
+
+Run one with `with LocalServer(app) as server: ... server.url ...`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from self_instruct.backends.base import Backend, SamplingParams
+
+OPENAPI = Path(__file__).resolve().parents[1].parent / "shared" / "anchors" / "tgi" / "openapi.json"
+
+
+@dataclass
+class Reply:
+    """What to answer: JSON (or raw bytes) with a status, or nothing at all (`drop`)."""
+
+    status: int = 200
+    body: object = None
+    drop: bool = False
+
+
+def tgi_error(status: int, message: str, error_type: str) -> Reply:
+    """TGI's `ErrorResponse`."""
+    return Reply(status, {"error": message, "error_type": error_type})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like the real servers
+
+    def do_GET(self) -> None:
+        self._answer(self.server.app.handle("GET", self.path, None))
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError as error:
+            self._answer(tgi_error(400, f"invalid JSON: {error}", "validation"))
+            return
+        self._answer(self.server.app.handle("POST", self.path, body))
+
+    def _answer(self, reply: Reply) -> None:
+        if reply.drop:
+            self.close_connection = True  # the socket closes with no response at all
+            return
+        body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+        self.send_response(reply.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        with contextlib.suppress(ConnectionError):  # the client gave up (a "hang" fault)
+            self.wfile.write(body)
+
+    def log_message(self, format, *args) -> None:  # quiet test output
+        pass
+
+
+class LocalServer:
+    """Serve an app (`handle(method, path, body) -> Reply`) on a free loopback port."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.app = app
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self) -> LocalServer:
+        serve = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        serve.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        getattr(self.app, "stopping", threading.Event()).set()  # release hanging handlers
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def openapi_validator(schema_name: str) -> Callable[[object], None] | None:
+    """A function that raises `jsonschema.ValidationError` unless an object fits TGI's schema.
+
+    None when the anchor file is absent. OpenAPI 3.0's `nullable` is not JSON Schema: it becomes
+    `anyOf [..., null]` so that, say, a null `logprob` is accepted as TGI's spec means it.
+    """
+    if not OPENAPI.is_file():
+        return None
+    import jsonschema
+
+    spec = _nullable_to_json_schema(json.loads(OPENAPI.read_text()))
+    schema = {"components": spec["components"], "$ref": f"#/components/schemas/{schema_name}"}
+    return jsonschema.Draft202012Validator(schema).validate
+
+
+def _nullable_to_json_schema(node):
+    if isinstance(node, list):
+        return [_nullable_to_json_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _nullable_to_json_schema(value) for key, value in node.items()}
+    if node.pop("nullable", False):
+        return {"anyOf": [node, {"type": "null"}]}
+    return node
+
+
+class ModelTGIApp:
+    """TGI's native API over a real model; one generation at a time, like a batch-size-1 server."""
+
+    def __init__(self, backend: Backend, model_id: str = "HuggingFaceTB/SmolLM2-135M-Instruct"):
+        self.backend = backend
+        self.model_id = model_id
+        self.check_request = openapi_validator("GenerateRequest")
+        self._lock = threading.Lock()
+
+    def handle(self, method: str, path: str, body) -> Reply:
+        if (method, path) == ("GET", "/health"):
+            return Reply(200, b"")
+        if (method, path) == ("GET", "/info"):
+            return Reply(200, self.info())
+        if (method, path) == ("POST", "/generate"):
+            return self.generate(body)
+        return tgi_error(404, f"no route {method} {path}", "validation")
+
+    def info(self) -> dict:
+        return {
+            "model_id": self.model_id,
+            "max_concurrent_requests": 1,
+            "max_best_of": 1,
+            "max_stop_sequences": 4,
+            "max_input_tokens": 2048,
+            "max_total_tokens": 4096,
+            "validation_workers": 1,
+            "max_client_batch_size": 1,
+            "router": "tests/tgi_server.py",
+            "version": "0.0.0-test",
+        }
+
+    def generate(self, request: dict) -> Reply:
+        if self.check_request is not None:
+            import jsonschema
+
+            try:
+                self.check_request(request)
+            except jsonschema.ValidationError as error:
+                return tgi_error(422, f"Input validation error: {error.message}", "validation")
+        parameters = request.get("parameters") or {}
+        problem = _invalid_parameters(parameters)
+        if problem:
+            return tgi_error(422, f"Input validation error: {problem}", "validation")
+        params = _sampling_params(parameters)
+        with self._lock:
+            [completion] = self.backend.generate([request["inputs"]], params)
+        return Reply(200, self._response(request["inputs"], completion, parameters))
+
+    def _response(self, prompt: str, completion, parameters: dict) -> dict:
+        """TGI's `GenerateResponse`; logprobs are not computed here, which TGI's schema allows."""
+        tokenizer = self.backend.tokenizer
+
+        def tokens(ids: list[int]) -> list[dict]:
+            return [{"id": i, "text": tokenizer.decode([i]), "logprob": None} for i in ids]
+
+        generated = tokens(tokenizer(completion.text, add_special_tokens=False).input_ids)
+        prefill = (
+            tokens(tokenizer(prompt).input_ids) if parameters.get("decoder_input_details") else []
+        )
+        details = {
+            "finish_reason": "length" if completion.finish_reason == "length" else "eos_token",
+            "generated_tokens": completion.completion_tokens,
+            "prefill": prefill,
+            "tokens": [{**token, "special": False} for token in generated],
+            "seed": parameters.get("seed"),
+        }
+        return {"generated_text": completion.text, "details": details}
+
+
+def _invalid_parameters(parameters: dict) -> str | None:
+    """The checks of TGI's router (`validation.rs`) that our backend must not trip."""
+    if parameters.get("temperature") is not None and parameters["temperature"] <= 0:
+        return "`temperature` must be strictly positive"
+    if parameters.get("top_p") is not None and not 0 < parameters["top_p"] < 1:
+        return "`top_p` must be > 0.0 and < 1.0"
+    if parameters.get("max_new_tokens") is not None and parameters["max_new_tokens"] <= 0:
+        return "`max_new_tokens` must be strictly positive"
+    if len(parameters.get("stop") or []) > 4:
+        return "`stop` supports up to 4 stop sequences"
+    return None
+
+
+def _sampling_params(parameters: dict) -> SamplingParams:
+    sample = bool(parameters.get("do_sample"))
+    return SamplingParams(
+        max_new_tokens=parameters.get("max_new_tokens") or 20,
+        temperature=(parameters.get("temperature") or 1.0) if sample else 0.0,
+        top_p=parameters.get("top_p") or 1.0,
+        stop=tuple(parameters.get("stop") or ()),
+        repetition_penalty=parameters.get("repetition_penalty") or 1.0,
+        seed=parameters.get("seed"),
+    )
+
+
+FAULTS = ("503", "hang", "drop", "badjson", "400")
+
+
+@dataclass
+class ScriptedApp:
+    """Echo server with a fixed latency and capacity, and faults by (prompt, attempt)."""
+
+    latency: float = 0.0  # seconds each request holds a slot
+    capacity: int = 1024  # requests served at once; the rest queue
+    faults: Callable[[str, int], str | None] = lambda prompt, attempt: None
+    hang: float = 10.0  # seconds a "hang" fault waits (past the client's timeout)
+    attempts: Counter = field(default_factory=Counter)  # prompt -> requests seen
+    outcomes: Counter = field(default_factory=Counter)  # "ok" or fault name -> count
+    finished: list[str] = field(default_factory=list)  # prompts answered, in answer order
+    peak_in_flight: int = 0
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._slots = threading.Semaphore(self.capacity)
+        self._lock = threading.Lock()
+        self._in_flight = 0
+
+    def handle(self, method: str, path: str, body) -> Reply:
+        routes = {"/generate": _tgi, "/v1/completions": _openai, "/v1/chat/completions": _chat}
+        if method != "POST" or path not in routes:
+            return tgi_error(404, f"no route {method} {path}", "validation")
+        prompt = body["messages"][-1]["content"] if path.endswith("chat/completions") else None
+        prompt = prompt or body.get("inputs") or body.get("prompt")
+        with self._lock:
+            attempt = self.attempts[prompt]
+            self.attempts[prompt] += 1
+        fault = self.faults(prompt, attempt)
+        with self._lock:
+            self.outcomes[fault or "ok"] += 1
+        if fault:
+            return self._fault(fault)
+        with self._slots:
+            self._enter()
+            self.stopping.wait(self.latency)
+            self._leave(prompt)
+        return Reply(200, routes[path](f"echo {prompt}", prompt))
+
+    def _fault(self, fault: str) -> Reply:
+        if fault == "hang":
+            self.stopping.wait(self.hang)
+        return {
+            "503": tgi_error(503, "Model is overloaded", "overloaded"),
+            "hang": Reply(200, b"{}"),
+            "drop": Reply(drop=True),
+            "badjson": Reply(200, b'{"generated_text": "trunc'),
+            "400": tgi_error(400, "`max_new_tokens` must be <= 4096", "validation"),
+        }[fault]
+
+    def _enter(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+
+    def _leave(self, prompt: str) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self.finished.append(prompt)
+
+
+def _counts(text: str, prompt: str) -> tuple[int, int]:
+    return len(prompt.split()), len(text.split())
+
+
+def _tgi(text: str, prompt: str) -> dict:
+    prompt_tokens, generated = _counts(text, prompt)
+    prefill = [{"id": i, "text": word, "logprob": None} for i, word in enumerate(prompt.split())]
+    details = {"finish_reason": "eos_token", "generated_tokens": generated, "prefill": prefill}
+    return {"generated_text": text, "details": {**details, "tokens": []}}
+
+
+def _openai(text: str, prompt: str) -> dict:
+    prompt_tokens, generated = _counts(text, prompt)
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": generated}
+    choice = {"index": 0, "text": text, "finish_reason": "stop"}
+    return {"object": "text_completion", "choices": [choice], "usage": usage}
+
+
+def _chat(text: str, prompt: str) -> dict:
+    response = _openai(text, prompt)
+    choice = response["choices"][0]
+    choice["message"] = {"role": "assistant", "content": choice.pop("text")}
+    return {**response, "object": "chat.completion"}
