@@ -20,6 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
+from .history import data_fingerprint, new_entry, read_history, with_history
+
 logger = logging.getLogger(__name__)
 
 REPO_TYPE = "dataset"
@@ -97,6 +99,8 @@ def push_folder(
         raise PushError("No Hugging Face token found: set HF_TOKEN or run `hf auth login`.")
     try:
         head, new_tag = _prepare(api, repo_id, branch, tag, private=private, create_pr=create_pr)
+        if not create_pr:
+            _record_version(api, repo_id, head, folder, files, new_tag, rows, provenance)
         summary = commit_message or _summary(new_tag, rows, provenance)
         info = _commit(api, repo_id, branch, files, head, summary, create_pr=create_pr)
         if not create_pr:
@@ -168,6 +172,29 @@ def _config_files(config: dict, files: dict[str, Path], folder: Path) -> list[st
     if missing := [p for p, found in matched.items() if not found]:
         raise ValueError(f"The card lists {missing} for {config['config_name']!r}: not in {folder}")
     return sorted({f for found in matched.values() for f in found})
+
+
+def _record_version(api, repo_id, head, folder: Path, files, tag, rows, provenance) -> None:
+    """Write the version history (the previous card's, plus this version) into the card."""
+    previous = read_history(_card_at(api, repo_id, head))
+    data = data_fingerprint([f for f in files if f.startswith("data/")])
+    history = previous
+    if not previous or previous[-1]["data"] != data:  # an unchanged re-push records nothing
+        history = [*previous, new_entry(tag, rows, provenance.get("model"), data, previous)]
+    readme = folder / "README.md"
+    readme.write_text(with_history(readme.read_text(encoding="utf-8"), history), encoding="utf-8")
+
+
+def _card_at(api, repo_id: str, commit: str | None) -> str | None:
+    from huggingface_hub.errors import EntryNotFoundError
+
+    if commit is None:
+        return None
+    try:
+        path = api.hf_hub_download(repo_id, "README.md", repo_type=REPO_TYPE, revision=commit)
+    except EntryNotFoundError:
+        return None
+    return Path(path).read_text(encoding="utf-8")
 
 
 def _prepare(api, repo_id: str, branch: str, tag: str | None, *, private: bool, create_pr: bool):

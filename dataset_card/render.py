@@ -99,6 +99,17 @@ def card_metadata(
     return data
 
 
+def _with_origin(data: DatasetCardData, provenance: dict) -> DatasetCardData:
+    """`self_instruct: {model, seeds}` in the YAML: read back by pushes for commit titles and
+    the version history."""
+    seeds = provenance["seeds"]
+    data["self_instruct"] = {
+        "model": provenance["model"],
+        "seeds": f"{seeds['source']} (sha256 {seeds['sha256'][:12]})",
+    }
+    return data
+
+
 def write_plots(
     folder: Path,
     rows: dict[str, Dataset],
@@ -185,7 +196,9 @@ def render_card(
         _environment()
         .get_template(TEMPLATE)
         .render(
-            card_data=card_metadata(folder, data_files, rows, pretty_name, license).to_yaml(),
+            card_data=_with_origin(
+                card_metadata(folder, data_files, rows, pretty_name, license), provenance
+            ).to_yaml(),
             pretty_name=pretty_name,
             repo_id=repo_id or "path/to/this/dataset",
             configs=configs,

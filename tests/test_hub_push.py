@@ -14,9 +14,10 @@ from pathlib import Path
 
 import datasets
 import pytest
-from huggingface_hub import HfApi
+from huggingface_hub import DatasetCard, HfApi
 from local_hub import LocalHub
 
+from self_instruct.history import HISTORY_KEY
 from self_instruct.hub import PushConfig, PushError, list_versions, push_folder, push_main
 
 ALICE, BOB = "token-alice-0123456789", "token-bob-0123456789"
@@ -90,6 +91,26 @@ def test_versions_load_back_exactly(hub, tmp_path):
     assert titles[:2] == ["Self-Instruct v2: 5 instructions, 5 instances"] + [
         "Self-Instruct v1: 3 instructions, 3 instances"
     ]
+
+
+def test_card_of_v2_lists_both_versions_and_v1_card_is_unchanged(hub, tmp_path):
+    push_two_versions(REPO, ALICE, tmp_path)
+    api = HfApi(token=ALICE)
+    cards = {
+        rev: DatasetCard.load(
+            api.hf_hub_download(REPO, "README.md", repo_type="dataset", revision=rev)
+        )
+        for rev in ("v1", "v2")
+    }
+    history = cards["v2"].data[HISTORY_KEY]
+    assert [(e["tag"], e["rows"]) for e in history] == [
+        ("v1", {"instructions": 3, "instances": 3}),
+        ("v2", {"instructions": 5, "instances": 5}),
+    ]
+    assert history[1]["changes"] == "+2 instructions, +2 instances"
+    assert "| `v2` |" in cards["v2"].text and "| `v1` |" in cards["v2"].text
+    assert [e["tag"] for e in cards["v1"].data[HISTORY_KEY]] == ["v1"]
+    assert "| `v2` |" not in cards["v1"].text
 
 
 def test_parquet_goes_through_lfs_and_one_commit(hub, tmp_path):
