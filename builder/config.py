@@ -95,6 +95,12 @@ class PipelineConfig:
     patience: int = _opt(
         25, "Give up after this many consecutive rounds that accept no new instruction."
     )
+    resume_from: str | None = _opt(
+        None,
+        "Grow an earlier version: a Hub dataset id with an optional @revision (me/data@v1) or a "
+        "local output folder. Its instructions join the ROUGE-L pool, and the new data holds its "
+        "rows followed by the new ones; --num_instructions counts only the new ones.",
+    )
     chat: bool = _opt(
         False,
         "openai backend: send each prompt as a user message to /v1/chat/completions (the "

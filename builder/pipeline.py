@@ -26,6 +26,7 @@ from .backends import Backend, SamplingParams, load_backend
 from .config import PipelineConfig
 from .filters import filter_instances, instruction_rejection
 from .parsing import parse_instances, parse_is_classification, split_instructions
+from .previous import load_previous
 from .rouge import FilterDecision, RougeIndex
 from .runlog import USAGE_KEYS, Record, RunLog
 from .seeds import SeedTask, load_seeds, seeds_fingerprint
@@ -90,15 +91,24 @@ class Pipeline:
         """
         records = self.log.open()
         try:
+            if self.config.resume_from and next(records, None) is None:
+                self._import(load_previous(self.config.resume_from))
             self.index.add(s.instruction for s in self.seeds)
             self.index.add(r["instruction"] for r in self.log.iter_type("instruction"))
-            self.accepted = sum(1 for _ in self.log.iter_type("instruction"))
+            imported = sum("imported_from" in r for r in self.log.iter_type("instruction"))
+            self.accepted = sum(1 for _ in self.log.iter_type("instruction")) - imported
             self.rejected.update(r["reason"] for r in self.log.iter_type("rejected"))
-            next_round = sum(r["type"] == "round" for r in records)
+            next_round = 1 + max((r["round"] for r in self.log.iter_type("round")), default=-1)
             every = itertools.chain(self.log.iter_type("instruction"), self._generate(next_round))
-            yield from itertools.islice(every, self.config.num_instructions)
+            yield from itertools.islice(every, imported + self.config.num_instructions)
         finally:
             self.log.close()
+
+    def _import(self, previous: list[Record]) -> None:
+        """Log an earlier version's instructions as this run's first round (see previous.py)."""
+        last_round = max((r["round"] for r in previous), default=0)
+        marker = {"round": last_round, "accepted": 0, "rejected": 0, "imported": len(previous)}
+        self.log.append_round(previous, marker)
 
     @property
     def machine_instructions(self) -> list[str]:
@@ -132,7 +142,7 @@ class Pipeline:
         """Consecutive rounds at the end of the log that accepted nothing."""
         idle = 0
         for marker in self.log.iter_type("round"):
-            idle = 0 if marker["accepted"] else idle + 1
+            idle = 0 if marker["accepted"] or marker.get("imported") else idle + 1
         return idle
 
     def _postfix(self, per_second: float) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ ANCHORS = Path(__file__).resolve().parents[2] / "shared" / "anchors"
 PAPER_SEEDS = ANCHORS / "self_instruct" / "seed_tasks.jsonl"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Tests never read or write the user's datasets cache (set before `datasets` is imported).
+os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="self-instruct-tests-"))
 
 
 @pytest.fixture(scope="session")
