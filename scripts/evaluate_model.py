@@ -1,0 +1,253 @@
+"""
+# Base vs tuned on the paper's 252 user-oriented instructions
+```bash
+python scripts/evaluate_model.py \
+    --models checkpoints/smollm2-135m-instruct checkpoints/smollm2-135m-self-instruct \
+    --tasks ../shared/anchors/self_instruct/user_oriented_instructions.jsonl \
+    --output_dir eval --json eval/scores.json
+```
+
+# Base vs tuned on our bundled seed tasks (held out: the `sft` rows hold generated tasks only)
+```bash
+python scripts/evaluate_model.py \
+    --models embedded checkpoints/smollm2-135m-self-instruct \
+    --num_tasks 50
+```
+
+# Any dataset with instruction / input / output columns, e.g. a pushed `instances` configuration
+```bash
+python scripts/evaluate_model.py \
+    --models checkpoints/smollm2-135m-self-instruct \
+    --tasks user/self-instruct-demo --tasks_config instances --tasks_revision v1
+```
+
+# Score existing prediction files, no model
+```bash
+python scripts/evaluate_model.py \
+    --predictions eval/base.jsonl eval/tuned.jsonl \
+    --prediction-field response --reference-field target \
+    --json scores.json
+```
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from self_instruct.config import BUNDLED_SEEDS, EMBEDDED_MODEL
+
+
+@dataclass
+class EvaluationArguments:
+    """Models to compare (or prediction files to score), the tasks, and where results go."""
+
+    models: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Models to generate with, compared with the first (the base): checkpoint "
+            f"folders, Hub ids, .gguf files or '{EMBEDDED_MODEL}'."
+        },
+    )
+    tasks: str = field(
+        default=BUNDLED_SEEDS,
+        metadata={
+            "help": "Held-out tasks: a .jsonl in the paper's schema (instruction + instances, e.g. "
+            "user_oriented_instructions.jsonl), a dataset folder or Hub id with instruction/input/"
+            f"output columns, or '{BUNDLED_SEEDS}' for our seed tasks."
+        },
+    )
+    tasks_config: str | None = field(default=None, metadata={"help": "Dataset configuration."})
+    tasks_split: str = field(default="train", metadata={"help": "Dataset split."})
+    tasks_revision: str | None = field(default=None, metadata={"help": "Hub dataset revision."})
+    num_tasks: int | None = field(default=None, metadata={"help": "Keep the first N tasks."})
+    max_new_tokens: int = field(default=256, metadata={"help": "Token limit of one answer."})
+    batch_size: int = field(default=8, metadata={"help": "Prompts per generate() call."})
+    predictions: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Score these .jsonl prediction files instead of running a model."},
+    )
+    prediction_field: str = field(
+        default="response", metadata={"help": "Field holding the prediction in each line."}
+    )
+    reference_field: str = field(
+        default="target", metadata={"help": "Field holding the reference in each line."}
+    )
+    output_dir: str | None = field(
+        default=None,
+        metadata={"help": "Write each model's answers here as <name>.jsonl (for --predictions)."},
+    )
+    json: str | None = field(default=None, metadata={"help": "Also write the table as JSON."})
+
+    def __post_init__(self):
+        if bool(self.models) == bool(self.predictions):
+            raise ValueError("Give either --models (generate and score) or --predictions (score).")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One held-out task: the answer a model gives is scored against `target`."""
+
+    instruction: str
+    input: str
+    target: str
+
+
+def load_tasks(args: EvaluationArguments) -> list[Task]:
+    """Tasks from a paper-schema .jsonl (first instance of each) or a dataset's rows."""
+    from self_instruct.seeds import BUNDLED_SEEDS_PATH
+
+    source = BUNDLED_SEEDS_PATH if args.tasks == BUNDLED_SEEDS else Path(args.tasks)
+    records = _read_jsonl(source) if source.suffix == ".jsonl" else _read_dataset(args)
+    tasks = [_to_task(record, f"{args.tasks} row {i}") for i, record in enumerate(records, 1)]
+    return tasks[: args.num_tasks]
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def _read_dataset(args: EvaluationArguments) -> list[dict]:
+    from datasets import load_dataset
+
+    rows = load_dataset(
+        args.tasks, args.tasks_config, split=args.tasks_split, revision=args.tasks_revision
+    )
+    return rows.to_list()
+
+
+def _to_task(record: dict, where: str) -> Task:
+    example = record["instances"][0] if record.get("instances") else record
+    if "instruction" not in record or "output" not in example:
+        raise ValueError(
+            f"{where} has fields {sorted(record)}: a task needs instruction, input and output, "
+            "or instruction and instances [{input, output}] (the paper's schema)."
+        )
+    return Task(record["instruction"], example.get("input") or "", example["output"])
+
+
+def chat_prompts(tokenizer, tasks: list[Task]) -> list[str]:
+    """The user message of the plainest `sft` template, in the model's chat format if it has
+    one (a base model without a chat template gets the message as it is)."""
+    from self_instruct.prompts import sft_user_message
+
+    messages = [sft_user_message(t.instruction, t.input, 0) for t in tasks]
+    if tokenizer.chat_template is None:
+        return messages
+    return [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True
+        )
+        for message in messages
+    ]
+
+
+def generate_answers(model: str, tasks: list[Task], args: EvaluationArguments) -> list[str]:
+    """Greedy answers, batched; greedy so that two runs of one model score the same."""
+    from self_instruct.backends.base import SamplingParams
+    from self_instruct.backends.transformers import TransformersBackend
+
+    backend = TransformersBackend(model, batch_size=args.batch_size)
+    try:
+        prompts = chat_prompts(backend.tokenizer, tasks)
+        completions = backend.generate(prompts, SamplingParams(args.max_new_tokens))
+    finally:
+        backend.close()
+    return [c.text.strip() for c in completions]
+
+
+def mean_rouge_l(predictions: list[str], references: list[str]) -> float:
+    """Mean ROUGE-L F-measure x 100, exactly rouge_score's (use_stemmer=False)."""
+    import evaluate
+
+    from self_instruct.rouge import METRIC_PATH
+
+    scores = evaluate.load(METRIC_PATH).compute(predictions=predictions, references=references)
+    return 100 * scores["rougeL"]
+
+
+def score_prediction_file(path: Path, prediction_field: str, reference_field: str) -> dict:
+    """One table row for a .jsonl of predictions; a line without the fields is an error."""
+    records = _read_jsonl(path)
+    if not records:
+        raise ValueError(f"{path} has no rows.")
+    for line, record in enumerate(records, 1):
+        missing = {prediction_field, reference_field} - set(record)
+        if missing:
+            raise ValueError(
+                f"{path} line {line} lacks {sorted(missing)} (it has {sorted(record)}); "
+                "name the fields with --prediction-field and --reference-field."
+            )
+    predictions = [str(r[prediction_field]) for r in records]
+    references = [str(r[reference_field]) for r in records]
+    score = mean_rouge_l(predictions, references)
+    return {"name": path.stem, "rows": len(records), "rouge_l": round(score, 2)}
+
+
+def evaluate_models(args: EvaluationArguments) -> list[dict]:
+    """Generate with each model, keep its answers, score; the first model is the baseline."""
+    tasks = load_tasks(args)
+    scores = {}
+    for model in args.models:
+        answers = generate_answers(model, tasks, args)
+        if args.output_dir:
+            write_predictions(Path(args.output_dir), model, tasks, answers)
+        scores[model] = round(mean_rouge_l(answers, [t.target for t in tasks]), 2)
+    base = scores[args.models[0]]
+    return [
+        {"model": model, "tasks": len(tasks), "rouge_l": score, "vs_base": round(score - base, 2)}
+        for model, score in scores.items()
+    ]
+
+
+def write_predictions(folder: Path, model: str, tasks: list[Task], answers: list[str]) -> Path:
+    """<folder>/<model folder name>.jsonl, in the fields that --predictions reads by default."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{Path(model).name}.jsonl"
+    with path.open("w", encoding="utf-8") as out:
+        for task, answer in zip(tasks, answers, strict=True):
+            out.write(json.dumps(asdict(task) | {"response": answer}, ensure_ascii=False) + "\n")
+    return path
+
+
+def format_table(rows: list[dict]) -> str:
+    """A Markdown table, pasteable into a README; scores with two decimals."""
+    columns = list(rows[0])
+    cells = [[_cell(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = [columns, ["-" * w for w in widths], *cells]
+    return "\n".join(
+        "| " + " | ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) + " |"
+        for line in lines
+    )
+
+
+def _cell(value) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def main(args: EvaluationArguments) -> list[dict]:
+    if args.predictions:
+        paths = [Path(p) for p in args.predictions]
+        table = [
+            score_prediction_file(p, args.prediction_field, args.reference_field) for p in paths
+        ]
+    else:
+        table = evaluate_models(args)
+    print(format_table(table))
+    if args.json:
+        Path(args.json).write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+    return table
+
+
+def make_parser(prog: str | None = None):
+    from transformers import HfArgumentParser
+
+    return HfArgumentParser(EvaluationArguments, prog=prog)
+
+
+if __name__ == "__main__":
+    (evaluation_args,) = make_parser().parse_args_into_dataclasses()
+    main(evaluation_args)
