@@ -23,8 +23,10 @@ $(VENV)/.installed-serve: $(VENV)/.installed
 	$(PIP) -e ".[dev,peft,serve]"
 	touch $@
 
+# Token limits sized for a 135M model on CPU: its list items and instances are short anyway.
 demo: install
-	$(VENV)/bin/self-instruct generate --num-instructions 40 --output $(DEMO_DIR) --overwrite
+	$(VENV)/bin/self-instruct generate --num-instructions 40 --max-new-tokens 256 \
+		--instance-max-new-tokens 160 --output $(DEMO_DIR) --overwrite
 
 lint: install
 	$(VENV)/bin/ruff check .
