@@ -2,10 +2,11 @@
 
 `RougeIndex.filter` makes the paper's decisions (keep a candidate iff its ROUGE-L F-measure with
 every pooled text is <= the threshold, candidates compared with those kept before them) with
-`rouge_score`'s exact scores. Prefix filtering (`prefix.py`) finds the few pool texts that could
-be above the threshold from token counts alone; only those get an LCS. A kept candidate then
-needs its F with the whole pool anyway (the paper records the mean), so kept candidates are
-scored in batches against the pool in C++ (rapidfuzz `cdist`), where batching pays most.
+`rouge_score`'s exact scores. Candidates are decided in batches: prefix filtering (`prefix.py`)
+finds, from token counts alone, the few pairs that could be above the threshold, both against the
+pool and inside the batch; only those get an LCS (rapidfuzz, C++), and a short sequential pass
+then applies the greedy rule. A kept candidate needs its F with the whole pool anyway (the paper
+records the mean), so kept candidates are scored against the pool in C++ (`cdist`), in batches.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from self_instruct.rouge.prefix import ElementOrder, PrefixIndex
-from self_instruct.rouge.scoring import fmeasures, lcs_matrix
+from self_instruct.rouge.prefix import ElementOrder, PrefixIndex, RankedSets, owners
+from self_instruct.rouge.scoring import fmeasures, lcs_matrix, lcs_pairs
 from self_instruct.rouge.tokenizer import Tokenizer, Vocabulary, get_tokenizer
 
-_BATCH = 256  # candidates per cdist call: amortises its per-call setup, bounds its memory
+_BATCH = 64  # candidates decided together: amortises numpy's per-call cost, bounds batch pairs
+_DESCRIBE_BATCH = 256  # kept candidates per cdist call: amortises its setup, bounds its memory
 
 
 @dataclass
@@ -50,11 +52,44 @@ class IndexStats:
     provenance_lcs: int = 0
 
 
-class _Encoded(NamedTuple):
-    """A text as the index sees it: LCS input and prefix-filter elements."""
+@dataclass
+class _Batch:
+    """Texts as the index sees them: LCS input and prefix-filter sets."""
 
-    codes: str  # one code point per token
-    elements: np.ndarray  # (token, occurrence) element ids
+    codes: list[str]  # one code point per token
+    elements: np.ndarray  # (token, occurrence) element ids, text after text
+    sets: RankedSets
+
+    def select(self, mask: np.ndarray) -> _Batch:
+        codes = [code for code, keep in zip(self.codes, mask.tolist(), strict=True) if keep]
+        elements = self.elements[mask[owners(self.sets.lengths)]]
+        return _Batch(codes, elements, self.sets.select(mask))
+
+
+class _Hits(NamedTuple):
+    """Pairs scoring above the threshold: candidate number, the other text, F-measure."""
+
+    text: np.ndarray
+    other: np.ndarray
+    score: np.ndarray
+
+
+class _Column:
+    """A growing int64 column: amortised O(1) appends, a numpy view for reads."""
+
+    def __init__(self) -> None:
+        self._data, self._size = np.zeros(1024, dtype=np.int64), 0
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._data[: self._size]
+
+    def extend(self, values: np.ndarray) -> None:
+        size = self._size + len(values)
+        if size > len(self._data):
+            self._data = np.resize(self._data, max(size, 2 * len(self._data)))
+        self._data[self._size : size] = values
+        self._size = size
 
 
 class RougeIndex:
@@ -65,9 +100,9 @@ class RougeIndex:
         self._vocabulary = Vocabulary()
         self._order = ElementOrder()
         self._texts: list[str] = []
-        self._encoded: list[_Encoded] = []
         self._codes: list[str] = []
-        self._lengths = np.zeros(1024, dtype=np.int64)
+        self._lengths = _Column()
+        self._elements = _Column()  # element ids of the pool texts, text after text
         self._prefix_indexes: dict[float, PrefixIndex] = {}
         self.stats = IndexStats()
 
@@ -81,8 +116,8 @@ class RougeIndex:
 
     def add(self, texts: Iterable[str]) -> None:
         """Pool `texts` unconditionally (the seed instructions)."""
-        for text in texts:
-            self._append(text, self._encode(text))
+        texts = list(texts)
+        self._append(texts, self._encode(texts))
 
     def max_similarity(self, candidates: Sequence[str], top_k: int = 10) -> list[Similarity]:
         """Score each candidate against the whole pool; nothing is added."""
@@ -107,41 +142,50 @@ class RougeIndex:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         prefix_index = self._prefix_index(threshold)
         decisions: list[FilterDecision] = []
-        accepted: list[tuple[int, str, int]] = []  # (candidate number, codes, pool size before)
-        for number, text in enumerate(candidates):
-            encoded = self._encode(text)
-            rejection = self._rejection(encoded, prefix_index, top_k)
-            decisions.append(rejection or _unscored_acceptance())
-            if rejection is None:
-                accepted.append((number, encoded.codes, len(self)))
-                self._append(text, encoded)
-        if provenance:
-            described = self._describe([a[1] for a in accepted], [a[2] for a in accepted], top_k)
-            for (number, _, _), similarity in zip(accepted, described, strict=True):
-                decisions[number] = FilterDecision(**vars(similarity), accepted=True)
+        for start in range(0, len(candidates), _BATCH):
+            texts = list(candidates[start : start + _BATCH])
+            decisions += self._filter_batch(texts, prefix_index, top_k, provenance)
         return decisions
 
-    def _encode(self, text: str) -> _Encoded:
-        """Encode a text for the filter; re-sort the element order (and re-index) when due."""
-        codes = self._vocabulary.encode(self._tokenize(text))
-        encoded = _Encoded(codes, self._order.elements(codes))
+    def _filter_batch(
+        self, texts: list[str], prefix_index: PrefixIndex, top_k: int, provenance: bool
+    ) -> list[FilterDecision]:
+        batch, pool_size = self._encode(texts), len(self)
+        pool_hits = self._pool_hits(batch, prefix_index)
+        batch_hits = self._batch_hits(batch, pool_hits, prefix_index.threshold)
+        accepted = _greedy(len(texts), pool_hits, batch_hits)
+        positions = pool_size + np.cumsum(accepted) - 1  # pool position of each accepted text
+        self.stats.pairs += int((positions + 1 - accepted).sum())  # pool size each one met
+        self._append(
+            [t for t, a in zip(texts, accepted.tolist(), strict=True) if a], batch.select(accepted)
+        )
+        decisions = self._rejections(pool_hits, batch_hits, accepted, positions, top_k)
+        kept = np.flatnonzero(accepted).tolist()
+        if provenance:
+            codes, sizes = [batch.codes[i] for i in kept], positions[accepted].tolist()
+            for i, similarity in zip(kept, self._describe(codes, sizes, top_k), strict=True):
+                decisions[i] = FilterDecision(**vars(similarity), accepted=True)
+        else:
+            decisions.update((i, _unscored_acceptance()) for i in kept)
+        return [decisions[i] for i in range(len(texts))]
+
+    def _encode(self, texts: list[str]) -> _Batch:
+        """Encode texts for the filter; re-sort the element order (and re-index) when due."""
+        codes = [self._vocabulary.encode(self._tokenize(text)) for text in texts]
+        elements, lengths = self._order.elements(codes)
         if self._order.reorder():
             for prefix_index in self._prefix_indexes.values():
                 self._index_pool(prefix_index)
-        return encoded
+        return _Batch(codes, elements, self._order.sorted_ranks(elements, lengths))
 
-    def _append(self, text: str, encoded: _Encoded) -> None:
-        position = len(self._texts)
-        if position == len(self._lengths):
-            self._lengths = np.concatenate([self._lengths, np.zeros_like(self._lengths)])
-        self._texts.append(text)
-        self._encoded.append(encoded)
-        self._codes.append(encoded.codes)
-        self._lengths[position] = len(encoded.codes)
-        if self._prefix_indexes:
-            ranks = self._order.sorted_ranks(encoded.elements)
-            for prefix_index in self._prefix_indexes.values():
-                prefix_index.add(position, ranks)
+    def _append(self, texts: list[str], batch: _Batch) -> None:
+        positions = np.arange(len(self), len(self) + len(texts))
+        self._texts += texts
+        self._codes += batch.codes
+        self._lengths.extend(batch.sets.lengths)
+        self._elements.extend(batch.elements)
+        for prefix_index in self._prefix_indexes.values():
+            prefix_index.add(positions, batch.sets)
 
     def _prefix_index(self, threshold: float) -> PrefixIndex:
         """The prefix index for `threshold`, built over the pool on first use."""
@@ -151,59 +195,124 @@ class RougeIndex:
 
     def _index_pool(self, prefix_index: PrefixIndex) -> PrefixIndex:
         prefix_index.clear()
-        for position, encoded in enumerate(self._encoded):
-            prefix_index.add(position, self._order.sorted_ranks(encoded.elements))
+        sets = self._order.sorted_ranks(self._elements.values, self._lengths.values)
+        prefix_index.add(np.arange(len(self)), sets)
         return prefix_index
 
-    def _rejection(
-        self, encoded: _Encoded, prefix_index: PrefixIndex, top_k: int
-    ) -> FilterDecision | None:
-        """The rejecting decision if some pool text scores above the threshold, else None."""
-        self.stats.pairs += len(self)
-        ranks = self._order.sorted_ranks(encoded.elements)
-        positions = prefix_index.probe(ranks, self._lengths)
-        if not len(positions):
-            return None
-        self.stats.decision_lcs += len(positions)
-        codes = encoded.codes
-        lcs = lcs_matrix([codes], [self._codes[p] for p in positions.tolist()])[0]
-        scores = fmeasures(lcs, len(codes), self._lengths[positions])
-        above = scores > prefix_index.threshold
-        if not above.any():
-            return None
-        return FilterDecision(
-            accepted=False,
-            mean_score=float("nan"),
-            **self._top(scores[above], positions[above], top_k),
-        )
+    def _pool_hits(self, batch: _Batch, prefix_index: PrefixIndex) -> _Hits:
+        """The (candidate, pool text) pairs above the threshold, by candidate then position."""
+        text, other = prefix_index.probe(batch.sets, self._lengths.values)
+        others = [self._codes[position] for position in other.tolist()]
+        return self._above(batch, text, other, others, prefix_index.threshold)
+
+    def _batch_hits(self, batch: _Batch, pool_hits: _Hits, threshold: float) -> _Hits:
+        """The (candidate, earlier candidate) pairs of one batch above the threshold.
+
+        Only earlier candidates without a pool hit can have joined the pool: every candidate is
+        compared with those few, in one call.
+        """
+        survivors = np.ones(len(batch.codes), dtype=bool)
+        survivors[pool_hits.text] = False
+        survivors = np.flatnonzero(survivors)
+        lcs = lcs_matrix(batch.codes, [batch.codes[number] for number in survivors.tolist()])
+        self.stats.decision_lcs += lcs.size
+        lengths = batch.sets.lengths
+        scores = fmeasures(lcs, lengths[:, None], lengths[survivors])
+        earlier = survivors < np.arange(len(lengths))[:, None]
+        text, other = np.nonzero(earlier & (scores > threshold))  # by candidate, then earlier
+        return _Hits(text, survivors[other], scores[text, other])
+
+    def _above(
+        self,
+        batch: _Batch,
+        text: np.ndarray,
+        other: np.ndarray,
+        others: list[str],
+        threshold: float,
+    ) -> _Hits:
+        """The pairs (candidate `text`, the `other` text of code points `others`) above t."""
+        self.stats.decision_lcs += len(text)
+        lcs = lcs_pairs([batch.codes[number] for number in text.tolist()], others)
+        other_lengths = np.fromiter(map(len, others), dtype=np.int64, count=len(others))
+        scores = fmeasures(lcs, batch.sets.lengths[text], other_lengths)
+        above = scores > threshold
+        return _Hits(text[above], other[above], scores[above])
+
+    def _rejections(
+        self,
+        pool_hits: _Hits,
+        batch_hits: _Hits,
+        accepted: np.ndarray,
+        positions: np.ndarray,
+        top_k: int,
+    ) -> dict[int, FilterDecision]:
+        """The decision of each rejected candidate: its hits in the pool, best first."""
+        from_kept = accepted[batch_hits.other]  # only kept candidates joined the pool
+        text = np.concatenate([pool_hits.text, batch_hits.text[from_kept]])
+        other = np.concatenate([pool_hits.other, positions[batch_hits.other[from_kept]]])
+        score = np.concatenate([pool_hits.score, batch_hits.score[from_kept]])
+        order = np.lexsort((other, -score, text))  # best first, ties in pool order
+        text, other, score = text[order].tolist(), other[order].tolist(), score[order].tolist()
+        decisions, start = {}, 0
+        for end in [] if not text else [*np.flatnonzero(np.diff(text)).tolist(), len(text) - 1]:
+            top = range(start, min(end + 1, start + max(top_k, 0)))
+            decisions[text[start]] = FilterDecision(
+                max_score=score[start],
+                argmax=other[start],
+                mean_score=float("nan"),
+                most_similar=[(self._texts[other[i]], score[i]) for i in top],
+                accepted=False,
+            )
+            start = end + 1
+        return decisions
 
     def _describe(self, codes: list[str], pool_sizes: list[int], top_k: int) -> list[Similarity]:
         """Exact max, argmax, mean and top-k of each text against the first `pool_size` texts."""
         results = []
-        for start in range(0, len(codes), _BATCH):
-            batch, sizes = codes[start : start + _BATCH], pool_sizes[start : start + _BATCH]
-            lcs = lcs_matrix(batch, self._codes[: max(sizes)])
-            self.stats.provenance_lcs += sum(sizes)
-            for row, text_codes, size in zip(lcs, batch, sizes, strict=True):
-                scores = fmeasures(row[:size], len(text_codes), self._lengths[:size])
-                results.append(self._similarity(scores, top_k))
+        for start in range(0, len(codes), _DESCRIBE_BATCH):
+            sizes = np.array(pool_sizes[start : start + _DESCRIBE_BATCH], dtype=np.int64)
+            results += self._describe_batch(codes[start : start + _DESCRIBE_BATCH], sizes, top_k)
         return results
 
-    def _similarity(self, scores: np.ndarray, top_k: int) -> Similarity:
-        if not len(scores):
-            return Similarity(max_score=0.0, argmax=-1, mean_score=float("nan"), most_similar=[])
-        top = self._top(scores, np.arange(len(scores)), top_k)
-        return Similarity(mean_score=float(np.mean(scores)), **top)
+    def _describe_batch(self, codes: list[str], sizes: np.ndarray, top_k: int) -> list[Similarity]:
+        width = int(sizes.max(initial=0))
+        self.stats.provenance_lcs += int(sizes.sum())
+        lengths = np.fromiter(map(len, codes), dtype=np.int64, count=len(codes))
+        lcs = lcs_matrix(codes, self._codes[:width])
+        scores = fmeasures(lcs, lengths[:, None], self._lengths.values[:width])
+        scores[np.arange(width) >= sizes[:, None]] = -1.0  # past a text's pool: never chosen
+        best = scores.argmax(axis=1) if width else sizes  # the first maximum, as rouge_score's
+        results = []
+        for row, size, argmax, ranked in zip(
+            scores, sizes.tolist(), best.tolist(), _ranked(scores, top_k), strict=True
+        ):
+            if not size:
+                results.append(Similarity(0.0, -1, float("nan"), []))
+                continue
+            results.append(
+                Similarity(
+                    max_score=float(row[argmax]),
+                    argmax=argmax,
+                    mean_score=float(np.add.reduce(row[:size]) / size),  # np.mean, bit for bit
+                    most_similar=[(self._texts[i], score) for i, score in ranked],
+                )
+            )
+        return results
 
-    def _top(self, scores: np.ndarray, positions: np.ndarray, top_k: int) -> dict:
-        """max_score, argmax and most_similar of `scores` (of the pool texts at `positions`)."""
-        argmax = int(np.argmax(scores))  # the first maximum, as np.argmax in rouge_score
-        ranked = _rank(scores, top_k)
-        return {
-            "max_score": float(scores[argmax]),
-            "argmax": int(positions[argmax]),
-            "most_similar": [(self._texts[positions[i]], float(scores[i])) for i in ranked],
-        }
+
+def _greedy(count: int, pool_hits: _Hits, batch_hits: _Hits) -> np.ndarray:
+    """Which candidates of a batch the paper's sequential loop accepts.
+
+    A candidate with a pool hit is out; one whose batch hit is an accepted earlier candidate is
+    out too. Batch hits come by candidate, so each earlier candidate is decided when it counts.
+    """
+    accepted = np.ones(count, dtype=bool)
+    accepted[pool_hits.text] = False
+    verdict = accepted.tolist()
+    for text, other in zip(batch_hits.text.tolist(), batch_hits.other.tolist(), strict=True):
+        if verdict[other]:
+            verdict[text] = False
+    return np.array(verdict, dtype=bool)
 
 
 def _unscored_acceptance() -> FilterDecision:
@@ -211,13 +320,22 @@ def _unscored_acceptance() -> FilterDecision:
     return FilterDecision(max_score=nan, argmax=-1, mean_score=nan, most_similar=[], accepted=True)
 
 
-def _rank(scores: np.ndarray, top_k: int) -> np.ndarray:
-    """Indices of the `top_k` highest scores, best first, ties in index order; O(n) selection."""
+def _ranked(scores: np.ndarray, top_k: int) -> list[list[tuple[int, float]]]:
+    """Per row, (column, score) of its `top_k` highest scores >= 0, best first, ties in column
+    order; O(n) selection."""
+    rows, width = scores.shape
     if top_k <= 0:
-        return np.empty(0, dtype=np.intp)
-    if top_k < len(scores):
-        kth = np.partition(scores, len(scores) - top_k)[len(scores) - top_k]
-        chosen = np.flatnonzero(scores >= kth)
+        return [[] for _ in range(rows)]
+    if top_k < width:
+        kth = np.partition(scores, width - top_k, axis=1)[:, width - top_k]
+        row, column = np.nonzero(scores >= np.maximum(kth, 0.0)[:, None])
     else:
-        chosen = np.arange(len(scores))
-    return chosen[np.lexsort((chosen, -scores[chosen]))][:top_k]
+        row, column = np.nonzero(scores >= 0.0)
+    order = np.lexsort((column, -scores[row, column], row))
+    row, column = row[order], column[order]
+    pairs = list(zip(column.tolist(), scores[row, column].tolist(), strict=True))
+    ends = np.cumsum(np.bincount(row, minlength=rows)).tolist()
+    return [
+        pairs[start : min(end, start + top_k)]
+        for start, end in zip([0, *ends[:-1]], ends, strict=True)
+    ]

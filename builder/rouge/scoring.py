@@ -47,18 +47,20 @@ def rouge_l(target_tokens: Sequence[str], prediction_tokens: Sequence[str]) -> S
     return score_lcs(LCSseq.similarity(target, prediction), len(target), len(prediction))
 
 
-def fmeasures(lcs: np.ndarray, length: int, other_lengths: np.ndarray) -> np.ndarray:
-    """Vectorised F-measures of one text (`length` tokens) against many; symmetric in the pair.
+def fmeasures(lcs: np.ndarray, length, other_lengths: np.ndarray) -> np.ndarray:
+    """Vectorised F-measures of pairs with LCS `lcs` and token counts `length`, `other_lengths`.
 
-    The pool texts play rouge_score's prediction and the candidate its target, as in the paper's
-    filter; swapping them swaps p and r, and `2 * p * r` and `p + r` are commutative in IEEE
-    arithmetic, so F does not depend on the roles.
+    `lcs` has the shape of the result; the lengths broadcast against it. The pool texts play
+    rouge_score's prediction and the candidate its target, as in the paper's filter; swapping
+    them swaps p and r, and `2 * p * r` and `p + r` are commutative in IEEE arithmetic, so F
+    does not depend on the roles.
     """
-    scores = np.zeros(len(lcs), dtype=np.float64)
-    hit = lcs > 0  # lcs == 0 means p + r == 0 or an empty text: F is 0 either way
-    precision = lcs[hit] / other_lengths[hit]
-    recall = lcs[hit] / length
-    scores[hit] = 2 * precision * recall / (precision + recall)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = lcs / other_lengths
+        recall = lcs / length
+        scores = np.multiply(2, precision) * recall
+        scores /= precision + recall
+    scores[lcs == 0] = 0.0  # p + r == 0 or an empty text: F is 0 either way
     return scores
 
 
@@ -67,3 +69,10 @@ def lcs_matrix(queries: Sequence[str], choices: Sequence[str]) -> np.ndarray:
     if not queries or not choices:
         return np.zeros((len(queries), len(choices)), dtype=np.int32)
     return process.cdist(queries, choices, scorer=LCSseq.similarity, dtype=np.int32)
+
+
+def lcs_pairs(queries: Sequence[str], choices: Sequence[str]) -> np.ndarray:
+    """LCS lengths of each query with the choice at the same place, in C++."""
+    if not queries:
+        return np.zeros(0, dtype=np.int32)
+    return process.cpdist(queries, choices, scorer=LCSseq.similarity, dtype=np.int32)
