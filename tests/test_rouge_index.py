@@ -102,6 +102,30 @@ def test_candidates_see_those_accepted_before_them_in_the_same_call():
     assert len(index) == 3
 
 
+def test_max_score_counts_earlier_candidates_of_a_candidate_rejected_by_the_pool():
+    """Rejected by a pool text, a candidate is still scored against those kept before it."""
+    index = RougeIndex()
+    index.add(["a"])
+    decisions = index.filter(["the the", "the the a"], threshold=0.0)
+    assert [d.accepted for d in decisions] == [True, False]
+    assert decisions[1].max_score == SCORER.score("the the", "the the a")["rougeL"].fmeasure
+    assert decisions[1].argmax == 1
+    assert [text for text, _ in decisions[1].most_similar] == ["the the", "a"]
+
+
+def test_one_call_equals_one_candidate_at_a_time():
+    """Candidates decided in batches get what they get when decided one by one, field by field."""
+    texts = near_duplicates(300, seed=3)
+    together, alone = RougeIndex(), RougeIndex()
+    together.add(texts[:10])
+    alone.add(texts[:10])
+    batched = together.filter(texts[10:], threshold=0.6, top_k=3)
+    single = [d for text in texts[10:] for d in alone.filter([text], threshold=0.6, top_k=3)]
+    assert 20 < sum(d.accepted for d in batched) < 280
+    assert repr(batched) == repr(single)  # repr: nan fields compare equal
+    assert together.texts == alone.texts
+
+
 def test_provenance_of_accepted_candidates_is_exact():
     pool = ["a b c d", "a b x y", "a b c d e f", "q r s t", "a b c d"]
     index = RougeIndex()
