@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import resource
 import time
 from dataclasses import dataclass, field
@@ -144,6 +145,7 @@ def format_table(rows: list[tuple[str, Row]], reference: Row) -> str:
 
 
 def main(args: BenchArguments) -> None:
+    load_before = os.getloadavg()
     seeds, prompts = load_corpus(Path(args.anchors))
     short = [" ".join(prompt.split()[:32]) for prompt in prompts]
     first = short[: args.reference_size]
@@ -169,6 +171,8 @@ def main(args: BenchArguments) -> None:
         "time per pair (running it would take quadratically long). 'pairs without LCS': share "
         "of (candidate, pool text) pairs decided from token counts alone."
     )
+    load = ", ".join(f"{value:.2f}" for value in (*load_before, *os.getloadavg()))
+    print(f"load average (1, 5, 15 min) before, after: {load} on {os.cpu_count()} CPUs")
 
 
 def make_parser(prog: str | None = None):
