@@ -35,3 +35,28 @@ def scripted_backend():
 def paper_seeds() -> Path | None:
     """The paper's 175 seed tasks when the anchors are beside the repo (CI has them)."""
     return PAPER_SEEDS if PAPER_SEEDS.exists() else None
+
+
+@pytest.fixture(scope="session")
+def generated_dataset(tmp_path_factory, real_backend, paper_seeds):
+    """A small real run (the paper's seeds when present, else ours), made once per session.
+
+    Returns (config, folder, export result); the folder is the pipeline's output, ready to load
+    or push.
+    """
+    from self_instruct.config import PipelineConfig
+    from self_instruct.export import export, prepare_output
+
+    folder = tmp_path_factory.mktemp("generated") / "out"
+    config = PipelineConfig(
+        seeds=str(paper_seeds) if paper_seeds else "bundled",
+        num_instructions=4,
+        batch_size=4,
+        max_new_tokens=96,
+        instance_max_new_tokens=64,
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("self_instruct.pipeline.load_backend", lambda _: real_backend)
+        prepare_output(folder, resume=False, overwrite=False)
+        result = export(config, folder, command="pytest")
+    return config, folder, result

@@ -11,7 +11,6 @@ import pytest
 from rouge_score import rouge_scorer
 
 from self_instruct.config import PipelineConfig
-from self_instruct.export import export, prepare_output
 from self_instruct.filters import instruction_rejection
 from self_instruct.parsing import Parsed
 from self_instruct.rows import CONFIG_NAMES
@@ -19,22 +18,8 @@ from self_instruct.seeds import load_seeds
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory, real_backend, paper_seeds):
-    """A small run: the paper's seeds when the anchors are there (CI), else ours."""
-    folder = tmp_path_factory.mktemp("e2e") / "out"
-    config = PipelineConfig(
-        seeds=str(paper_seeds) if paper_seeds else "bundled",
-        num_instructions=4,
-        batch_size=4,
-        max_new_tokens=96,
-        instance_max_new_tokens=64,
-    )
-    mp = pytest.MonkeyPatch()
-    mp.setattr("self_instruct.pipeline.load_backend", lambda _: real_backend)
-    prepare_output(folder, resume=False, overwrite=False)
-    result = export(config, folder, command="pytest")
-    mp.undo()
-    return config, folder, result
+def generated(generated_dataset):
+    return generated_dataset
 
 
 @pytest.mark.slow
