@@ -2,16 +2,20 @@
 
 A run directory holds `config.json` (the options that decide the data) and `log.jsonl`, one JSON
 record a line. The pipeline appends one round at a time -- every accepted and rejected item of the
-round, then a `round` marker -- and flushes and fsyncs it. On reopening, records after the last
-marker (a round interrupted by a crash, possibly with a torn last line) are cut off, so a round is
-either wholly in the log or not at all, and the resumed run redoes it.
+round, then a `round` marker -- in one write, then fsyncs it. A write that fails (disk full, a
+signal) is cut back off at once; on reopening, records after the last marker (a round interrupted
+by `kill -9` or a power cut, possibly with a torn last line) are cut off too, so a round is either
+wholly in the log or not at all, and the resumed run redoes it. Records are streamed back from the
+file, never held in memory, so memory stays flat however long the run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,32 +31,40 @@ class RunConfigMismatchError(ValueError):
     """Resuming with options that would change the data; the message lists the differences."""
 
 
-def _read_complete_rounds(path: Path) -> tuple[list[Record], int]:
-    """Records up to the last round marker, and the byte length they take in the file."""
-    records: list[Record] = []
+def _rounds(path: Path) -> Iterator[tuple[list[Record], int]]:
+    """Each complete round's records, with the byte offset just past its marker.
+
+    Reading stops at the first line that is not a whole JSON record ending in a newline: the
+    process died mid-write, and what follows the last marker is an unfinished round.
+    """
+    if not path.exists():
+        return
     pending: list[Record] = []
-    end = 0
     with path.open("rb") as f:
         for line in f:
             try:
-                record = json.loads(line)
-            except ValueError:  # a torn last line: the process died mid-write
-                break
+                record = json.loads(line) if line.endswith(b"\n") else None
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                return
             pending.append(record)
             if record.get("type") == ROUND:
-                records += pending
+                yield pending, f.tell()
                 pending = []
-                end = f.tell()
-    return records, end
 
 
-def read_log(run_dir: str | os.PathLike) -> list[Record]:
-    """The complete rounds of a run directory, read-only (for exports and statistics)."""
-    path = Path(run_dir) / LOG_FILE
-    return _read_complete_rounds(path)[0] if path.exists() else []
+def _complete_length(path: Path) -> int:
+    """The byte length of the log's complete rounds."""
+    return max((offset for _, offset in _rounds(path)), default=0)
 
 
-def usage_from_log(records: list[Record]) -> dict[str, float]:
+def read_log(run_dir: str | os.PathLike) -> Iterator[Record]:
+    """The records of a run directory's complete rounds, streamed (for exports and statistics)."""
+    return (record for records, _ in _rounds(Path(run_dir) / LOG_FILE) for record in records)
+
+
+def usage_from_log(records: Iterable[Record]) -> dict[str, float]:
     """Requests, tokens and seconds summed over the round markers, across resumes."""
     totals: dict[str, float] = dict.fromkeys(USAGE_KEYS, 0)
     for marker in (r for r in records if r.get("type") == ROUND):
@@ -67,19 +79,23 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 class RunLog:
-    """One run directory: its stored configuration and its log of complete rounds."""
+    """One run directory: its stored configuration and its log of complete rounds.
+
+    Records are read back from the file when asked for, never kept in memory: a run of any length
+    holds only what the pipeline itself needs (the ROUGE-L pool).
+    """
 
     def __init__(self, run_dir: str | os.PathLike, config: dict[str, Any]) -> None:
         self.dir = Path(run_dir)
         self.config = config
-        self.records: list[Record] = []
-        self._file = None
+        self._end = 0  # bytes of complete rounds in the log
+        self._fd: int | None = None
 
     @property
     def log_path(self) -> Path:
         return self.dir / LOG_FILE
 
-    def open(self) -> list[Record]:
+    def open(self) -> Iterator[Record]:
         """Create the run directory or reopen it; return the records of its complete rounds."""
         self.dir.mkdir(parents=True, exist_ok=True)
         config_path = self.dir / CONFIG_FILE
@@ -87,11 +103,10 @@ class RunLog:
             self._check_config(json.loads(config_path.read_text()))
         else:
             _write_atomic(config_path, json.dumps(self.config, indent=2, sort_keys=True))
-        if self.log_path.exists():
-            self.records, end = _read_complete_rounds(self.log_path)
-            os.truncate(self.log_path, end)
-        self._file = self.log_path.open("a", encoding="utf-8")
-        return self.records
+        self._end = _complete_length(self.log_path)
+        self._fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.ftruncate(self._fd, self._end)  # drop an interrupted round
+        return self.iter_records()
 
     def _check_config(self, stored: dict[str, Any]) -> None:
         if diffs := _differences(stored, self.config):
@@ -103,21 +118,45 @@ class RunLog:
             )
 
     def append_round(self, records: list[Record], marker: Record) -> None:
-        """Write one round's records and its marker durably (flush + fsync) in one go."""
-        assert self._file is not None, "open() the run log first"
+        """Write one round's records and its marker durably (write + fsync) in one go.
+
+        If anything stops the write (a full disk, Ctrl-C, SIGTERM), the partial round is cut off
+        again before the error goes on, so the log always ends with a complete round.
+        """
+        assert self._fd is not None, "open() the run log first"
         lines = [*records, {**marker, "type": ROUND}]
-        self._file.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines))
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self.records += lines
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines).encode("utf-8")
+        try:
+            _write_all(self._fd, data)
+            os.fsync(self._fd)
+        except BaseException as err:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._end)
+            if isinstance(err, OSError) and err.filename is None:  # say which file failed
+                raise OSError(err.errno, err.strerror, str(self.log_path)) from err
+            raise
+        self._end += len(data)
+
+    def iter_records(self) -> Iterator[Record]:
+        """The records of the complete rounds written so far, read back from the file."""
+        end = self._end
+        rounds = itertools.takewhile(lambda r: r[1] <= end, _rounds(self.log_path))
+        return (record for records, _ in rounds for record in records)
 
     def iter_type(self, record_type: str) -> Iterator[Record]:
-        return (r for r in self.records if r.get("type") == record_type)
+        return (r for r in self.iter_records() if r.get("type") == record_type)
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """`os.write` until every byte is out (a write may take only part of its buffer)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _write_atomic(path: Path, text: str) -> None:
