@@ -3,7 +3,7 @@
     DIR/README.md                      the card, whose YAML `configs:` name the data files
     DIR/data/<config>-<hash>.parquet   one file per configuration, named by its content hash
     DIR/plots/*.png                    the card's figures
-    DIR/.self-instruct/                the run log (never uploaded)
+    DIR/.self-instruct/                the run log (never uploaded); exports are staged here
 
 Data file names carry their content hash because `datasets` keys its cache for a local folder
 on the card's YAML alone: with fixed names, a folder rewritten by a later run would load the
@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +35,9 @@ from .runlog import Record, read_log, usage_from_log
 from .seeds import load_seeds, seeds_fingerprint
 
 RUN_DIR = ".self-instruct"
+STAGE_DIR = f"{RUN_DIR}/export"  # an export is written here, then moved into place
 DATA_DIR = "data"
+CARD = Path("README.md")
 
 
 class OutputFolderError(ValueError):
@@ -50,28 +53,51 @@ class ExportResult:
 
 
 def prepare_output(folder: Path, *, resume: bool, overwrite: bool) -> Path:
-    """Check the output folder is ours to write; return the run directory inside it."""
+    """Check the output folder is ours to write; return the run directory inside it.
+
+    Every check runs before anything is created or deleted, and `--overwrite` deletes only a
+    folder that holds a Self-Instruct run: a mistyped --output must never cost someone's files.
+    """
     run_dir = folder / RUN_DIR
-    if folder.exists() and any(folder.iterdir()):
+    if folder.is_dir() and any(folder.iterdir()):
+        if not run_dir.is_dir():
+            raise OutputFolderError(
+                f"{folder} holds other files, not a Self-Instruct run (--overwrite deletes only "
+                "a run's folder): choose an empty or new --output folder."
+            )
         if overwrite:
             shutil.rmtree(folder)
         elif not resume:
-            what = "a Self-Instruct run" if run_dir.exists() else "other files"
             raise OutputFolderError(
-                f"{folder} already holds {what}. Pass --resume to continue that run, "
+                f"{folder} already holds a Self-Instruct run. Pass --resume to continue it, "
                 "--overwrite to replace it, or choose an empty --output folder."
             )
-    elif resume and not run_dir.exists():
-        raise OutputFolderError(f"--resume: {folder} holds no run to resume ({run_dir} is missing)")
-    folder.mkdir(parents=True, exist_ok=True)
-    if not os.access(folder, os.W_OK):
-        raise OutputFolderError(f"{folder} is not writable: choose another --output folder")
+    elif resume:
+        raise OutputFolderError(
+            f"--resume: {folder} holds no run to resume ({run_dir} is missing); "
+            "run the command without --resume to start one."
+        )
+    _make_writable_dir(folder)
     return run_dir
 
 
+def _make_writable_dir(folder: Path) -> None:
+    """Create `folder` and prove it takes a file: `os.access` says yes to root everywhere."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputFolderError(f"{folder} is a file, not a folder: choose another --output.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise OutputFolderError(
+            f"cannot write to {folder} ({err.strerror or err}): choose another --output folder."
+        ) from None
+
+
 def _write_parquet(ds: datasets.Dataset, folder: Path, name: str) -> str:
-    """Write through a temporary file, then rename it after its content hash."""
-    (folder / DATA_DIR).mkdir(exist_ok=True)
+    """Write `folder/data/<name>-<content hash>.parquet`; return its path relative to `folder`."""
+    (folder / DATA_DIR).mkdir(parents=True, exist_ok=True)
     tmp = folder / DATA_DIR / f".{name}.parquet.tmp"
     ds.to_parquet(str(tmp))
     digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:12]
@@ -80,25 +106,46 @@ def _write_parquet(ds: datasets.Dataset, folder: Path, name: str) -> str:
     return relative
 
 
-def _remove_stale(folder: Path, keep: set[str]) -> None:
-    for path in (folder / DATA_DIR).glob("*.parquet"):
-        if f"{DATA_DIR}/{path.name}" not in keep:
-            path.unlink()
+def _publish(stage: Path, folder: Path) -> None:
+    """Move a staged export into `folder`: data and plots first, the card last, then stale files.
+
+    Each move is a rename, so at every moment the card names files that exist: a run killed
+    mid-export leaves the previous export whole, and its resume writes the new one.
+    """
+    staged = [p.relative_to(stage) for p in sorted(stage.rglob("*")) if p.is_file()]
+    for relative in staged:
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        if relative != CARD:
+            os.replace(stage / relative, folder / relative)
+    os.replace(stage / CARD, folder / CARD)
+    for directory in {relative.parent for relative in staged if relative != CARD}:
+        for path in (folder / directory).iterdir():
+            if path.is_file() and path.relative_to(folder) not in staged:
+                path.unlink()
+    shutil.rmtree(stage)
 
 
-def funnel_from_log(records: list[Record], limit: int | None = None) -> dict[str, dict[str, Any]]:
+def funnel_from_log(
+    records: Iterable[Record], limit: int | None = None
+) -> dict[str, dict[str, Any]]:
     """Generated -> rejected by reason -> kept, for instructions and for instances.
 
     Accepted instructions past `limit` (the last round's surplus over --num-instructions) count
-    as rejected `beyond_quota`; their instances are not counted.
+    as rejected `beyond_quota`; their instances are not counted. One pass over `records`, so the
+    log streams from disk however long the run.
     """
-    accepted = [r for r in records if r["type"] == "instruction"]
-    rejected = Counter(r["reason"] for r in records if r["type"] == "rejected")
-    if limit is not None and len(accepted) > limit:
-        rejected["beyond_quota"] = len(accepted) - limit
-        accepted = accepted[:limit]
-    inst_rejected = Counter(x["reason"] for r in accepted for x in r["rejected_instances"])
-    inst_kept = sum(len(r["instances"]) for r in accepted)
+    rejected: Counter[str] = Counter()
+    inst_rejected: Counter[str] = Counter()
+    kept = inst_kept = 0
+    for record in records:
+        if record["type"] == "rejected":
+            rejected[record["reason"]] += 1
+        elif record["type"] == "instruction" and limit is not None and kept >= limit:
+            rejected["beyond_quota"] += 1
+        elif record["type"] == "instruction":
+            kept += 1
+            inst_kept += len(record["instances"])
+            inst_rejected.update(x["reason"] for x in record["rejected_instances"])
 
     def stage(reasons: tuple[str, ...], counts: Counter, kept: int) -> dict[str, Any]:
         return {
@@ -108,7 +155,7 @@ def funnel_from_log(records: list[Record], limit: int | None = None) -> dict[str
         }
 
     return {
-        "instructions": stage(INSTRUCTION_REASONS, rejected, len(accepted)),
+        "instructions": stage(INSTRUCTION_REASONS, rejected, kept),
         "instances": stage(INSTANCE_REASONS, inst_rejected, inst_kept),
     }
 
@@ -159,7 +206,8 @@ def export(config: PipelineConfig, folder: Path, *, command: str) -> ExportResul
     """Run (or resume, or replay) the pipeline through the builder and write the folder."""
     from .dataset_card import render_card
 
-    run_dir = folder / RUN_DIR
+    run_dir, stage = folder / RUN_DIR, folder / STAGE_DIR
+    shutil.rmtree(stage, ignore_errors=True)  # left by a run killed mid-export
     rows: dict[str, datasets.Dataset] = {}
     with tempfile.TemporaryDirectory(prefix="self-instruct-cache-") as cache_dir:
         for name in CONFIG_NAMES:
@@ -168,17 +216,16 @@ def export(config: PipelineConfig, folder: Path, *, command: str) -> ExportResul
             )
             builder.download_and_prepare()
             rows[name] = builder.as_dataset(split="train").flatten_indices()
-        data_files = {name: [_write_parquet(rows[name], folder, name)] for name in CONFIG_NAMES}
-        _remove_stale(folder, {f for files in data_files.values() for f in files})
-        records = read_log(run_dir)
-        funnel = funnel_from_log(records, config.num_instructions)
+        data_files = {name: [_write_parquet(rows[name], stage, name)] for name in CONFIG_NAMES}
+        funnel = funnel_from_log(read_log(run_dir), config.num_instructions)
         render_card(
-            folder,
+            stage,
             data_files=data_files,
             rows=rows,
             seeds=load_seeds(config.seeds),
             funnel=funnel,
-            provenance=provenance(config, command, usage_from_log(records)),
+            provenance=provenance(config, command, usage_from_log(read_log(run_dir))),
         )
         num_rows = {n: len(d) for n, d in rows.items()}
+    _publish(stage, folder)
     return ExportResult(folder, data_files, num_rows, funnel)
