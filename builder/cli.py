@@ -7,10 +7,14 @@ Options are the dataclass fields of `PipelineConfig`, `GenerateArguments` and `P
 
 from __future__ import annotations
 
+import contextlib
+import shlex
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .config import PipelineConfig
 
@@ -19,19 +23,99 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     """Errors that are a user's mistake or a broken environment: a message, not a traceback."""
     from .backends.http import BackendError
     from .backends.transformers import ModelNotFoundError
+    from .config import ConfigError
     from .export import OutputFolderError
     from .hub import PushError
+    from .previous import PreviousVersionError
     from .runlog import RunConfigMismatchError
     from .seeds import SeedFileError
 
     return (
+        RunStoppedError,
+        ConfigError,
         SeedFileError,
         OutputFolderError,
         RunConfigMismatchError,
+        PreviousVersionError,
         ModelNotFoundError,
         PushError,
         BackendError,
     )
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that `kill PID` stops a run just as cleanly."""
+
+
+class RunStoppedError(RuntimeError):
+    """The environment stopped a run (disk full, folder gone); its finished rounds are kept."""
+
+
+def _cause(err: BaseException | None, types) -> BaseException | None:
+    """`err` or the error behind it: `datasets` wraps what a generator raises in its own error."""
+    while err is not None and not isinstance(err, types):
+        err = err.__cause__
+    return err
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    def terminate(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _check_inputs(config: PipelineConfig) -> None:
+    """Load the seeds and the model before --output is touched (--overwrite empties it)."""
+    from . import pipeline
+    from .seeds import SeedFileError, load_seeds
+
+    try:
+        load_seeds(config.seeds)
+    except OSError as err:  # what permission bits or a failing disk refuse
+        raise SeedFileError(f"{config.seeds}: cannot read the seed file ({err.strerror})") from err
+    pipeline.load_backend(config).close()  # transformers caches the loaded model for the run
+
+
+def _stopped(folder: Path, argv: Sequence[str], why: str) -> str:
+    """Where a stopped run stands, and the command that continues it."""
+    from .export import CARD, RUN_DIR
+    from .runlog import LOG_FILE, read_log
+
+    kept = sum(r["type"] == "instruction" for r in read_log(folder / RUN_DIR))
+    export = "still holds its previous export" if (folder / CARD).exists() else "has no export yet"
+    return (
+        f"{why}. Every finished round is kept in {folder / RUN_DIR / LOG_FILE} ({kept} "
+        f"instructions); a round cut short is redone on resume. {folder} {export}.\n"
+        f"To continue: {_resume_command(argv)}"
+    )
+
+
+def _resume_command(argv: Sequence[str]) -> str:
+    """The same command with --resume (and without --overwrite, which would delete the run)."""
+    if argv[:1] == ["--config"]:
+        return (
+            f"set `resume: true` in {argv[1]}, then run self-instruct generate --config {argv[1]}"
+        )
+    kept: list[str] = []
+    flag = False
+    for arg in argv:
+        if flag and arg.lower() in ("true", "false", "yes", "no", "1", "0"):
+            flag = False
+            continue
+        flag = arg in ("--resume", "--overwrite")
+        if not flag and not arg.startswith(("--resume=", "--overwrite=")):
+            kept.append(arg)
+    return shlex.join(["self-instruct", "generate", *kept, "--resume"])
+
+
+def _describe(err: OSError) -> str:
+    return f"{err.strerror}: {err.filename}" if err.strerror and err.filename else str(err)
 
 
 _GENERATE_EXAMPLES = """examples:
@@ -85,9 +169,7 @@ def _parse(parser, argv: Sequence[str]) -> tuple:
 
 def generate(argv: Sequence[str]) -> None:
     """Run the pipeline into a folder, print the funnel, optionally push."""
-    from pathlib import Path
-
-    from .export import export, prepare_output
+    from .export import prepare_output
 
     parser = _parser(
         (PipelineConfig, GenerateArguments),
@@ -98,22 +180,37 @@ def generate(argv: Sequence[str]) -> None:
     )
     config, args = _parse(parser, argv)
     folder = Path(args.output)
+    _check_inputs(config)
     prepare_output(folder, resume=args.resume, overwrite=args.overwrite)
     start = time.monotonic()
-    try:
-        result = export(config, folder, command="self-instruct generate " + " ".join(argv))
-    except KeyboardInterrupt:
-        sys.exit(
-            f"\nInterrupted. Every finished round is in {folder}/.self-instruct/log.jsonl; "
-            "rerun the "
-            "same command with --resume to continue."
-        )
+    result = _export(config, folder, argv)
     print(_summary(result, time.monotonic() - start))
     if args.push_to_hub:
         from .hub import push_folder
 
         pushed = push_folder(folder, args.push_to_hub)
         print(f"Pushed {pushed.repo_id}@{pushed.tag} ({pushed.commit_url})")
+
+
+def _export(config: PipelineConfig, folder: Path, argv: Sequence[str]):
+    """Run the export; a signal or a failing disk ends it with a message on how to resume."""
+    from .export import export
+
+    try:
+        with _sigterm_interrupts():
+            return export(config, folder, command="self-instruct generate " + " ".join(argv))
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, Terminated)
+        why = "Stopped by SIGTERM" if terminated else "Interrupted"
+        print(f"\n{_stopped(folder, argv, why)}", file=sys.stderr)
+        sys.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
+    except Exception as err:
+        os_error = _cause(err, OSError)
+        if os_error is None or _cause(err, expected_errors()) is not None:
+            raise
+        raise RunStoppedError(
+            _stopped(folder, argv, f"Cannot go on: {_describe(os_error)}")
+        ) from err
 
 
 def _summary(result, seconds: float) -> str:
@@ -174,9 +271,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
     try:
         COMMANDS[argv[0]](argv[1:])
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        sys.exit(130)
     except Exception as err:
-        if isinstance(err, expected_errors()):
-            sys.exit(f"self-instruct {argv[0]}: error: {err}")
+        if (expected := _cause(err, expected_errors())) is not None:
+            sys.exit(f"self-instruct {argv[0]}: error: {expected}")
+        if (os_error := _cause(err, OSError)) is not None:  # a file or disk problem, not a bug
+            sys.exit(f"self-instruct {argv[0]}: error: {_describe(os_error)}")
         raise
 
 
