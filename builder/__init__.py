@@ -1,3 +1,20 @@
 """Self-Instruct (Wang et al., ACL 2023) as a Hugging Face-native pipeline."""
 
 __version__ = "0.1.0"
+
+# The paper, cited by the builder's DatasetInfo, the ROUGE-L metric module and the dataset card.
+CITATION = """\
+@inproceedings{wang-etal-2023-self-instruct,
+    title = "Self-Instruct: Aligning Language Models with Self-Generated Instructions",
+    author = "Wang, Yizhong and Kordi, Yeganeh and Mishra, Swaroop and Liu, Alisa and
+      Smith, Noah A. and Khashabi, Daniel and Hajishirzi, Hannaneh",
+    booktitle = "Proceedings of the 61st Annual Meeting of the Association for Computational
+      Linguistics (Volume 1: Long Papers)",
+    year = "2023",
+    address = "Toronto, Canada",
+    publisher = "Association for Computational Linguistics",
+    url = "https://aclanthology.org/2023.acl-long.754",
+    doi = "10.18653/v1/2023.acl-long.754",
+    pages = "13484--13508",
+}
+"""

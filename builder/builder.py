@@ -21,23 +21,13 @@ from pathlib import Path
 import datasets
 from datasets.builder import Key
 
+from . import CITATION
 from .config import PipelineConfig
 from .pipeline import Pipeline
 from .rows import CONFIG_NAMES, FEATURES, rows_of
 
 logger = datasets.logging.get_logger(__name__)
 
-_CITATION = """\
-@inproceedings{wang-etal-2023-self-instruct,
-    title = "Self-Instruct: Aligning Language Models with Self-Generated Instructions",
-    author = "Wang, Yizhong and Kordi, Yeganeh and Mishra, Swaroop and Liu, Alisa and
-      Smith, Noah A. and Khashabi, Daniel and Hajishirzi, Hannaneh",
-    booktitle = "Proceedings of the 61st Annual Meeting of the Association for Computational
-      Linguistics (Volume 1: Long Papers)",
-    year = "2023",
-    pages = "13484--13508",
-}
-"""
 _DESCRIPTIONS = {
     "instructions": "Accepted machine-generated instructions with their ROUGE-L provenance.",
     "instances": "Instruction, input and output of every kept instance (the paper's layout).",
@@ -83,7 +73,7 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
         return datasets.DatasetInfo(
             description=_DESCRIPTIONS[self.config.name],
             features=FEATURES[self.config.name],
-            citation=_CITATION,
+            citation=CITATION,
             homepage="https://aclanthology.org/2023.acl-long.754/",
         )
 

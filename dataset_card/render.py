@@ -18,6 +18,7 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from self_instruct import CITATION
 from self_instruct.seeds import SeedTask
 
 from .analysis import VerbNounResult, rouge_to_seeds, verb_noun_pairs
@@ -209,6 +210,7 @@ def render_card(
             plots=plots,
             structure=structure,
             provenance=provenance,
+            citation=CITATION.strip(),
         )
     )
     path = folder / "README.md"

@@ -17,10 +17,11 @@ import datasets
 import evaluate
 import numpy as np
 
+from self_instruct import CITATION
 from self_instruct.rouge.scoring import Score, rouge_l
 from self_instruct.rouge.tokenizer import get_tokenizer
 
-_CITATION = """\
+_ROUGE_CITATION = """\
 @inproceedings{lin-2004-rouge,
     title = "{ROUGE}: A Package for Automatic Evaluation of Summaries",
     author = "Lin, Chin-Yew",
@@ -32,18 +33,8 @@ _CITATION = """\
     url = "https://www.aclweb.org/anthology/W04-1013",
     pages = "74--81",
 }
-@inproceedings{wang-etal-2023-self-instruct,
-    title = "Self-Instruct: Aligning Language Models with Self-Generated Instructions",
-    author = "Wang, Yizhong and Kordi, Yeganeh and Mishra, Swaroop and Liu, Alisa and
-      Smith, Noah A. and Khashabi, Daniel and Hajishirzi, Hannaneh",
-    booktitle = "Proceedings of the 61st Annual Meeting of the Association for Computational
-      Linguistics (Volume 1: Long Papers)",
-    year = "2023",
-    publisher = "Association for Computational Linguistics",
-    url = "https://aclanthology.org/2023.acl-long.754",
-    pages = "13484--13508",
-}
 """
+_CITATION = _ROUGE_CITATION + CITATION
 
 _DESCRIPTION = """\
 ROUGE-L scores a prediction against a reference by their longest common subsequence (LCS) of
