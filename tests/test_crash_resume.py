@@ -22,6 +22,8 @@ from self_instruct.runlog import read_log
 NUM_INSTRUCTIONS = 30
 ARGS = ["generate", "--num-instructions", str(NUM_INSTRUCTIONS), "--batch-size", "2", "--seed", "5"]
 SLOW = {"SI_TEST_DELAY": "0.03"}  # seconds per backend call: a round takes ~0.1 s
+# For signals: a run must still be going when the signal lands, on a quiet machine too.
+PAUSED = {"SI_TEST_DELAY": "0.5"}
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +89,7 @@ def test_kill_9_at_random_points_then_resume(tmp_path, uninterrupted):
 )
 def test_signal_stops_cleanly_and_says_how_to_resume(tmp_path, uninterrupted, sig, code, says):
     folder = tmp_path / "out"
-    process = launch([*ARGS, "--output", str(folder)], SLOW)
+    process = launch([*ARGS, "--output", str(folder)], PAUSED)
     assert wait_for_rounds(folder, 2, process)
     process.send_signal(sig)
     _, stderr = process.communicate(timeout=60)
@@ -109,7 +111,7 @@ def test_interrupted_resume_keeps_the_previous_export(tmp_path, uninterrupted):
     short = [*ARGS, "--num-instructions", "10", "--output", str(folder)]
     assert run_cli(short).returncode == 0
     before = data_rows(folder)
-    process = launch([*ARGS, "--output", str(folder), "--resume"], SLOW)
+    process = launch([*ARGS, "--output", str(folder), "--resume"], PAUSED)
     assert wait_for_rounds(folder, count_rounds(folder) + 1, process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
