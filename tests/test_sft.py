@@ -106,6 +106,17 @@ def test_trains_from_a_hub_revision_pushes_and_the_card_names_it(
     assert {"README.md", "model.safetensors"} <= set(HfApi(token=ALICE).list_repo_files(TUNED))
     assert ModelCard.load(TUNED, token=ALICE).data.dataset_commit == v1.commit
 
+    # Then the evaluation script on the result: base vs tuned on held-out seed tasks.
+    scores = tmp_path / "scores.json"
+    command = [sys.executable, str(SCRIPTS / "evaluate_model.py")]
+    command += ["--models", str(checkpoint), str(out), "--num_tasks", "3"]
+    command += ["--max_new_tokens", "8", "--json", str(scores)]
+    table = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
+    rows = json.loads(scores.read_text())
+    assert [row["tasks"] for row in rows] == [3, 3]
+    assert all(0.0 <= row["rouge_l"] <= 100.0 for row in rows)
+    assert str(out) in table.stdout
+
 
 def test_unknown_revision_lists_the_known_ones(hub, tmp_path):
     push_folder(write_dataset(tmp_path / "v1", SFT_ROWS), REPO, token=ALICE)
