@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -113,6 +114,9 @@ def _fill_disk_after(budget: int) -> None:
 
 
 def main() -> None:
+    # A shell starts background jobs with SIGINT ignored, and children inherit that: a suite run
+    # as `make test &` would then test the caller's shell, not our Ctrl-C handling.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, str(HERE))
     if not os.environ.get("SI_TEST_REAL_MODEL"):
         _patch_backend()
