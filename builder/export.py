@@ -31,10 +31,9 @@ from .builder import SelfInstruct
 from .config import EMBEDDED_MODEL, PipelineConfig
 from .filters import INSTANCE_REASONS, INSTRUCTION_REASONS
 from .rows import CONFIG_NAMES
-from .runlog import Record, read_log, usage_from_log
+from .runlog import RUN_DIR, Record, read_log, usage_from_log
 from .seeds import load_seeds, seeds_fingerprint
 
-RUN_DIR = ".self-instruct"
 STAGE_DIR = f"{RUN_DIR}/export"  # an export is written here, then moved into place
 DATA_DIR = "data"
 CARD = Path("README.md")

@@ -25,7 +25,6 @@ from .history import data_fingerprint, new_entry, read_history, with_history
 logger = logging.getLogger(__name__)
 
 REPO_TYPE = "dataset"
-RUN_DIR = ".self-instruct"  # the run log and config: never uploaded
 PLOTS_DIR = "plots"  # the card's figures (dataset_card.render.PLOTS_DIR)
 _VERSION_TAG = re.compile(r"v(\d+)")
 

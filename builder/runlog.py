@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+RUN_DIR = ".self-instruct"  # inside an output folder: the run log and options, never uploaded
 CONFIG_FILE = "config.json"
 LOG_FILE = "log.jsonl"
 ROUND = "round"
