@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
+from anchors import PAPER_SEEDS
 from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 
 from self_instruct.rouge.scoring import fmeasures, lcs_matrix
 from self_instruct.rouge.tokenizer import Vocabulary
 
-ANCHORS = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "self_instruct"
+ANCHORS = PAPER_SEEDS.parent
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
 ADVERSARIAL = [

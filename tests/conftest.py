@@ -7,9 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
-ANCHORS = Path(__file__).resolve().parents[2] / "shared" / "anchors"
-PAPER_SEEDS = ANCHORS / "self_instruct" / "seed_tasks.jsonl"
+from anchors import PAPER_SEEDS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Tests never read or write the user's datasets cache (set before `datasets` is imported).

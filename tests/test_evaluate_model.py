@@ -13,9 +13,8 @@ from pathlib import Path
 import datasets
 import pytest
 from _sft import SCRIPTS, load_script, smollm2_checkpoint
+from anchors import USER_ORIENTED
 from rouge_score.rouge_scorer import RougeScorer
-
-USER_ORIENTED = Path("/work/shared/anchors/self_instruct/user_oriented_instructions.jsonl")
 
 evaluate_model = load_script("evaluate_model")
 

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from anchors import PAPER_SEEDS
 from datasets import Dataset
 from rouge_score import rouge_scorer
 
@@ -21,9 +22,6 @@ from self_instruct.seeds import (
     seeds_fingerprint,
 )
 
-PAPER_SEEDS = (
-    Path(__file__).parents[2] / "shared" / "anchors" / "self_instruct" / "seed_tasks.jsonl"
-)
 # The paper's instruction filter (bootstrap_instructions.py), checked here on our own seeds.
 BLACKLIST = re.compile(
     r"\b(image|images|graph|graphs|picture|pictures|file|files|map|maps|draw|plot|go to)\b",

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from anchors import PAPER_SEEDS as ANCHOR_SEEDS
 from datasets import Dataset
 from huggingface_hub import HfApi
 from local_hub import LocalHub
@@ -18,10 +19,6 @@ from self_instruct.dataset_card.stats import (
     stats_main,
 )
 from self_instruct.seeds import BUNDLED_SEEDS_PATH, SeedFileError
-
-ANCHOR_SEEDS = (
-    Path(__file__).parents[2] / "shared" / "anchors" / "self_instruct" / "seed_tasks.jsonl"
-)
 
 
 def independent_table1(records: list[dict]) -> dict[str, str]:

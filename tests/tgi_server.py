@@ -21,11 +21,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+
+from anchors import TGI_OPENAPI
 
 from self_instruct.backends.base import Backend, SamplingParams
 
-OPENAPI = Path(__file__).resolve().parents[1].parent / "shared" / "anchors" / "tgi" / "openapi.json"
+OPENAPI = TGI_OPENAPI
 
 
 @dataclass
