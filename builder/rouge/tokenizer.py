@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 
 Tokenizer = Callable[[str], list[str]]
 
-_ROUGE_SCORE_TOKEN = re.compile(r"[a-z0-9]+")
+# Bytes that are not ASCII letters or digits become spaces (upper case is gone by then).
+_ROUGE_SCORE_BYTES = bytes(b if chr(b).isascii() and chr(b).isalnum() else 32 for b in range(256))
 # Scripts written without spaces between words: every character is a token, as CJK ROUGE does.
 _UNSPACED = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff"
 _UNICODE_TOKEN = re.compile(rf"[{_UNSPACED}]|[^\W_{_UNSPACED}]+")
@@ -23,11 +24,13 @@ _UNICODE_TOKEN = re.compile(rf"[{_UNSPACED}]|[^\W_{_UNSPACED}]+")
 def tokenize_rouge_score(text: str) -> list[str]:
     """Exactly `rouge_score.tokenize.tokenize(text, None)`.
 
-    rouge_score lower-cases, turns every run outside `[a-z0-9]` into a space and splits; taking
-    the `[a-z0-9]+` runs of the lower-cased text yields the same tokens in one pass. Lower-casing
-    first matters: some non-ASCII letters lower-case to ASCII ones (KELVIN SIGN -> "k").
+    rouge_score lower-cases, turns every run outside `[a-z0-9]` into a space and splits. Here
+    non-ASCII characters become "?" (then a space) and one byte-table `translate` does the rest:
+    three times faster than a regular expression, and the tokenizer is a third of the filter's
+    time on instruction-length texts. Lower-casing first matters: some non-ASCII letters
+    lower-case to ASCII ones (KELVIN SIGN -> "k").
     """
-    return _ROUGE_SCORE_TOKEN.findall(text.lower())
+    return text.lower().encode("ascii", "replace").translate(_ROUGE_SCORE_BYTES).decode().split()
 
 
 def tokenize_unicode(text: str) -> list[str]:
@@ -74,9 +77,13 @@ class Vocabulary:
     def encode(self, tokens: Sequence[str]) -> str:
         """The code-point string of `tokens`, adding unseen tokens to the vocabulary."""
         codes = self._codes
+        try:  # the common case once the vocabulary has grown: every token known
+            return "".join(map(codes.__getitem__, tokens))
+        except KeyError:
+            pass
         for token in tokens:
             if token not in codes:
                 if len(codes) == self.MAX_SIZE:
                     raise OverflowError("More distinct tokens than Unicode code points.")
                 codes[token] = chr(len(codes))
-        return "".join(codes[token] for token in tokens)
+        return "".join(map(codes.__getitem__, tokens))
