@@ -8,7 +8,9 @@ python scripts/bench_rouge.py --reference_size 500 --skip_full_length
 Corpus: the T0 prompts of the paper's baselines (27,455 real prompts, many near-duplicates),
 each cut to its first 32 words, with the 175 paper seeds as the initial pool; and the same
 prompts at full length as a stress case. Every measurement runs in a fresh forked process, so
-its peak memory is its own. Decisions of ours and of the reference must be identical.
+its peak memory is its own. Decisions of ours and of the reference must be identical, and so must
+the mean scores the paper records for kept texts. Times are CPU seconds: the reference runs once
+(over two minutes), ours is the best of up to 5 runs (runs under 5 s in all).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from rouge_score import rouge_scorer
 
 from self_instruct.rouge import RougeIndex
 
+_REPEATS, _REPEAT_BELOW = 5, 5.0
 ANCHORS = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "self_instruct"
 
 
@@ -110,20 +113,28 @@ def run_reference(seeds, texts, threshold) -> Row:
 
 
 def run_ours(seeds, texts, threshold, provenance: bool) -> Row:
-    # A warm-up call on a throwaway index: first calls into numpy and rapidfuzz cost ~10 ms once
-    # per process, which is not the filter's work and would blur the small cases.
+    """Our filter, best CPU time of up to `_REPEATS` runs (timeit's rule: noise only adds time).
+
+    A run over `_REPEAT_BELOW` seconds is not repeated: it is long enough to average noise out.
+    A warm-up call on a throwaway index goes first: first calls into numpy and rapidfuzz cost
+    ~10 ms once per process, which is not the filter's work and would blur the small cases.
+    """
     RougeIndex().filter(seeds, threshold, provenance=provenance)
-    index = RougeIndex()
-    index.add(seeds)
-    start = time.process_time()
-    results = index.filter(texts, threshold, provenance=provenance)
-    seconds = time.process_time() - start
+    seconds = []
+    while len(seconds) < _REPEATS and sum(seconds) < _REPEAT_BELOW:
+        index = RougeIndex()
+        index.add(seeds)
+        start = time.process_time()
+        results = index.filter(texts, threshold, provenance=provenance)
+        seconds.append(time.process_time() - start)
     decisions = [result.accepted for result in results]
     means = [result.mean_score for result in results if result.accepted and provenance]
     stats = index.stats
     name = "ours" if provenance else "ours, decisions only"
     lcs = stats.decision_lcs + stats.provenance_lcs
-    return Row(name, len(texts), sum(decisions), seconds, stats.pairs, lcs, 0, decisions, means)
+    return Row(
+        name, len(texts), sum(decisions), min(seconds), stats.pairs, lcs, 0, decisions, means
+    )
 
 
 def _pairs(pool_size: int, decisions: list[bool]) -> int:

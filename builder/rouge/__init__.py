@@ -7,7 +7,8 @@
 
 from pathlib import Path
 
-from self_instruct.rouge.index import FilterDecision, IndexStats, RougeIndex, Similarity
+from self_instruct.rouge.index import FilterDecision, IndexStats, RougeIndex
+from self_instruct.rouge.provenance import Similarity
 from self_instruct.rouge.scoring import Score, rouge_l
 from self_instruct.rouge.tokenizer import (
     TOKENIZERS,

@@ -6,7 +6,7 @@ every pooled text is <= the threshold, candidates compared with those kept befor
 finds, from token counts alone, the few pairs that could be above the threshold, both against the
 pool and inside the batch; only those get an LCS (rapidfuzz, C++), and a short sequential pass
 then applies the greedy rule. A kept candidate needs its F with the whole pool anyway (the paper
-records the mean), so kept candidates are scored against the pool in C++ (`cdist`), in batches.
+records the mean): `provenance.py` scores kept candidates against the whole pool, in batches.
 """
 
 from __future__ import annotations
@@ -18,21 +18,11 @@ from typing import NamedTuple
 import numpy as np
 
 from self_instruct.rouge.prefix import ElementOrder, PrefixIndex, RankedSets, owners
+from self_instruct.rouge.provenance import Pool, Similarity, describe
 from self_instruct.rouge.scoring import fmeasures, lcs_matrix, lcs_pairs
 from self_instruct.rouge.tokenizer import Tokenizer, Vocabulary, get_tokenizer
 
 _BATCH = 64  # candidates decided together: amortises numpy's per-call cost, bounds batch pairs
-_DESCRIBE_BATCH = 256  # kept candidates per cdist call: amortises its setup, bounds its memory
-
-
-@dataclass
-class Similarity:
-    """How close one text is to the pool, in ROUGE-L F-measure."""
-
-    max_score: float
-    argmax: int  # pool position of the first most similar text; -1 for an empty pool
-    mean_score: float  # over the whole pool it was compared with; nan for an empty pool
-    most_similar: list[tuple[str, float]]  # best first, ties in pool order
 
 
 @dataclass
@@ -123,6 +113,11 @@ class RougeIndex:
         """Score each candidate against the whole pool; nothing is added."""
         codes = [self._vocabulary.encode(self._tokenize(text)) for text in candidates]
         return self._describe(codes, [len(self)] * len(codes), top_k)
+
+    def _describe(self, codes: list[str], pool_sizes: list[int], top_k: int) -> list[Similarity]:
+        self.stats.provenance_lcs += sum(pool_sizes)
+        pool = Pool(self._texts, self._codes, self._lengths.values)
+        return describe(codes, pool_sizes, pool, top_k)
 
     def filter(
         self,
@@ -266,39 +261,6 @@ class RougeIndex:
             start = end + 1
         return decisions
 
-    def _describe(self, codes: list[str], pool_sizes: list[int], top_k: int) -> list[Similarity]:
-        """Exact max, argmax, mean and top-k of each text against the first `pool_size` texts."""
-        results = []
-        for start in range(0, len(codes), _DESCRIBE_BATCH):
-            sizes = np.array(pool_sizes[start : start + _DESCRIBE_BATCH], dtype=np.int64)
-            results += self._describe_batch(codes[start : start + _DESCRIBE_BATCH], sizes, top_k)
-        return results
-
-    def _describe_batch(self, codes: list[str], sizes: np.ndarray, top_k: int) -> list[Similarity]:
-        width = int(sizes.max(initial=0))
-        self.stats.provenance_lcs += int(sizes.sum())
-        lengths = np.fromiter(map(len, codes), dtype=np.int64, count=len(codes))
-        lcs = lcs_matrix(codes, self._codes[:width])
-        scores = fmeasures(lcs, lengths[:, None], self._lengths.values[:width])
-        scores[np.arange(width) >= sizes[:, None]] = -1.0  # past a text's pool: never chosen
-        best = scores.argmax(axis=1) if width else sizes  # the first maximum, as rouge_score's
-        results = []
-        for row, size, argmax, ranked in zip(
-            scores, sizes.tolist(), best.tolist(), _ranked(scores, top_k), strict=True
-        ):
-            if not size:
-                results.append(Similarity(0.0, -1, float("nan"), []))
-                continue
-            results.append(
-                Similarity(
-                    max_score=float(row[argmax]),
-                    argmax=argmax,
-                    mean_score=float(np.add.reduce(row[:size]) / size),  # np.mean, bit for bit
-                    most_similar=[(self._texts[i], score) for i, score in ranked],
-                )
-            )
-        return results
-
 
 def _greedy(count: int, pool_hits: _Hits, batch_hits: _Hits) -> np.ndarray:
     """Which candidates of a batch the paper's sequential loop accepts.
@@ -318,24 +280,3 @@ def _greedy(count: int, pool_hits: _Hits, batch_hits: _Hits) -> np.ndarray:
 def _unscored_acceptance() -> FilterDecision:
     nan = float("nan")
     return FilterDecision(max_score=nan, argmax=-1, mean_score=nan, most_similar=[], accepted=True)
-
-
-def _ranked(scores: np.ndarray, top_k: int) -> list[list[tuple[int, float]]]:
-    """Per row, (column, score) of its `top_k` highest scores >= 0, best first, ties in column
-    order; O(n) selection."""
-    rows, width = scores.shape
-    if top_k <= 0:
-        return [[] for _ in range(rows)]
-    if top_k < width:
-        kth = np.partition(scores, width - top_k, axis=1)[:, width - top_k]
-        row, column = np.nonzero(scores >= np.maximum(kth, 0.0)[:, None])
-    else:
-        row, column = np.nonzero(scores >= 0.0)
-    order = np.lexsort((column, -scores[row, column], row))
-    row, column = row[order], column[order]
-    pairs = list(zip(column.tolist(), scores[row, column].tolist(), strict=True))
-    ends = np.cumsum(np.bincount(row, minlength=rows)).tolist()
-    return [
-        pairs[start : min(end, start + top_k)]
-        for start, end in zip([0, *ends[:-1]], ends, strict=True)
-    ]
