@@ -10,7 +10,9 @@ python scripts/bench_backends.py --latency 1.0 --skip_transformers
    a fixed `latency`, at most `capacity` at once. For each `max_concurrency`, one `generate()`
    call of `waves` x `max_concurrency` prompts is timed; the ideal is
    min(max_concurrency, capacity) / latency requests per second. Prompts are the pipeline's
-   instruction prompts: response size (TGI's prefill details) grows with them.
+   instruction prompts. The answers come back together, wave after wave, and the client handles
+   each wave's requests one after the other: a wave takes about latency + max_concurrency x the
+   client CPU per request, which is what keeps 64 in flight at 0.2 s below the ideal.
 2. The pipeline. Whole rounds (instructions -> classification -> instances) through the `tgi`
    backend against the same server answering with `tests/scripted_backend.py`'s text. A round
    waits for each of its three steps, so its ideal also counts the partly filled waves.

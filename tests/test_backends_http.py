@@ -101,6 +101,35 @@ def test_chat_mode_and_v1_base_urls():
     )
 
 
+class CountsPrefillRequests(ScriptedApp):
+    """Counts the requests asking for the prompt's tokens; `headers=False` drops TGI's headers."""
+
+    headers: bool = True
+    prefill_requests: int = 0
+
+    def handle(self, method, path, body):
+        self.prefill_requests += bool(body["parameters"].get("decoder_input_details"))
+        reply = super().handle(method, path, body)
+        reply.headers = reply.headers if self.headers else {}
+        return reply
+
+
+@pytest.mark.parametrize("headers", [True, False])
+def test_tgi_prompt_tokens_come_from_the_header_or_else_the_prefill(headers):
+    app = CountsPrefillRequests()
+    app.headers = headers
+    prompts = [f"prompt number {i}" for i in range(10)]  # 3 tokens for the scripted server
+    with LocalServer(app) as server:
+        backend = TGIBackend([server.url], model="test-model", max_concurrency=2)
+        completions = backend.generate(prompts, GREEDY)
+        backend.close()
+    assert [c.prompt_tokens for c in completions] == [3] * 10
+    assert backend.usage.prompt_tokens == backend.usage.per_endpoint[server.url]["prompt_tokens"]
+    assert backend.usage.prompt_tokens == 30
+    # With the header, only the first wave (sent before any answer) asks for the prefill.
+    assert app.prefill_requests == (2 if headers else 10)
+
+
 def test_local_servers_are_reached_in_hub_offline_mode(monkeypatch):
     """huggingface_hub's default session refuses every request offline; ours must not."""
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)

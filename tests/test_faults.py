@@ -6,6 +6,7 @@ requests arrive in; backoff and cool-downs are shortened so the module runs in s
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -13,9 +14,12 @@ from tgi_server import LocalServer, ScriptedApp
 
 from self_instruct.backends.base import SamplingParams
 from self_instruct.backends.http import (
+    Endpoint,
+    EndpointPool,
     EndpointsUnavailableError,
     RequestRejectedError,
     RetryPolicy,
+    Slot,
 )
 from self_instruct.backends.openai import OpenAIBackend
 from self_instruct.backends.tgi import TGIBackend
@@ -134,3 +138,26 @@ def test_every_endpoint_down_raises(make):
     assert all(url in str(error.value) for url in urls)
     assert backend.usage.failed_requests == 3
     backend.close()  # and once more by the fixture: safe twice
+
+
+def test_waiters_get_the_slots_back_when_a_cool_down_ends():
+    """A release wakes one waiter; slots of a resting endpoint come back without any release."""
+
+    async def scenario() -> list[Slot]:
+        endpoint = Endpoint("http://127.0.0.1:1")
+        endpoint.slots = [Slot(endpoint, client=None, session=None) for _ in range(2)]
+        endpoint.idle = list(endpoint.slots)
+        pool = EndpointPool([endpoint], fast_retries(failures_to_cooldown=1, cooldown=0.1))
+        held = [await pool.acquire(), await pool.acquire()]
+        waiters = [asyncio.ensure_future(pool.acquire()) for _ in range(3)]
+        await asyncio.sleep(0)  # all three wait, with no timeout: nothing is down yet
+        pool.failed(endpoint)  # down for 0.1 s: the two released slots wait for it
+        for slot in held:
+            pool.release(slot)
+        await asyncio.sleep(0.05)
+        assert not any(waiter.done() for waiter in waiters)
+        first = await asyncio.wait_for(asyncio.gather(*waiters[:2]), timeout=2)
+        pool.release(first[0])
+        return [*first, await asyncio.wait_for(waiters[2], timeout=2)]
+
+    assert len(set(asyncio.run(scenario()))) == 2  # three acquisitions of the two slots

@@ -3,7 +3,8 @@
 - `ModelTGIApp`: Text Generation Inference's `/generate`, `/info` and `/health`, answered by a real
   model (a `TransformersBackend`). Requests and responses are checked against TGI's published
   OpenAPI schema when `../shared/anchors/tgi/openapi.json` is present: a request our client
-  builds wrongly gets TGI's own 422.
+  builds wrongly gets TGI's own 422. Like TGI's router, `/generate` sends the token counts in
+  `x-prompt-tokens` and `x-generated-tokens` headers (the schema has no place for headers).
 - `ScriptedApp`: no model. It echoes each prompt (TGI `/generate`, OpenAI `/v1/completions` and
   `/v1/chat/completions`) after a fixed latency with a fixed capacity, and injects faults (503,
   a hang past the client's timeout, a dropped connection, malformed JSON, a 4xx) on a schedule
@@ -31,11 +32,12 @@ OPENAPI = TGI_OPENAPI
 
 @dataclass
 class Reply:
-    """What to answer: JSON (or raw bytes) with a status, or nothing at all (`drop`)."""
+    """What to answer: JSON (or raw bytes) with a status and headers, or nothing at all (`drop`)."""
 
     status: int = 200
     body: object = None
     drop: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def tgi_error(status: int, message: str, error_type: str) -> Reply:
@@ -67,6 +69,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(reply.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
         self.end_headers()
         with contextlib.suppress(ConnectionError):  # the client gave up (a "hang" fault)
             self.wfile.write(body)
@@ -172,7 +176,9 @@ class ModelTGIApp:
         params = _sampling_params(parameters)
         with self._lock:
             [completion] = self.backend.generate([request["inputs"]], params)
-        return Reply(200, self._response(request["inputs"], completion, parameters))
+        body = self._response(request["inputs"], completion, parameters)
+        headers = tgi_headers(completion.prompt_tokens, completion.completion_tokens)
+        return Reply(200, body, headers=headers)
 
     def _response(self, prompt: str, completion, parameters: dict) -> dict:
         """TGI's `GenerateResponse`; logprobs are not computed here, which TGI's schema allows."""
@@ -193,6 +199,11 @@ class ModelTGIApp:
             "seed": parameters.get("seed"),
         }
         return {"generated_text": completion.text, "details": details}
+
+
+def tgi_headers(prompt_tokens: int, generated_tokens: int) -> dict[str, str]:
+    """The token counts TGI's router sends with every `/generate` answer (`server.rs`)."""
+    return {"x-prompt-tokens": str(prompt_tokens), "x-generated-tokens": str(generated_tokens)}
 
 
 def _invalid_parameters(parameters: dict) -> str | None:
@@ -260,7 +271,7 @@ class ScriptedApp:
             self._enter()
             self.stopping.wait(self.latency)
             self._leave(prompt)
-        return Reply(200, routes[path](f"echo {prompt}", prompt))
+        return routes[path](f"echo {prompt}", prompt, body)
 
     def _fault(self, fault: str) -> Reply:
         if fault == "hang":
@@ -288,22 +299,26 @@ def _counts(text: str, prompt: str) -> tuple[int, int]:
     return len(prompt.split()), len(text.split())
 
 
-def _tgi(text: str, prompt: str) -> dict:
+def _tgi(text: str, prompt: str, request: dict) -> Reply:
+    """Like TGI: the prompt's tokens listed only when asked for, counted in a header always."""
     prompt_tokens, generated = _counts(text, prompt)
-    prefill = [{"id": i, "text": word, "logprob": None} for i, word in enumerate(prompt.split())]
+    asked = (request.get("parameters") or {}).get("decoder_input_details")
+    words = prompt.split() if asked else []
+    prefill = [{"id": i, "text": word, "logprob": None} for i, word in enumerate(words)]
     details = {"finish_reason": "eos_token", "generated_tokens": generated, "prefill": prefill}
-    return {"generated_text": text, "details": {**details, "tokens": []}}
+    body = {"generated_text": text, "details": {**details, "tokens": []}}
+    return Reply(200, body, headers=tgi_headers(prompt_tokens, generated))
 
 
-def _openai(text: str, prompt: str) -> dict:
+def _openai(text: str, prompt: str, request: dict) -> Reply:
     prompt_tokens, generated = _counts(text, prompt)
     usage = {"prompt_tokens": prompt_tokens, "completion_tokens": generated}
     choice = {"index": 0, "text": text, "finish_reason": "stop"}
-    return {"object": "text_completion", "choices": [choice], "usage": usage}
+    return Reply(200, {"object": "text_completion", "choices": [choice], "usage": usage})
 
 
-def _chat(text: str, prompt: str) -> dict:
-    response = _openai(text, prompt)
+def _chat(text: str, prompt: str, request: dict) -> Reply:
+    response = _openai(text, prompt, request).body
     choice = response["choices"][0]
     choice["message"] = {"role": "assistant", "content": choice.pop("text")}
-    return {**response, "object": "chat.completion"}
+    return Reply(200, {**response, "object": "chat.completion"})

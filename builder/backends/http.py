@@ -1,9 +1,14 @@
 """What the server backends (`tgi`, `openai`) share: concurrency, retries, endpoint rotation, usage.
 
 Every prompt of a `generate()` call becomes one asyncio task. A task takes a slot on whichever
-endpoint has the most room (at most `max_concurrency` in flight per endpoint), so requests spread
-over all servers and a slow one holds a single slot, never the batch. Results are gathered by
-index: the pipeline sees completions in prompt order whatever order they arrive in.
+endpoint has the most room (`max_concurrency` slots per endpoint), so requests spread over all
+servers and a slow one holds a single slot, never the batch. Results are gathered by index: the
+pipeline sees completions in prompt order whatever order they arrive in.
+
+A slot is one request's worth of an endpoint, with its own client on its own one-connection
+session. One shared session would do the same work with more CPU: httpx's pool looks at every
+connection it holds, probing each idle socket, twice per request, which at 64 connections was a
+third of the client's CPU per request (`scripts/bench_backends.py`).
 
 Faults, in the order the code meets them:
 - timeouts, connection errors, malformed responses, 408/424/429/5xx: retried with exponential
@@ -21,10 +26,11 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import json
 import logging
+import ssl
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -44,6 +50,7 @@ from .base import Backend, Completion, SamplingParams, cut_at_stop
 logger = logging.getLogger(__name__)
 
 RETRY_STATUS_CODES = frozenset({408, 424, 429})  # and every 5xx
+ONE_CONNECTION = httpx2.Limits(max_connections=1, max_keepalive_connections=1)
 
 
 class BackendError(RuntimeError):
@@ -130,18 +137,17 @@ def to_completion(
     return Completion(text, reason, int(prompt_tokens or 0), int(completion_tokens or 0))
 
 
-@dataclass
+@dataclass(eq=False)
 class Endpoint:
-    """One server: its clients, its load, its health and what it has served.
+    """One server: its slots, its health and what it has served.
 
     `stats` become `usage.per_endpoint[url]`: successful requests, failed attempts, tokens, and
     `seconds`, the summed latency of the successful requests (concurrent ones overlap).
     """
 
     url: str
-    client: AsyncInferenceClient
-    session: httpx2.AsyncClient
-    in_flight: int = 0
+    slots: list[Slot] = field(default_factory=list)
+    idle: list[Slot] = field(default_factory=list)  # the slots free now; the others are in flight
     consecutive_failures: int = 0
     down_until: float = 0.0  # time.monotonic() before which it takes no requests
     stats: dict[str, float] = field(
@@ -151,26 +157,46 @@ class Endpoint:
     )
 
 
+@dataclass(eq=False)
+class Slot:
+    """Room for one request on an endpoint: a client on a session that holds one connection.
+
+    The session carries one request at a time, so the latest response on it is the current
+    request's: `headers` keeps its headers for what a protocol reports only there (TGI's prompt
+    token count).
+    """
+
+    endpoint: Endpoint
+    client: AsyncInferenceClient
+    session: httpx2.AsyncClient
+    headers: httpx2.Headers = field(default_factory=httpx2.Headers)
+
+    async def keep_headers(self, response: httpx2.Response) -> None:
+        """The session's response hook."""
+        self.headers = response.headers
+
+
 class EndpointPool:
-    """Hands out request slots: least-loaded healthy endpoint first, waiting while none is free."""
+    """Hands out slots: the healthy endpoint with the most idle ones first, waiting while none is.
 
-    def __init__(self, endpoints: list[Endpoint], max_concurrency: int, policy: RetryPolicy):
+    Waiters queue in arrival order and a released slot wakes one of them, not all: every prompt of
+    a batch waits here at once, and waking hundreds to hand out one slot made each release cost
+    O(waiting).
+    """
+
+    def __init__(self, endpoints: list[Endpoint], policy: RetryPolicy):
         self.endpoints = endpoints
-        self.max_concurrency = max_concurrency
         self.policy = policy
-        self._changed = asyncio.Condition()
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
-    async def acquire(self) -> Endpoint:
-        async with self._changed:
-            while (endpoint := self._pick()) is None:
-                await self._wait()
-            endpoint.in_flight += 1
-            return endpoint
+    async def acquire(self) -> Slot:
+        while (endpoint := self._pick()) is None:
+            await self._wait()
+        return endpoint.idle.pop()
 
-    async def release(self, endpoint: Endpoint) -> None:
-        endpoint.in_flight -= 1
-        async with self._changed:
-            self._changed.notify_all()
+    def release(self, slot: Slot) -> None:
+        slot.endpoint.idle.append(slot)
+        self._wake_one()
 
     def succeeded(self, endpoint: Endpoint) -> None:
         endpoint.consecutive_failures = 0
@@ -187,17 +213,35 @@ class EndpointPool:
 
     def _pick(self) -> Endpoint | None:
         now = time.monotonic()
-        free = [
-            e for e in self.endpoints if e.down_until <= now and e.in_flight < self.max_concurrency
-        ]
-        return min(free, key=lambda e: e.in_flight, default=None)
+        free = [e for e in self.endpoints if e.down_until <= now and e.idle]
+        return max(free, key=lambda e: len(e.idle), default=None)
 
     async def _wait(self) -> None:
-        """Until a slot frees up, or the earliest cool-down ends (nobody notifies for that)."""
+        """Until a release wakes this waiter, or the earliest cool-down ends (nobody releases then).
+
+        Slots of a resting endpoint come back with no release: but whoever waits meanwhile has the
+        cool-down's end as timeout, and so does a waiter woken by one of its slots' release. A
+        waiter woken but cancelled before it runs passes its turn on, or a slot could stay idle.
+        """
         now = time.monotonic()
         wake = min((e.down_until - now for e in self.endpoints if e.down_until > now), default=None)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout=wake)
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout=wake)
+        except TimeoutError:
+            pass  # the timeout cancelled `waiter`: `_wake_one` skips it
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._wake_one()
+            raise
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # timed out or cancelled meanwhile
+                waiter.set_result(None)
+                return
 
     def _cool_down(self, endpoint: Endpoint) -> None:
         if endpoint.down_until > time.monotonic():
@@ -269,14 +313,16 @@ class HTTPBackend(Backend):
         self._loop, self._pool = None, None
 
     async def _close_sessions(self) -> None:
-        await asyncio.gather(*(endpoint.session.aclose() for endpoint in self._pool.endpoints))
+        slots = [slot for endpoint in self._pool.endpoints for slot in endpoint.slots]
+        await asyncio.gather(*(slot.session.aclose() for slot in slots))
 
     async def _generate_all(
         self, prompts: Sequence[str], params: SamplingParams
     ) -> list[Completion | None]:
         if self._pool is None:
-            endpoints = [self._open(url) for url in self.endpoint_urls]
-            self._pool = EndpointPool(endpoints, self.max_concurrency, self.retry)
+            tls = httpx2.create_ssl_context()  # one for all sessions: each costs ~20 ms to load
+            endpoints = [self._open(url, tls) for url in self.endpoint_urls]
+            self._pool = EndpointPool(endpoints, self.retry)
         tasks = [asyncio.ensure_future(self._complete(p, params)) for p in prompts]
         try:
             return list(await asyncio.gather(*tasks))
@@ -286,16 +332,23 @@ class HTTPBackend(Backend):
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
 
-    def _open(self, url: str) -> Endpoint:
+    def _open(self, url: str, tls: ssl.SSLContext) -> Endpoint:
+        endpoint = Endpoint(url)
+        endpoint.slots = [self._open_slot(endpoint, tls) for _ in range(self.max_concurrency)]
+        endpoint.idle = list(endpoint.slots)
+        return endpoint
+
+    def _open_slot(self, endpoint: Endpoint, tls: ssl.SSLContext) -> Slot:
         # Our own session, not huggingface_hub's default: that one refuses every request when
-        # HF_HUB_OFFLINE=1, even to a server on localhost, and its pool is not sized to our load.
-        limits = httpx2.Limits(
-            max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency
+        # HF_HUB_OFFLINE=1, even to a server on localhost.
+        session = httpx2.AsyncClient(limits=ONE_CONNECTION, timeout=self.timeout, verify=tls)
+        client = AsyncInferenceClient(
+            base_url=endpoint.url, timeout=self.timeout, api_key=self.api_key
         )
-        session = httpx2.AsyncClient(limits=limits, timeout=self.timeout)
-        client = AsyncInferenceClient(base_url=url, timeout=self.timeout, api_key=self.api_key)
         client._async_client = session  # private: the client has no public way to take one
-        return Endpoint(url=url, client=client, session=session)
+        slot = Slot(endpoint, client, session)
+        session.event_hooks["response"] = [slot.keep_headers]
+        return slot
 
     async def _complete(self, prompt: str, params: SamplingParams) -> Completion | None:
         retrying = AsyncRetrying(
@@ -320,16 +373,17 @@ class HTTPBackend(Backend):
             return None
 
     async def _attempt(self, prompt: str, params: SamplingParams) -> Completion:
-        endpoint = await self._pool.acquire()
+        slot = await self._pool.acquire()
+        endpoint = slot.endpoint
         start = time.perf_counter()
         try:
-            completion = await self._request(endpoint, prompt, params)
+            completion = await self._request(slot, prompt, params)
         except Exception as error:
             if is_transient(error):  # a 4xx is our request's fault, not the server's
                 self._pool.failed(endpoint)
             raise
         finally:  # also when cancelled, which says nothing about the server
-            await self._pool.release(endpoint)
+            self._pool.release(slot)
         self._pool.succeeded(endpoint)
         stats = endpoint.stats
         stats["requests"] += 1
@@ -348,5 +402,5 @@ class HTTPBackend(Backend):
         )
 
     @abc.abstractmethod
-    async def _request(self, endpoint: Endpoint, prompt: str, params: SamplingParams) -> Completion:
-        """Send one prompt to one endpoint and parse the answer (text cut at the first stop)."""
+    async def _request(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
+        """Send one prompt through one slot and parse the answer (text cut at the first stop)."""

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 from huggingface_hub.utils import hf_raise_for_status
 
 from .base import Completion, SamplingParams
-from .http import Endpoint, HTTPBackend, MalformedResponseError, to_completion
+from .http import HTTPBackend, MalformedResponseError, Slot, to_completion
 
 
 def completions_url(base_url: str) -> str:
@@ -45,19 +45,17 @@ class OpenAIBackend(HTTPBackend):
         super().__init__(endpoints, model=model, **kwargs)
         self.chat = chat
 
-    async def _request(self, endpoint: Endpoint, prompt: str, params: SamplingParams) -> Completion:
+    async def _request(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
         if self.chat:
-            return await self._chat_completion(endpoint, prompt, params)
-        return await self._text_completion(endpoint, prompt, params)
+            return await self._chat_completion(slot, prompt, params)
+        return await self._text_completion(slot, prompt, params)
 
-    async def _chat_completion(
-        self, endpoint: Endpoint, prompt: str, params: SamplingParams
-    ) -> Completion:
-        output = await endpoint.client.chat_completion(
+    async def _chat_completion(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
+        output = await slot.client.chat_completion(
             [{"role": "user", "content": prompt}], model=self.model, **sampling_fields(params)
         )
         if not output.choices or output.usage is None:
-            raise MalformedResponseError(f"{endpoint.url} answered without choices or usage")
+            raise MalformedResponseError(f"{slot.endpoint.url} answered without choices or usage")
         choice = output.choices[0]
         return to_completion(
             choice.message.content,
@@ -67,12 +65,10 @@ class OpenAIBackend(HTTPBackend):
             output.usage.completion_tokens,
         )
 
-    async def _text_completion(
-        self, endpoint: Endpoint, prompt: str, params: SamplingParams
-    ) -> Completion:
+    async def _text_completion(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
         body = {"model": self.model, "prompt": prompt, **sampling_fields(params)}
-        response = await endpoint.session.post(
-            completions_url(endpoint.url), json=body, headers=endpoint.client.headers
+        response = await slot.session.post(
+            completions_url(slot.endpoint.url), json=body, headers=slot.client.headers
         )
         hf_raise_for_status(response)
         data = response.json()
@@ -86,4 +82,4 @@ class OpenAIBackend(HTTPBackend):
                 usage["completion_tokens"],
             )
         except (KeyError, IndexError, TypeError) as error:
-            raise MalformedResponseError(f"{endpoint.url} answered {data!r:.200}") from error
+            raise MalformedResponseError(f"{slot.endpoint.url} answered {data!r:.200}") from error
