@@ -49,7 +49,9 @@ class PipelineConfig:
     endpoint: list[str] = _opt(
         [],
         "Server base URLs for the tgi/openai backends: --endpoint URL [URL ...], requests are "
-        "spread over all of them.",
+        "spread over all of them. A server that needs a key reads it from the environment "
+        "variable SELF_INSTRUCT_API_KEY (never stored); without one, your Hugging Face token "
+        "goes to Hugging Face hosts (Inference Endpoints) only.",
         nargs="*",
     )
     max_concurrency: int = _opt(8, "Requests in flight per endpoint (tgi/openai backends).")

@@ -100,14 +100,15 @@ class ScriptedModelApp:
         self.model = ScriptedBackend()
 
     def handle(self, method: str, path: str, body):
+        from tgi_server import tgi_answer
+
         from self_instruct.backends.base import SamplingParams
 
         reply = self.app.handle(method, path, body)
         if reply.status != 200:
             return reply
         [completion] = self.model.generate([body["inputs"]], SamplingParams(max_new_tokens=1))
-        reply.body["generated_text"] = completion.text
-        return reply
+        return tgi_answer(completion.text, body["inputs"], body)
 
 
 def serve(connection, latency: float, capacity: int, scripted: bool) -> None:

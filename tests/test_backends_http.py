@@ -20,8 +20,15 @@ import pytest
 from huggingface_hub import constants
 from tgi_server import LocalServer, ModelTGIApp, ScriptedApp, openapi_validator
 
+from self_instruct.backends import load_backend
 from self_instruct.backends.base import SamplingParams
-from self_instruct.backends.http import HTTPBackend, RequestRejectedError, RetryPolicy
+from self_instruct.backends.http import (
+    API_KEY_ENV,
+    HTTPBackend,
+    RequestRejectedError,
+    RetryPolicy,
+    is_hugging_face,
+)
 from self_instruct.backends.openai import OpenAIBackend, completions_url, sampling_fields
 from self_instruct.backends.tgi import TGIBackend, generate_parameters
 from self_instruct.config import PipelineConfig
@@ -101,33 +108,40 @@ def test_chat_mode_and_v1_base_urls():
     )
 
 
-class CountsPrefillRequests(ScriptedApp):
-    """Counts the requests asking for the prompt's tokens; `headers=False` drops TGI's headers."""
+class CountsDetailRequests(ScriptedApp):
+    """Counts the requests asking for details; `headers=False` drops TGI's token count headers."""
 
     headers: bool = True
-    prefill_requests: int = 0
+    detail_requests: int = 0
 
     def handle(self, method, path, body):
-        self.prefill_requests += bool(body["parameters"].get("decoder_input_details"))
+        parameters = body["parameters"]
+        asked = bool(parameters.get("details"))
+        assert asked == bool(parameters.get("decoder_input_details"))  # both or neither
+        self.detail_requests += asked
         reply = super().handle(method, path, body)
         reply.headers = reply.headers if self.headers else {}
         return reply
 
 
 @pytest.mark.parametrize("headers", [True, False])
-def test_tgi_prompt_tokens_come_from_the_header_or_else_the_prefill(headers):
-    app = CountsPrefillRequests()
+def test_tgi_counts_come_from_the_headers_or_else_the_details(headers):
+    app = CountsDetailRequests()
     app.headers = headers
     prompts = [f"prompt number {i}" for i in range(10)]  # 3 tokens for the scripted server
+    long = ["one two three four five six seven"]  # "echo" + 7 words: the limit of 8 tokens
     with LocalServer(app) as server:
         backend = TGIBackend([server.url], model="test-model", max_concurrency=2)
         completions = backend.generate(prompts, GREEDY)
+        [at_limit] = backend.generate(long, GREEDY)
         backend.close()
-    assert [c.prompt_tokens for c in completions] == [3] * 10
+    assert [(c.prompt_tokens, c.completion_tokens) for c in completions] == [(3, 4)] * 10
+    assert {c.finish_reason for c in completions} == {"stop"}
+    assert (at_limit.finish_reason, at_limit.completion_tokens) == ("length", 8)
     assert backend.usage.prompt_tokens == backend.usage.per_endpoint[server.url]["prompt_tokens"]
-    assert backend.usage.prompt_tokens == 30
-    # With the header, only the first wave (sent before any answer) asks for the prefill.
-    assert app.prefill_requests == (2 if headers else 10)
+    assert backend.usage.prompt_tokens == 30 + 7
+    # With the headers, only the first wave (sent before any answer) asks for the details.
+    assert app.detail_requests == (2 if headers else 11)
 
 
 def test_local_servers_are_reached_in_hub_offline_mode(monkeypatch):
@@ -137,6 +151,32 @@ def test_local_servers_are_reached_in_hub_offline_mode(monkeypatch):
         backend = TGIBackend([server.url], model="test-model")
         assert backend.generate(["hi"], GREEDY)[0].text == "echo hi"
         backend.close()
+
+
+@pytest.mark.parametrize("api_key", [None, "sk-local-test"])
+def test_credentials_go_only_where_they_belong(monkeypatch, api_key):
+    """The key from the environment goes to every server, on every path; the user's HF token
+    (which huggingface_hub adds by itself) never goes to a server outside Hugging Face."""
+    monkeypatch.setenv("HF_TOKEN", "hf_the_users_own_token")
+    if api_key:
+        monkeypatch.setenv(API_KEY_ENV, api_key)
+    else:
+        monkeypatch.delenv(API_KEY_ENV, raising=False)
+    with LocalServer(ScriptedApp()) as server:
+        for backend, chat in [("tgi", False), ("openai", False), ("openai", True)]:
+            config = PipelineConfig(backend=backend, endpoint=[server.url], chat=chat)
+            client = load_backend(config)
+            assert client.generate(["hi"], GREEDY)[0].text == "echo hi"
+            client.close()
+        seen = server.httpd.authorizations
+    assert seen == [f"Bearer {api_key}" if api_key else None] * 3
+
+
+def test_hugging_face_hosts():
+    assert is_hugging_face("https://abc.us-east-1.aws.endpoints.huggingface.cloud")
+    assert is_hugging_face("https://huggingface.co/api/x")
+    assert not is_hugging_face("http://127.0.0.1:8080")
+    assert not is_hugging_face("https://huggingface.co.example.com")
 
 
 def test_documented_defaults_are_the_real_ones():

@@ -53,6 +53,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(self.server.app.handle("GET", self.path, None))
 
     def do_POST(self) -> None:
+        self.server.authorizations.append(self.headers.get("Authorization"))
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         try:
             body = json.loads(raw)
@@ -81,6 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # 64+ clients connect at once; the default backlog of 5 resets them
+    authorizations: list[str | None]  # the Authorization header of each POST, in arrival order
 
 
 class LocalServer:
@@ -90,6 +92,7 @@ class LocalServer:
         self.app = app
         self.httpd = _Server(("127.0.0.1", 0), _Handler)
         self.httpd.app = app
+        self.httpd.authorizations = []
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def __enter__(self) -> LocalServer:
@@ -181,8 +184,12 @@ class ModelTGIApp:
         return Reply(200, body, headers=headers)
 
     def _response(self, prompt: str, completion, parameters: dict) -> dict:
-        """TGI's `GenerateResponse`; logprobs are not computed here, which TGI's schema allows."""
+        """TGI's `GenerateResponse`, details only when asked; logprobs are not computed here,
+        which TGI's schema allows. The finish reason follows TGI's rule: the limit comes first."""
+        if not parameters.get("details"):
+            return {"generated_text": completion.text}
         tokenizer = self.backend.tokenizer
+        limit = parameters.get("max_new_tokens") or 20
 
         def tokens(ids: list[int]) -> list[dict]:
             return [{"id": i, "text": tokenizer.decode([i]), "logprob": None} for i in ids]
@@ -192,7 +199,7 @@ class ModelTGIApp:
             tokens(tokenizer(prompt).input_ids) if parameters.get("decoder_input_details") else []
         )
         details = {
-            "finish_reason": "length" if completion.finish_reason == "length" else "eos_token",
+            "finish_reason": "length" if completion.completion_tokens >= limit else "eos_token",
             "generated_tokens": completion.completion_tokens,
             "prefill": prefill,
             "tokens": [{**token, "special": False} for token in generated],
@@ -254,7 +261,11 @@ class ScriptedApp:
         self._in_flight = 0
 
     def handle(self, method: str, path: str, body) -> Reply:
-        routes = {"/generate": _tgi, "/v1/completions": _openai, "/v1/chat/completions": _chat}
+        routes = {
+            "/generate": tgi_answer,
+            "/v1/completions": _openai,
+            "/v1/chat/completions": _chat,
+        }
         if method != "POST" or path not in routes:
             return tgi_error(404, f"no route {method} {path}", "validation")
         prompt = body["messages"][-1]["content"] if path.endswith("chat/completions") else None
@@ -299,14 +310,24 @@ def _counts(text: str, prompt: str) -> tuple[int, int]:
     return len(prompt.split()), len(text.split())
 
 
-def _tgi(text: str, prompt: str, request: dict) -> Reply:
-    """Like TGI: the prompt's tokens listed only when asked for, counted in a header always."""
+def tgi_answer(text: str, prompt: str, request: dict) -> Reply:
+    """Like TGI: details only when asked, the prompt's tokens only when asked too, the token counts
+    in headers always, and the finish reason by TGI's rule (the token limit is checked first)."""
     prompt_tokens, generated = _counts(text, prompt)
-    asked = (request.get("parameters") or {}).get("decoder_input_details")
-    words = prompt.split() if asked else []
-    prefill = [{"id": i, "text": word, "logprob": None} for i, word in enumerate(words)]
-    details = {"finish_reason": "eos_token", "generated_tokens": generated, "prefill": prefill}
-    body = {"generated_text": text, "details": {**details, "tokens": []}}
+    parameters = request.get("parameters") or {}
+    body: dict = {"generated_text": text}
+    if parameters.get("details"):
+        words = prompt.split() if parameters.get("decoder_input_details") else []
+        limit = parameters.get("max_new_tokens") or 20
+        body["details"] = {
+            "finish_reason": "length" if generated >= limit else "eos_token",
+            "generated_tokens": generated,
+            "prefill": [{"id": i, "text": word, "logprob": None} for i, word in enumerate(words)],
+            "tokens": [
+                {"id": i, "text": word, "logprob": None, "special": False}
+                for i, word in enumerate(text.split())
+            ],
+        }
     return Reply(200, body, headers=tgi_headers(prompt_tokens, generated))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ..config import ConfigError, PipelineConfig
 from .base import Backend, Completion, SamplingParams
 
@@ -14,9 +16,10 @@ def load_backend(config: PipelineConfig) -> Backend:
         return TransformersBackend(config.model, batch_size=config.batch_size)
     if not config.endpoint:
         raise ConfigError(f"--backend {config.backend} needs at least one --endpoint URL")
-    from .http import RetryPolicy
+    from .http import API_KEY_ENV, RetryPolicy
 
     common = {
+        "api_key": os.environ.get(API_KEY_ENV) or None,
         "model": config.model,
         "max_concurrency": config.max_concurrency,
         "timeout": config.request_timeout,

@@ -51,6 +51,19 @@ logger = logging.getLogger(__name__)
 
 RETRY_STATUS_CODES = frozenset({408, 424, 429})  # and every 5xx
 ONE_CONNECTION = httpx2.Limits(max_connections=1, max_keepalive_connections=1)
+API_KEY_ENV = "SELF_INSTRUCT_API_KEY"  # the servers' bearer token: never an option, never stored
+HUGGING_FACE_DOMAINS = ("huggingface.co", "hf.space", "endpoints.huggingface.cloud")
+
+
+def is_hugging_face(url: str) -> bool:
+    """A Hugging Face host (Inference Endpoints, Spaces, the Hub): the user's HF token may go."""
+    host = httpx2.URL(url).host
+    return any(host == domain or host.endswith(f".{domain}") for domain in HUGGING_FACE_DOMAINS)
+
+
+async def _drop_authorization(request: httpx2.Request) -> None:
+    """Request hook: no credentials to this server (huggingface_hub adds the user's HF token)."""
+    request.headers.pop("authorization", None)
 
 
 class BackendError(RuntimeError):
@@ -341,6 +354,8 @@ class HTTPBackend(Backend):
     def _open_slot(self, endpoint: Endpoint, tls: ssl.SSLContext) -> Slot:
         # Our own session, not huggingface_hub's default: that one refuses every request when
         # HF_HUB_OFFLINE=1, even to a server on localhost.
+        # Without an API key huggingface_hub sends the user's HF token, wherever the server is:
+        # only Hugging Face hosts get it.
         session = httpx2.AsyncClient(limits=ONE_CONNECTION, timeout=self.timeout, verify=tls)
         client = AsyncInferenceClient(
             base_url=endpoint.url, timeout=self.timeout, api_key=self.api_key
@@ -348,6 +363,8 @@ class HTTPBackend(Backend):
         client._async_client = session  # private: the client has no public way to take one
         slot = Slot(endpoint, client, session)
         session.event_hooks["response"] = [slot.keep_headers]
+        if self.api_key is None and not is_hugging_face(endpoint.url):
+            session.event_hooks["request"] = [_drop_authorization]
         return slot
 
     async def _complete(self, prompt: str, params: SamplingParams) -> Completion | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlparse
 
-from huggingface_hub.utils import hf_raise_for_status
+from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
 from .base import Completion, SamplingParams
 from .http import HTTPBackend, MalformedResponseError, Slot, to_completion
@@ -67,8 +67,9 @@ class OpenAIBackend(HTTPBackend):
 
     async def _text_completion(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
         body = {"model": self.model, "prompt": prompt, **sampling_fields(params)}
+        headers = build_hf_headers(token=self.api_key, headers=slot.client.headers)  # as the client
         response = await slot.session.post(
-            completions_url(slot.endpoint.url), json=body, headers=slot.client.headers
+            completions_url(slot.endpoint.url), json=body, headers=headers
         )
         hf_raise_for_status(response)
         data = response.json()
