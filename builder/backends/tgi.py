@@ -4,20 +4,24 @@
 `text-generation` package pins `huggingface-hub<1.0`). TGI's router sends both token counts with
 every answer, in the `x-prompt-tokens` and `x-generated-tokens` headers, and decides the finish
 reason by a fixed rule: the token limit is checked before the end-of-sequence token and the stop
-sequences (`StoppingCriteria` in its server). So once an endpoint has been seen sending the
-headers, a request asks for the text alone: the `details` (one object per generated token) and
-`decoder_input_details` (one per prompt token) that would say the same cost milliseconds of client
-CPU per request to parse, more than everything else a request costs. An endpoint not yet seen
-sending them (its first wave) or that does not (not TGI's own router) is asked for the details,
-and the counts stay exact either way.
+sequences (`StoppingCriteria` in its server). So a request asks for the text alone: the
+`details` (one object per generated token) and `decoder_input_details` (one per prompt token)
+that would say the same cost milliseconds of client CPU per request to parse, more than
+everything else a request costs. A server that answers without the headers (not TGI's own
+router) has that request sent again with the details, and is asked for them from then on (until
+it sends the headers again): the counts stay exact either way, at the cost of one wasted
+generation per request of its first wave.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from .base import Completion, SamplingParams
 from .http import HTTPBackend, MalformedResponseError, Slot, to_completion
+
+logger = logging.getLogger(__name__)
 
 PROMPT_TOKENS_HEADER, GENERATED_TOKENS_HEADER = "x-prompt-tokens", "x-generated-tokens"
 
@@ -45,23 +49,30 @@ class TGIBackend(HTTPBackend):
 
     def __init__(self, endpoints: Sequence[str], **kwargs) -> None:
         super().__init__(endpoints, **kwargs)
-        self._header_endpoints: set[str] = set()  # seen sending both token counts
+        self._without_headers: set[str] = set()  # endpoints seen answering without the counts
 
     async def _request(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
-        if slot.endpoint.url in self._header_endpoints:
-            return await self._text_only(slot, prompt, params)
+        if slot.endpoint.url not in self._without_headers:
+            completion = await self._text_only(slot, prompt, params)
+            if completion is not None:
+                return completion
         return await self._with_details(slot, prompt, params)
 
-    async def _text_only(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
-        """The text; the counts from the headers; the finish reason by TGI's rule."""
+    async def _text_only(
+        self, slot: Slot, prompt: str, params: SamplingParams
+    ) -> Completion | None:
+        """The text, the counts from the headers, the finish reason by TGI's rule; `None` if the
+        server sent no counts."""
         url = slot.endpoint.url
         text = await slot.client.text_generation(
             prompt, model=f"{url}/generate", **generate_parameters(params)
         )
         counts = _header_counts(slot)
-        if counts is None:  # another server behind the same URL: ask it for the details again
-            self._header_endpoints.discard(url)
-            raise MalformedResponseError(f"{url}/generate stopped sending the token counts")
+        if counts is None:
+            if url not in self._without_headers:
+                logger.warning("%s sends no token count headers: asking it for details", url)
+            self._without_headers.add(url)
+            return None
         prompt_tokens, generated = counts
         reason = "length" if generated >= params.max_new_tokens else "stop"
         return to_completion(text, reason, params, prompt_tokens, generated)
@@ -79,7 +90,7 @@ class TGIBackend(HTTPBackend):
         if details is None or details.generated_tokens is None:
             raise MalformedResponseError(f"{url}/generate answered without details")
         if _header_counts(slot) is not None:
-            self._header_endpoints.add(url)
+            self._without_headers.discard(url)
         return to_completion(
             output.generated_text,
             details.finish_reason,
