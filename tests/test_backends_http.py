@@ -22,13 +22,8 @@ from tgi_server import LocalServer, ModelTGIApp, ScriptedApp, openapi_validator
 
 from self_instruct.backends import load_backend
 from self_instruct.backends.base import SamplingParams
-from self_instruct.backends.http import (
-    API_KEY_ENV,
-    HTTPBackend,
-    RequestRejectedError,
-    RetryPolicy,
-    is_hugging_face,
-)
+from self_instruct.backends.endpoints import API_KEY_ENV, RetryPolicy, is_hugging_face
+from self_instruct.backends.http import HTTPBackend, RequestRejectedError
 from self_instruct.backends.openai import OpenAIBackend, completions_url, sampling_fields
 from self_instruct.backends.tgi import TGIBackend, generate_parameters
 from self_instruct.config import PipelineConfig

@@ -13,14 +13,8 @@ import pytest
 from tgi_server import LocalServer, ScriptedApp
 
 from self_instruct.backends.base import SamplingParams
-from self_instruct.backends.http import (
-    Endpoint,
-    EndpointPool,
-    EndpointsUnavailableError,
-    RequestRejectedError,
-    RetryPolicy,
-    Slot,
-)
+from self_instruct.backends.endpoints import Endpoint, EndpointPool, RetryPolicy, Slot
+from self_instruct.backends.http import EndpointsUnavailableError, RequestRejectedError
 from self_instruct.backends.openai import OpenAIBackend
 from self_instruct.backends.tgi import TGIBackend
 

@@ -5,10 +5,7 @@ endpoint has the most room (`max_concurrency` slots per endpoint), so requests s
 servers and a slow one holds a single slot, never the batch. Results are gathered by index: the
 pipeline sees completions in prompt order whatever order they arrive in.
 
-A slot is one request's worth of an endpoint, with its own client on its own one-connection
-session. One shared session would do the same work with more CPU: httpx's pool looks at every
-connection it holds, probing each idle socket, twice per request, which at 64 connections was a
-third of the client's CPU per request (`scripts/bench_backends.py`).
+Endpoints, their request slots and their rotation live in `endpoints.py`.
 
 Faults, in the order the code meets them:
 - timeouts, connection errors, malformed responses, 408/424/429/5xx: retried with exponential
@@ -28,14 +25,10 @@ import abc
 import asyncio
 import json
 import logging
-import ssl
 import time
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import httpx2
-from huggingface_hub import AsyncInferenceClient
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -46,24 +39,11 @@ from tenacity import (
 )
 
 from .base import Backend, Completion, SamplingParams, cut_at_stop
+from .endpoints import EndpointPool, RetryPolicy, Slot, open_endpoint
 
 logger = logging.getLogger(__name__)
 
 RETRY_STATUS_CODES = frozenset({408, 424, 429})  # and every 5xx
-ONE_CONNECTION = httpx2.Limits(max_connections=1, max_keepalive_connections=1)
-API_KEY_ENV = "SELF_INSTRUCT_API_KEY"  # the servers' bearer token: never an option, never stored
-HUGGING_FACE_DOMAINS = ("huggingface.co", "hf.space", "endpoints.huggingface.cloud")
-
-
-def is_hugging_face(url: str) -> bool:
-    """A Hugging Face host (Inference Endpoints, Spaces, the Hub): the user's HF token may go."""
-    host = httpx2.URL(url).host
-    return any(host == domain or host.endswith(f".{domain}") for domain in HUGGING_FACE_DOMAINS)
-
-
-async def _drop_authorization(request: httpx2.Request) -> None:
-    """Request hook: no credentials to this server (huggingface_hub adds the user's HF token)."""
-    request.headers.pop("authorization", None)
 
 
 class BackendError(RuntimeError):
@@ -80,18 +60,6 @@ class EndpointsUnavailableError(BackendError):
 
 class MalformedResponseError(BackendError):
     """A 200 response without the fields its protocol promises; retried like a server error."""
-
-
-@dataclass
-class RetryPolicy:
-    """How hard to try before a request counts as failed, and how long a failing server rests."""
-
-    max_attempts: int = 6
-    initial_wait: float = 1.0  # seconds before the first retry, doubled each time
-    max_wait: float = 30.0
-    jitter: float = 1.0  # up to this many random seconds added, so retries do not arrive in step
-    failures_to_cooldown: int = 5  # consecutive failed attempts
-    cooldown: float = 30.0  # seconds out of rotation
 
 
 def _response(error: BaseException | None) -> httpx2.Response | None:
@@ -148,124 +116,6 @@ def to_completion(
     text, stopped = cut_at_stop(text, params.stop)
     reason = "length" if finish_reason == "length" and not stopped else "stop"
     return Completion(text, reason, int(prompt_tokens or 0), int(completion_tokens or 0))
-
-
-@dataclass(eq=False)
-class Endpoint:
-    """One server: its slots, its health and what it has served.
-
-    `stats` become `usage.per_endpoint[url]`: successful requests, failed attempts, tokens, and
-    `seconds`, the summed latency of the successful requests (concurrent ones overlap).
-    """
-
-    url: str
-    slots: list[Slot] = field(default_factory=list)
-    idle: list[Slot] = field(default_factory=list)  # the slots free now; the others are in flight
-    consecutive_failures: int = 0
-    down_until: float = 0.0  # time.monotonic() before which it takes no requests
-    stats: dict[str, float] = field(
-        default_factory=lambda: dict.fromkeys(
-            ("requests", "failed_attempts", "prompt_tokens", "completion_tokens", "seconds"), 0.0
-        )
-    )
-
-
-@dataclass(eq=False)
-class Slot:
-    """Room for one request on an endpoint: a client on a session that holds one connection.
-
-    The session carries one request at a time, so the latest response on it is the current
-    request's: `headers` keeps its headers for what a protocol reports only there (TGI's prompt
-    token count).
-    """
-
-    endpoint: Endpoint
-    client: AsyncInferenceClient
-    session: httpx2.AsyncClient
-    headers: httpx2.Headers = field(default_factory=httpx2.Headers)
-
-    async def keep_headers(self, response: httpx2.Response) -> None:
-        """The session's response hook."""
-        self.headers = response.headers
-
-
-class EndpointPool:
-    """Hands out slots: the healthy endpoint with the most idle ones first, waiting while none is.
-
-    Waiters queue in arrival order and a released slot wakes one of them, not all: every prompt of
-    a batch waits here at once, and waking hundreds to hand out one slot made each release cost
-    O(waiting).
-    """
-
-    def __init__(self, endpoints: list[Endpoint], policy: RetryPolicy):
-        self.endpoints = endpoints
-        self.policy = policy
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    async def acquire(self) -> Slot:
-        while (endpoint := self._pick()) is None:
-            await self._wait()
-        return endpoint.idle.pop()
-
-    def release(self, slot: Slot) -> None:
-        slot.endpoint.idle.append(slot)
-        self._wake_one()
-
-    def succeeded(self, endpoint: Endpoint) -> None:
-        endpoint.consecutive_failures = 0
-
-    def failed(self, endpoint: Endpoint) -> None:
-        endpoint.stats["failed_attempts"] += 1
-        endpoint.consecutive_failures += 1
-        if endpoint.consecutive_failures >= self.policy.failures_to_cooldown:
-            self._cool_down(endpoint)
-
-    def all_down(self) -> bool:
-        now = time.monotonic()
-        return all(endpoint.down_until > now for endpoint in self.endpoints)
-
-    def _pick(self) -> Endpoint | None:
-        now = time.monotonic()
-        free = [e for e in self.endpoints if e.down_until <= now and e.idle]
-        return max(free, key=lambda e: len(e.idle), default=None)
-
-    async def _wait(self) -> None:
-        """Until a release wakes this waiter, or the earliest cool-down ends (nobody releases then).
-
-        Slots of a resting endpoint come back with no release: but whoever waits meanwhile has the
-        cool-down's end as timeout, and so does a waiter woken by one of its slots' release. A
-        waiter woken but cancelled before it runs passes its turn on, or a slot could stay idle.
-        """
-        now = time.monotonic()
-        wake = min((e.down_until - now for e in self.endpoints if e.down_until > now), default=None)
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await asyncio.wait_for(waiter, timeout=wake)
-        except TimeoutError:
-            pass  # the timeout cancelled `waiter`: `_wake_one` skips it
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self._wake_one()
-            raise
-
-    def _wake_one(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():  # timed out or cancelled meanwhile
-                waiter.set_result(None)
-                return
-
-    def _cool_down(self, endpoint: Endpoint) -> None:
-        if endpoint.down_until > time.monotonic():
-            return  # already resting: late failures of requests sent before it went down
-        endpoint.down_until = time.monotonic() + self.policy.cooldown
-        logger.warning(
-            "%s failed %d times in a row: out of rotation for %.0fs",
-            endpoint.url,
-            endpoint.consecutive_failures,
-            self.policy.cooldown,
-        )
 
 
 class HTTPBackend(Backend):
@@ -334,7 +184,10 @@ class HTTPBackend(Backend):
     ) -> list[Completion | None]:
         if self._pool is None:
             tls = httpx2.create_ssl_context()  # one for all sessions: each costs ~20 ms to load
-            endpoints = [self._open(url, tls) for url in self.endpoint_urls]
+            endpoints = [
+                open_endpoint(url, self.max_concurrency, self.timeout, self.api_key, tls)
+                for url in self.endpoint_urls
+            ]
             self._pool = EndpointPool(endpoints, self.retry)
         tasks = [asyncio.ensure_future(self._complete(p, params)) for p in prompts]
         try:
@@ -344,28 +197,6 @@ class HTTPBackend(Backend):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
-
-    def _open(self, url: str, tls: ssl.SSLContext) -> Endpoint:
-        endpoint = Endpoint(url)
-        endpoint.slots = [self._open_slot(endpoint, tls) for _ in range(self.max_concurrency)]
-        endpoint.idle = list(endpoint.slots)
-        return endpoint
-
-    def _open_slot(self, endpoint: Endpoint, tls: ssl.SSLContext) -> Slot:
-        # Our own session, not huggingface_hub's default: that one refuses every request when
-        # HF_HUB_OFFLINE=1, even to a server on localhost.
-        # Without an API key huggingface_hub sends the user's HF token, wherever the server is:
-        # only Hugging Face hosts get it.
-        session = httpx2.AsyncClient(limits=ONE_CONNECTION, timeout=self.timeout, verify=tls)
-        client = AsyncInferenceClient(
-            base_url=endpoint.url, timeout=self.timeout, api_key=self.api_key
-        )
-        client._async_client = session  # private: the client has no public way to take one
-        slot = Slot(endpoint, client, session)
-        session.event_hooks["response"] = [slot.keep_headers]
-        if self.api_key is None and not is_hugging_face(endpoint.url):
-            session.event_hooks["request"] = [_drop_authorization]
-        return slot
 
     async def _complete(self, prompt: str, params: SamplingParams) -> Completion | None:
         retrying = AsyncRetrying(
