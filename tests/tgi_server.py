@@ -185,27 +185,40 @@ class ModelTGIApp:
 
     def _response(self, prompt: str, completion, parameters: dict) -> dict:
         """TGI's `GenerateResponse`, details only when asked; logprobs are not computed here,
-        which TGI's schema allows. The finish reason follows TGI's rule: the limit comes first."""
+        which TGI's schema allows."""
         if not parameters.get("details"):
             return {"generated_text": completion.text}
         tokenizer = self.backend.tokenizer
-        limit = parameters.get("max_new_tokens") or 20
 
-        def tokens(ids: list[int]) -> list[dict]:
-            return [{"id": i, "text": tokenizer.decode([i]), "logprob": None} for i in ids]
+        def tokens(ids: list[int]) -> list[tuple[int, str]]:
+            return [(i, tokenizer.decode([i])) for i in ids]
 
         generated = tokens(tokenizer(completion.text, add_special_tokens=False).input_ids)
         prefill = (
             tokens(tokenizer(prompt).input_ids) if parameters.get("decoder_input_details") else []
         )
-        details = {
-            "finish_reason": "length" if completion.completion_tokens >= limit else "eos_token",
-            "generated_tokens": completion.completion_tokens,
-            "prefill": prefill,
-            "tokens": [{**token, "special": False} for token in generated],
-            "seed": parameters.get("seed"),
-        }
+        details = tgi_details(parameters, completion.completion_tokens, prefill, generated)
         return {"generated_text": completion.text, "details": details}
+
+
+def tgi_details(
+    parameters: dict,
+    generated_tokens: int,
+    prefill: list[tuple[int, str]],
+    tokens: list[tuple[int, str]],
+) -> dict:
+    """TGI's `Details` from (id, text) tokens; the finish reason by TGI's rule: the token limit
+    is checked before the end-of-sequence token."""
+    limit = parameters.get("max_new_tokens") or 20
+    return {
+        "finish_reason": "length" if generated_tokens >= limit else "eos_token",
+        "generated_tokens": generated_tokens,
+        "prefill": [{"id": i, "text": text, "logprob": None} for i, text in prefill],
+        "tokens": [
+            {"id": i, "text": text, "logprob": None, "special": False} for i, text in tokens
+        ],
+        "seed": parameters.get("seed"),
+    }
 
 
 def tgi_headers(prompt_tokens: int, generated_tokens: int) -> dict[str, str]:
@@ -318,16 +331,9 @@ def tgi_answer(text: str, prompt: str, request: dict) -> Reply:
     body: dict = {"generated_text": text}
     if parameters.get("details"):
         words = prompt.split() if parameters.get("decoder_input_details") else []
-        limit = parameters.get("max_new_tokens") or 20
-        body["details"] = {
-            "finish_reason": "length" if generated >= limit else "eos_token",
-            "generated_tokens": generated,
-            "prefill": [{"id": i, "text": word, "logprob": None} for i, word in enumerate(words)],
-            "tokens": [
-                {"id": i, "text": word, "logprob": None, "special": False}
-                for i, word in enumerate(text.split())
-            ],
-        }
+        body["details"] = tgi_details(
+            parameters, generated, list(enumerate(words)), list(enumerate(text.split()))
+        )
     return Reply(200, body, headers=tgi_headers(prompt_tokens, generated))
 
 
