@@ -75,8 +75,8 @@ class Slot:
     """Room for one request on an endpoint: a client on a session that holds one connection.
 
     The session carries one request at a time, so the latest response on it is the current
-    request's: `headers` keeps its headers for what a protocol reports only there (TGI's prompt
-    token count).
+    request's: `headers` keeps its headers for what a protocol reports only there (TGI's token
+    counts).
     """
 
     endpoint: Endpoint
