@@ -18,3 +18,18 @@ CITATION = """\
     pages = "13484--13508",
 }
 """
+
+# ROUGE (Lin, 2004), cited by the ROUGE-L metric module; its card shows this text (a test checks).
+ROUGE_CITATION = """\
+@inproceedings{lin-2004-rouge,
+    title = "{ROUGE}: A Package for Automatic Evaluation of Summaries",
+    author = "Lin, Chin-Yew",
+    booktitle = "Text Summarization Branches Out",
+    month = jul,
+    year = "2004",
+    address = "Barcelona, Spain",
+    publisher = "Association for Computational Linguistics",
+    url = "https://aclanthology.org/W04-1013/",
+    pages = "74--81",
+}
+"""

@@ -1,105 +1,77 @@
-# Copyright 2025 The self-instruct authors.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
-"""ROUGE-L, bit-identical to `rouge_score`, as an `evaluate` metric module."""
+"""ROUGE-L as an `evaluate` metric: the scores of `rouge_score`, bit for bit, from a C++ LCS.
+
+ROUGE-L compares a prediction with a reference through the longest common subsequence (LCS) of
+their tokens: precision is LCS / prediction length, recall is LCS / reference length, and the
+F-measure is their harmonic mean. Self-Instruct keeps a generated instruction only if its
+F-measure with every instruction already in its pool is at most 0.7.
+
+The scores equal those of Google Research's `rouge_score` (`RougeScorer(["rougeL"],
+use_stemmer=False)`) to the last bit: the same tokens (lower-cased runs of ASCII letters and
+digits), the same 0 for a text without tokens, the same floating-point operations in the same
+order. Only the LCS is computed differently: bit-parallel in C++ (rapidfuzz), instead of
+rouge_score's pure-Python table.
+"""
+
+import inspect
 
 import datasets
 import evaluate
 import numpy as np
 
-from self_instruct import CITATION
+from self_instruct import CITATION, ROUGE_CITATION
 from self_instruct.rouge.scoring import Score, rouge_l
 from self_instruct.rouge.tokenizer import get_tokenizer
 
-_ROUGE_CITATION = """\
-@inproceedings{lin-2004-rouge,
-    title = "{ROUGE}: A Package for Automatic Evaluation of Summaries",
-    author = "Lin, Chin-Yew",
-    booktitle = "Text Summarization Branches Out",
-    month = jul,
-    year = "2004",
-    address = "Barcelona, Spain",
-    publisher = "Association for Computational Linguistics",
-    url = "https://www.aclweb.org/anthology/W04-1013",
-    pages = "74--81",
-}
-"""
-_CITATION = _ROUGE_CITATION + CITATION
-
-_DESCRIPTION = """\
-ROUGE-L scores a prediction against a reference by their longest common subsequence (LCS) of
-tokens: precision = LCS / prediction length, recall = LCS / reference length, and the F-measure
-is their harmonic mean. Self-Instruct drops a generated instruction whose ROUGE-L F-measure with
-any instruction already kept is above 0.7.
-
-This module gives exactly the scores of Google Research's `rouge_score`
-(`RougeScorer(["rougeL"], use_stemmer=False)`), bit for bit: same tokenizer (lower-cased runs of
-ASCII letters and digits), same empty-text rule, same floating-point formulas. The LCS is
-computed bit-parallel in C++ (rapidfuzz) instead of rouge_score's pure-Python table.
-"""
-
-_KWARGS_DESCRIPTION = """
-Computes ROUGE-L for each prediction against its reference(s).
-Args:
-    predictions: list of predictions to score, one string each.
-    references: one reference string per prediction, or a list of reference strings per
-        prediction; with several, the reference with the highest F-measure counts (as in
-        `rouge_score.RougeScorer.score_multi` and evaluate's `rouge`).
-    rouge_types: only `["rougeL"]` (the default), accepted for compatibility with `rouge`.
-    use_aggregator: if True (default), return the mean of each score over the examples; unlike
-        `rouge`'s bootstrap estimate it is deterministic. If False, return per-example lists.
-    tokenizer: `"rouge_score"` (default, exact), `"unicode"` (words in any script, one token per
-        CJK character; for multilingual data) or a callable from a string to a list of tokens.
-Returns:
-    rougeL: F-measure,
-    rougeL_precision: precision,
-    rougeL_recall: recall.
-Examples:
-
-    >>> import evaluate
-    >>> from self_instruct.rouge import METRIC_PATH
-    >>> rouge_l = evaluate.load(METRIC_PATH)
-    >>> predictions = ["Write a poem about the sea.", "List three prime numbers."]
-    >>> references = ["Write a short poem about the sea.", "Name three colours."]
-    >>> results = rouge_l.compute(predictions=predictions, references=references)
-    >>> print({name: round(value, 4) for name, value in results.items()})
-    {'rougeL': 0.6044, 'rougeL_precision': 0.625, 'rougeL_recall': 0.5952}
-"""
-
 _ROUGE_TYPE = "rougeL"
+_TEXT = datasets.Value("string")
+# A prediction comes with one reference or with a list of them (the best counts): evaluate picks
+# the first of these schemas that the first example fits.
+_INPUT_SCHEMAS = [
+    datasets.Features({"predictions": _TEXT, "references": references})
+    for references in (datasets.Sequence(_TEXT), _TEXT)
+]
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class RougeL(evaluate.Metric):
-    def _info(self):
+    """ROUGE-L of each prediction against its reference, or against the best of its references.
+
+    Args:
+        predictions (`list[str]`): the texts to score.
+        references (`list[str]` or `list[list[str]]`): one reference per prediction, or several;
+            with several, the one with the highest F-measure counts, the first on ties, as
+            `rouge_score`'s `score_multi` and evaluate's `rouge` choose.
+        rouge_types (`list[str]`, *optional*): only `["rougeL"]`, accepted so that calls written
+            for evaluate's `rouge` run unchanged.
+        use_aggregator (`bool`, defaults to `True`): return the mean of each score over the
+            examples (deterministic, unlike the bootstrap estimate of evaluate's `rouge`);
+            `False` returns one score per example.
+        tokenizer (`str` or callable, defaults to `"rouge_score"`): `"rouge_score"` (exact),
+            `"unicode"` (words in any script, one token per CJK character; for multilingual
+            data) or a function from a text to its list of tokens.
+
+    Returns:
+        `dict`: `rougeL` (the F-measure), `rougeL_precision` and `rougeL_recall`: floats, or
+        lists of one float per example with `use_aggregator=False`.
+
+    Example, two generated instructions against the seeds they resemble most:
+
+        >>> import evaluate
+        >>> from self_instruct.rouge import METRIC_PATH
+        >>> rouge_l = evaluate.load(METRIC_PATH)
+        >>> predictions = ["Write a poem about the sea.", "List three prime numbers."]
+        >>> references = ["Write a short poem about the sea.", "Name three colours."]
+        >>> results = rouge_l.compute(predictions=predictions, references=references)
+        >>> print({name: round(value, 4) for name, value in results.items()})
+        {'rougeL': 0.6044, 'rougeL_precision': 0.625, 'rougeL_recall': 0.5952}
+    """
+
+    def _info(self) -> evaluate.MetricInfo:
+        # The module docstring says what the metric is, the class docstring how to call it.
         return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=[
-                datasets.Features(
-                    {
-                        "predictions": datasets.Value("string", id="sequence"),
-                        "references": datasets.Sequence(datasets.Value("string", id="sequence")),
-                    }
-                ),
-                datasets.Features(
-                    {
-                        "predictions": datasets.Value("string", id="sequence"),
-                        "references": datasets.Value("string", id="sequence"),
-                    }
-                ),
-            ],
+            description=__doc__,
+            citation=ROUGE_CITATION + CITATION,
+            inputs_description=inspect.getdoc(RougeL),
+            features=_INPUT_SCHEMAS,
             codebase_urls=["https://github.com/google-research/google-research/tree/master/rouge"],
             reference_urls=[
                 "https://aclanthology.org/W04-1013",
