@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 from rouge_score import tokenize as rouge_tokenize
 
 import self_instruct.rouge.rouge as metric_module
+from self_instruct import CITATION, ROUGE_CITATION
 from self_instruct.rouge import (
     METRIC_PATH,
+    RougeIndex,
     get_tokenizer,
     rouge_l,
     tokenize_rouge_score,
@@ -67,11 +69,23 @@ def test_scores_bit_identical_on_random_pairs(target, prediction):
 
 
 @settings(max_examples=200, deadline=None)
-@given(overlapping_texts, overlapping_texts)
-def test_score_is_symmetric_bit_for_bit(first, second):
-    """The pool filter may put either text in rouge_score's target role."""
-    forward = SCORER.score(first, second)["rougeL"].fmeasure
-    assert SCORER.score(second, first)["rougeL"].fmeasure == forward
+@given(overlapping_texts, overlapping_texts, st.floats(0.0, 1.0))
+def test_score_is_symmetric_bit_for_bit(first, second, threshold):
+    """The pool index scores a pair in one direction only (a candidate against the pool, and
+    against the earlier candidates of its batch): swapping the roles swaps precision and recall,
+    and must leave our F-measure, and so the keep/drop decision, bit for bit the same."""
+    tokens = tokenize_rouge_score(first), tokenize_rouge_score(second)
+    forward, backward = rouge_l(*tokens), rouge_l(*tokens[::-1])
+    assert (forward.precision, forward.recall) == (backward.recall, backward.precision)
+    assert forward.fmeasure == backward.fmeasure
+    for pool, candidate in [(first, second), (second, first)]:
+        index = RougeIndex()
+        index.add([pool])
+        [decision] = index.filter([candidate], threshold=threshold)
+        assert (decision.accepted, decision.max_score) == (
+            forward.fmeasure <= threshold,
+            forward.fmeasure,
+        )
 
 
 def test_unicode_tokenizer_keeps_other_scripts():
@@ -162,6 +176,13 @@ def test_card_examples_run():
     ]
     results = doctest.testfile(str(card), module_relative=False)
     assert results.attempted >= 10 and results.failed == 0
+
+
+def test_card_cites_what_the_metric_cites(metric):
+    """One Lin (2004) citation: the card shows the package's constants, as the metric reports."""
+    card = Path(METRIC_PATH, "README.md").read_text(encoding="utf-8")
+    bibtex = card.split("## Citation\n```bibtex\n")[1].split("```")[0]
+    assert bibtex == metric.citation == ROUGE_CITATION + CITATION
 
 
 def test_module_docstring_example_runs():
