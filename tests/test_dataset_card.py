@@ -20,6 +20,7 @@ from self_instruct.dataset_card import render_card
 from self_instruct.dataset_card.analysis import verb_noun_pairs
 from self_instruct.dataset_card.plots import plot_verb_noun
 from self_instruct.dataset_card.render import size_category
+from self_instruct.filters import INSTANCE_REASONS, INSTRUCTION_REASONS
 from self_instruct.rows import CONFIG_NAMES, FEATURES
 from self_instruct.seeds import load_seeds
 
@@ -51,10 +52,11 @@ TASKS = [
     ("Write a haiku about autumn rain.", False, []),
 ]  # fmt: skip
 
+# A funnel as the pipeline counts it: reasons named as in filters.py, in that order.
 FUNNEL = {
     "instructions": {
         "generated": 31,
-        "rejected": {"too_short": 4, "blacklist": 3, "rouge_similar": 15, "length_cutoff": 2},
+        "rejected": {"truncated": 2, "too_short": 4, "blacklisted_word": 3, "too_similar": 15},
         "kept": 7,
     },
     "instances": {"generated": 13, "rejected": {"empty_output": 2, "duplicate": 1}, "kept": 10},
@@ -71,7 +73,7 @@ def provenance(num_seeds: int) -> dict:
         "seeds": {"source": "bundled|ours", "sha256": "ab" * 32, "count": num_seeds},
         "prompt_templates_sha256": "cd" * 32,
         "rouge_threshold": 0.7,
-        "filters": ["too_short", "blacklist", "rouge_similar"],
+        "filters": [*INSTRUCTION_REASONS, *INSTANCE_REASONS],
         "random_seed": 42,
         "command": "self-instruct generate --num-instructions 7 --output out",
         "usage": {"requests": 44, "completion_tokens": 9120},
@@ -253,6 +255,9 @@ def test_table1_numbers_match_the_data(rendered, seeds):
 
 def test_funnel_tables_match_the_funnel(rendered):
     _, text, _ = rendered
+    for stage, reasons in [("instructions", INSTRUCTION_REASONS), ("instances", INSTANCE_REASONS)]:
+        named = list(FUNNEL[stage]["rejected"])
+        assert named == [reason for reason in reasons if reason in named]  # the fixture is real
     for stage, counts in FUNNEL.items():
         table = markdown_table(text, stage)
         assert table["generated"] == [str(counts["generated"]), "100.0%"]
