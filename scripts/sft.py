@@ -1,54 +1,28 @@
-"""
-# The embedded SmolLM2-135M-Instruct as a checkpoint to train (once)
-```bash
-python scripts/export_gguf_checkpoint.py --output_dir checkpoints/smollm2-135m-instruct
-```
+"""Fine-tune a model on one pinned version of a Self-Instruct dataset (its `sft` configuration).
 
-# CPU recipe: a few minutes on a laptop
-```bash
-python scripts/sft.py \
-    --config scripts/recipes/smollm2_cpu.yaml \
-    --dataset_name user/self-instruct-demo \
-    --dataset_revision v2 \
-    --output_dir checkpoints/smollm2-135m-self-instruct
-```
+`--dataset_revision` (a tag such as `v2`, a branch or a commit) is resolved to its commit before
+any weight loads, and every model card written (checkpoints, final save, push) names that commit
+and the `load_dataset` call that reloads the same rows. The options are TRL's `SFTConfig` and
+`ModelConfig` plus the dataset ones below; `--config recipe.yaml` sets them, flags override it.
 
-# Full training from a pushed version, pushed to the Hub
-```bash
-python scripts/sft.py \
-    --model_name_or_path HuggingFaceTB/SmolLM2-360M-Instruct \
-    --dataset_name user/self-instruct-demo \
-    --dataset_config sft \
-    --dataset_revision v2 \
-    --learning_rate 2.0e-5 \
-    --num_train_epochs 2 \
-    --per_device_train_batch_size 8 \
-    --output_dir SmolLM2-360M-Self-Instruct \
-    --push_to_hub
-```
+    # Once: the embedded SmolLM2-135M-Instruct GGUF saved as a checkpoint to train
+    python scripts/export_gguf_checkpoint.py --output_dir checkpoints/smollm2-135m-instruct
 
-# LoRA
-```bash
-python scripts/sft.py \
-    --config scripts/recipes/smollm2_cpu.yaml \
-    --dataset_name user/self-instruct-demo \
-    --dataset_revision v2 \
-    --use_peft \
-    --lora_r 16 \
-    --lora_alpha 32 \
-    --learning_rate 2.0e-4 \
-    --output_dir checkpoints/smollm2-135m-self-instruct-lora
-```
+    # The CPU recipe (a few minutes) on version v2 of a pushed dataset, or on a local folder
+    python scripts/sft.py --config scripts/recipes/smollm2_cpu.yaml \
+        --dataset_name user/self-instruct-demo --dataset_revision v2
 
-# Several GPUs or nodes: the same command under `accelerate launch` (add e.g. a DeepSpeed config)
-```bash
-accelerate launch --num_processes 8 scripts/sft.py \
-    --model_name_or_path HuggingFaceTB/SmolLM2-1.7B-Instruct \
-    --dataset_name user/self-instruct-demo \
-    --dataset_revision v2 \
-    --bf16 \
-    --output_dir SmolLM2-1.7B-Self-Instruct
-```
+    # LoRA on top of the same recipe
+    python scripts/sft.py --config scripts/recipes/smollm2_cpu.yaml \
+        --dataset_name user/self-instruct-demo --dataset_revision v2 \
+        --use_peft --lora_r 16 --lora_alpha 32 --learning_rate 2.0e-4 \
+        --output_dir checkpoints/smollm2-135m-self-instruct-lora
+
+    # A bigger model on 8 GPUs (add a DeepSpeed or FSDP config to shard it), pushed with its card
+    accelerate launch --num_processes 8 scripts/sft.py \
+        --model_name_or_path HuggingFaceTB/SmolLM2-1.7B-Instruct --bf16 \
+        --dataset_name user/self-instruct-demo --dataset_revision v2 \
+        --output_dir SmolLM2-1.7B-Self-Instruct --push_to_hub
 """
 
 from __future__ import annotations
@@ -64,6 +38,10 @@ from trl import ScriptArguments
 SFT_COLUMNS = ({"prompt", "completion"}, {"messages"}, {"text"})
 # Full fine-tuning with AdamW keeps weights, gradients and two moments: 4 copies of the weights.
 FULL_TRAINING_COPIES = 4
+
+
+class UsageError(ValueError):
+    """A mistake in the command line or the data it names: reported in one line, no traceback."""
 
 
 @dataclass
@@ -101,6 +79,12 @@ class DatasetProvenance:
         """The Hub repo id, which the card metadata may list under `datasets` (never a path)."""
         return None if self.is_local else self.name
 
+    @property
+    def pin(self) -> str:
+        """`name@commit` (or the revision when offline, or the bare folder): for messages."""
+        at = self.commit or self.revision
+        return f"{self.name}@{at}" if at else self.name
+
     def card_section(self) -> str:
         from huggingface_hub import constants
 
@@ -137,11 +121,11 @@ def resolve_dataset(script_args: SelfInstructScriptArguments) -> DatasetProvenan
 
     name, revision = script_args.dataset_name, script_args.dataset_revision
     if not name:
-        raise ValueError("--dataset_name is required: a Hub dataset id or a local dataset folder.")
+        raise UsageError("--dataset_name is required: a Hub dataset id or a local dataset folder.")
     local = DatasetProvenance(name, script_args.dataset_config)
     if local.is_local:
         if revision:
-            raise ValueError(
+            raise UsageError(
                 f"--dataset_revision {revision!r} needs a Hub repo; {name} is a folder."
             )
         return local
@@ -153,9 +137,9 @@ def resolve_dataset(script_args: SelfInstructScriptArguments) -> DatasetProvenan
     except RevisionNotFoundError as err:
         refs = api.list_repo_refs(name, repo_type="dataset")
         known = [ref.name for ref in refs.tags + refs.branches]
-        raise ValueError(f"Dataset {name} has no revision {revision!r}; it has {known}.") from err
+        raise UsageError(f"Dataset {name} has no revision {revision!r}; it has {known}.") from err
     except RepositoryNotFoundError as err:
-        raise ValueError(
+        raise UsageError(
             f"Dataset {name!r} is neither a local folder nor a Hub repo this token can read."
         ) from err
     return DatasetProvenance(name, script_args.dataset_config, revision or "main", info.sha)
@@ -172,13 +156,13 @@ def load_sft_dataset(script_args: SelfInstructScriptArguments, provenance: Datas
         streaming=script_args.dataset_streaming,
     )
     if script_args.dataset_train_split not in dataset:
-        raise ValueError(
+        raise UsageError(
             f"{provenance.name} ({provenance.config}) has no split "
             f"{script_args.dataset_train_split!r}; it has {list(dataset)}."
         )
     columns = dataset[script_args.dataset_train_split].column_names  # None: a stream, unknown
     if columns is not None and not any(required <= set(columns) for required in SFT_COLUMNS):
-        raise ValueError(
+        raise UsageError(
             f"{provenance.name} configuration {provenance.config!r} has columns {sorted(columns)}; "
             "SFT needs prompt + completion (the `sft` configuration of a Self-Instruct dataset), "
             "messages, or text."
@@ -202,7 +186,7 @@ def check_model_fits(model_args, training_args) -> None:
     try:
         config = AutoConfig.from_pretrained(name, revision=model_args.model_revision)
     except OSError as err:
-        raise ValueError(
+        raise UsageError(
             f"Cannot load model {name!r}: {err}\nFor the embedded SmolLM2, make the checkpoint "
             f"first: python scripts/export_gguf_checkpoint.py --output_dir {name}"
         ) from err
@@ -213,7 +197,7 @@ def check_model_fits(model_args, training_args) -> None:
     needed = params * copies * (4 if model_args.dtype == "float32" else 2)  # "auto": at least 2
     available, device = _device_memory(training_args)
     if needed > available:
-        raise ValueError(
+        raise UsageError(
             f"{name} has {params / 1e9:.2f}B parameters: training it "
             f"needs at least {needed / 2**30:.1f} GiB, and {device} has {available / 2**30:.1f} "
             "GiB. Try --use_peft, a smaller model, or several GPUs with `accelerate launch`."
@@ -229,9 +213,41 @@ def _device_memory(training_args) -> tuple[int, str]:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's RAM"
 
 
-def make_trainer(provenance: DatasetProvenance, **kwargs):
+def training_splits(dataset, script_args, training_args) -> tuple:
+    """The train split, and the test split only when the recipe evaluates during training.
+
+    A Self-Instruct dataset has a `train` split only: asking for evaluation without a test split
+    is a mistake to report before the model loads.
+    """
+    train = dataset[script_args.dataset_train_split]
+    if training_args.eval_strategy == "no":
+        return train, None
+    if script_args.dataset_test_split not in dataset:
+        raise UsageError(
+            f"--eval_strategy {training_args.eval_strategy} needs the split "
+            f"{script_args.dataset_test_split!r}, and the dataset has {list(dataset)}: "
+            "set --dataset_test_split or --eval_strategy no."
+        )
+    return train, dataset[script_args.dataset_test_split]
+
+
+def base_model_options(model_args, training_args) -> dict:
+    """How SFTTrainer loads `--model_name_or_path`: the ModelConfig flags it does not read itself.
+
+    SFTTrainer loads the model from `SFTConfig.model_init_kwargs` only (and adds
+    `trust_remote_code` itself); a recipe's own `model_init_kwargs` win over these flags.
+    """
+    flags = {
+        "revision": model_args.model_revision,
+        "dtype": model_args.dtype,
+        "attn_implementation": model_args.attn_implementation,
+    }
+    return flags | (training_args.model_init_kwargs or {})
+
+
+def make_trainer(provenance: DatasetProvenance, train, evaluation, training_args, model_args):
     """An SFTTrainer whose every card (checkpoints, final save, push) names the dataset commit."""
-    from trl import SFTTrainer
+    from trl import SFTTrainer, get_peft_config, get_quantization_config
 
     class SelfInstructSFTTrainer(SFTTrainer):
         def create_model_card(self, model_name=None, dataset_name=None, tags=None):
@@ -240,44 +256,40 @@ def make_trainer(provenance: DatasetProvenance, **kwargs):
             if self.is_world_process_zero():
                 provenance.write_into_card(Path(self.args.output_dir) / "README.md")
 
-    return SelfInstructSFTTrainer(**kwargs)
+    training_args.model_init_kwargs = base_model_options(model_args, training_args)
+    return SelfInstructSFTTrainer(
+        model=model_args.model_name_or_path,
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=evaluation,
+        peft_config=get_peft_config(model_args),
+        quantization_config=get_quantization_config(model_args),
+    )
+
+
+def save_and_publish(trainer, provenance: DatasetProvenance) -> None:
+    """Weights, the loss of every logged step and the card in the output folder; then the Hub."""
+    output_dir = trainer.args.output_dir
+    trainer.save_model()
+    trainer.save_state()  # trainer_state.json, which the README's loss figures come from
+    trainer.create_model_card(model_name=Path(output_dir).name)
+    trainer.accelerator.print(f"Trained on {provenance.pin}: model and card in {output_dir}.")
+    if trainer.args.push_to_hub:
+        trainer.push_to_hub(commit_message=f"Fine-tuned on {provenance.pin}")
+        trainer.accelerator.print(f"Pushed to {trainer.hub_model_id}.")
 
 
 def main(script_args, training_args, model_args) -> None:
-    import transformers
-    from packaging.version import Version
-    from trl import get_peft_config, get_quantization_config
-
+    """Pin the dataset and check the model fits before any weight loads; then train and save."""
     provenance = resolve_dataset(script_args)
     dataset = load_sft_dataset(script_args, provenance)
+    train, evaluation = training_splits(dataset, script_args, training_args)
     check_model_fits(model_args, training_args)
-    training_args.model_init_kwargs = {
-        "revision": model_args.model_revision,
-        "trust_remote_code": training_args.trust_remote_code,
-        "attn_implementation": model_args.attn_implementation,
-        "dtype": model_args.dtype,
-        **(training_args.model_init_kwargs or {}),
-    }
-    wants_eval = training_args.eval_strategy != "no"
-    trainer = make_trainer(
-        provenance,
-        model=model_args.model_name_or_path,
-        args=training_args,
-        train_dataset=dataset[script_args.dataset_train_split],
-        eval_dataset=dataset[script_args.dataset_test_split] if wants_eval else None,
-        quantization_config=get_quantization_config(model_args),
-        peft_config=get_peft_config(model_args),
-    )
+    trainer = make_trainer(provenance, train, evaluation, training_args, model_args)
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model(training_args.output_dir)
-    trainer.save_state()  # trainer_state.json: the loss of every logged step, next to the model
-    trainer.create_model_card(model_name=Path(training_args.output_dir).name)
-    trainer.accelerator.print(f"Model and card saved to {training_args.output_dir}.")
-    if training_args.push_to_hub:
-        trainer.push_to_hub(dataset_name=provenance.hub_id)
-        trainer.accelerator.print(f"Model pushed to {trainer.hub_model_id}.")
-    if Version(transformers.__version__) >= Version("5.18.0"):  # as trl/scripts/sft.py does
-        trainer.end()  # finish the trackers, destroy the process group
+    save_and_publish(trainer, provenance)
+    # Close the trackers and the process group: all that Trainer.end() (transformers 5.18+) does.
+    trainer.accelerator.end_training()
 
 
 def make_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -287,4 +299,8 @@ def make_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    parser = make_parser()
+    try:
+        main(*parser.parse_args_and_config())
+    except UsageError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")

@@ -105,6 +105,8 @@ def test_trains_from_a_hub_revision_pushes_and_the_card_names_it(
     assert f"load_dataset('{REPO}', 'sft', revision='{v1.commit}')" in card.text
     assert {"README.md", "model.safetensors"} <= set(HfApi(token=ALICE).list_repo_files(TUNED))
     assert ModelCard.load(TUNED, token=ALICE).data.dataset_commit == v1.commit
+    last_push = HfApi(token=ALICE).list_repo_commits(TUNED)[0]
+    assert last_push.title == f"Fine-tuned on {REPO}@{v1.commit}"
 
     # Then the evaluation script on the result: base vs tuned on held-out seed tasks.
     scores = tmp_path / "scores.json"
@@ -188,3 +190,30 @@ def test_recipe_values_and_flags_override_them():
     )
     assert (training.use_cpu, training.bf16, training.report_to) == (True, False, [])
     assert model.model_name_or_path == "checkpoints/smollm2-135m-instruct"
+
+
+def test_a_user_mistake_is_one_message_and_exit_2_without_a_traceback(tmp_path):
+    folder = str(write_dataset(tmp_path / "ds", SFT_ROWS))
+    command = [sys.executable, str(SCRIPTS / "sft.py"), "--config", str(RECIPE)]
+    command += ["--dataset_name", folder, "--dataset_revision", "v1"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr
+    assert run.stderr.splitlines()[-1] == (
+        f"sft.py: error: --dataset_revision 'v1' needs a Hub repo; {folder} is a folder."
+    )
+
+
+def test_evaluation_without_a_test_split_is_refused_before_loading(tmp_path):
+    args = script_args(dataset_name=str(write_dataset(tmp_path / "ds", SFT_ROWS)))
+    dataset = sft.load_sft_dataset(args, sft.resolve_dataset(args))
+    _, training_args, _ = sft.make_parser().parse_args_and_config(
+        ["--config", str(RECIPE), "--eval_strategy", "steps"]
+    )
+    with pytest.raises(
+        sft.UsageError, match=r"needs the split 'test', and the dataset has \['train'\]"
+    ):
+        sft.training_splits(dataset, args, training_args)
+    _, training_args, _ = sft.make_parser().parse_args_and_config(["--config", str(RECIPE)])
+    train, evaluation = sft.training_splits(dataset, args, training_args)
+    assert (train.num_rows, evaluation) == (len(SFT_ROWS), None)
