@@ -30,7 +30,14 @@ import datasets
 from . import __version__, prompts
 from .builder import SelfInstruct
 from .config import EMBEDDED_MODEL, PipelineConfig
-from .files import content_named, read_manifest, remove_files, remove_run, write_manifest
+from .files import (
+    OutputFolderError,
+    content_named,
+    read_manifest,
+    remove_files,
+    remove_run,
+    write_manifest,
+)
 from .filters import INSTANCE_REASONS, INSTRUCTION_REASONS
 from .rows import CONFIG_NAMES
 from .runlog import RUN_DIR, Record, read_log, usage_from_log
@@ -39,10 +46,6 @@ from .seeds import load_seeds, seeds_fingerprint
 STAGE_DIR = f"{RUN_DIR}/export"  # an export is written here, then moved into place
 DATA_DIR = "data"
 CARD = Path("README.md")
-
-
-class OutputFolderError(ValueError):
-    """The output folder cannot be used as asked; the message says what to pass instead."""
 
 
 @dataclass

@@ -30,6 +30,10 @@ MANIFEST = "manifest.json"
 HASH_CHARS = 12  # of the sha256 in a file name: names differ whenever contents do
 
 
+class OutputFolderError(ValueError):
+    """The output folder cannot be used as asked; the message says what to pass instead."""
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -98,7 +102,15 @@ def read_manifest(folder: Path) -> list[str]:
     path = folder / RUN_DIR / MANIFEST
     if not path.is_file():
         return []
-    files = json.loads(path.read_text(encoding="utf-8")).get("files", [])
+    try:
+        files = json.loads(path.read_text(encoding="utf-8"))["files"]
+        if not isinstance(files, list):
+            raise TypeError(f"'files' is {type(files).__name__}, not a list")
+    except (ValueError, KeyError, TypeError) as err:  # written whole by us: someone edited it
+        raise OutputFolderError(
+            f"{path} is not a manifest written by self-instruct ({err!r}), so which files in "
+            f"{folder} are the tool's is unknown: delete them yourself, or restore the file."
+        ) from None
     return [f for f in files if isinstance(f, str) and is_inside(f)]
 
 

@@ -19,7 +19,7 @@ from local_hub import LocalHub
 from test_hub_push import ALICE, REPO, load_rows
 
 from self_instruct.config import PipelineConfig
-from self_instruct.export import export, prepare_output
+from self_instruct.export import OutputFolderError, export, prepare_output
 from self_instruct.hub import push_folder
 
 RUN = ["generate", "--num-instructions", "4", "--batch-size", "4"]
@@ -90,6 +90,18 @@ def test_export_deletes_only_its_own_stale_shards_and_figures(tmp_path, scripted
     assert_user_files_kept(out)
     assert first - card_files(out)  # the first export's shards were replaced...
     assert tool_files(out) == card_files(out) | {"README.md"}  # ...and removed
+
+
+@pytest.mark.parametrize("manifest", ["{not json", '{"files": "README.md"}', "[]"])
+def test_overwrite_with_an_edited_manifest_deletes_nothing(tmp_path, scripted, manifest):
+    out = tmp_path / "out"
+    prepare_output(out, resume=False, overwrite=False)
+    export(PipelineConfig(num_instructions=4, batch_size=4), out, command="test")
+    (out / ".self-instruct" / "manifest.json").write_text(manifest)
+    before = sorted(p for p in out.rglob("*"))
+    with pytest.raises(OutputFolderError, match="not a manifest written by self-instruct"):
+        prepare_output(out, resume=False, overwrite=True)
+    assert sorted(p for p in out.rglob("*")) == before
 
 
 @pytest.fixture
