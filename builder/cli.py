@@ -71,7 +71,7 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def _check_inputs(config: PipelineConfig) -> None:
-    """Load the seeds and the model before --output is touched (--overwrite empties it)."""
+    """Load the seeds and the model before --output is touched (--overwrite deletes its run)."""
     from . import pipeline
     from .seeds import SeedFileError, load_seeds
 
@@ -140,7 +140,8 @@ class GenerateArguments:
         default=False, metadata={"help": "Continue the run already in --output where it stopped."}
     )
     overwrite: bool = field(
-        default=False, metadata={"help": "Delete whatever --output holds before starting."}
+        default=False,
+        metadata={"help": "Delete the run in --output (and only the files it wrote) first."},
     )
     push_to_hub: str | None = field(
         default=None,
@@ -180,8 +181,13 @@ def generate(argv: Sequence[str]) -> None:
     )
     config, args = _parse(parser, argv)
     folder = Path(args.output)
+    if args.push_to_hub:
+        from .hub import check_target
+
+        check_target(args.push_to_hub)  # a bad repo id fails now, not after the run
     _check_inputs(config)
-    prepare_output(folder, resume=args.resume, overwrite=args.overwrite)
+    if removed := prepare_output(folder, resume=args.resume, overwrite=args.overwrite):
+        print(f"--overwrite removed from {folder}: {', '.join(removed)}", file=sys.stderr)
     start = time.monotonic()
     result = _export(config, folder, argv)
     print(_summary(result, time.monotonic() - start))

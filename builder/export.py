@@ -2,17 +2,18 @@
 
     DIR/README.md                      the card, whose YAML `configs:` name the data files
     DIR/data/<config>-<hash>.parquet   one file per configuration, named by its content hash
-    DIR/plots/*.png                    the card's figures
-    DIR/.self-instruct/                the run log (never uploaded); exports are staged here
+    DIR/plots/<figure>-<hash>.png      the card's figures
+    DIR/.self-instruct/                the run log and the manifest (never uploaded); exports
+                                       are staged here
 
-Data file names carry their content hash because `datasets` keys its cache for a local folder
-on the card's YAML alone: with fixed names, a folder rewritten by a later run would load the
-earlier run's rows from the cache.
+File names carry their content hash because `datasets` keys its cache for a local folder on the
+card's YAML alone (with fixed names, a folder rewritten by a later run would load the earlier
+run's rows from the cache), and so that a new export never overwrites a file the current card
+names (see `files.py`). Other files in DIR are never touched: only the manifest's are deleted.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -29,6 +30,14 @@ import datasets
 from . import __version__, prompts
 from .builder import SelfInstruct
 from .config import EMBEDDED_MODEL, PipelineConfig
+from .files import (
+    OutputFolderError,
+    content_named,
+    read_manifest,
+    remove_files,
+    remove_run,
+    write_manifest,
+)
 from .filters import INSTANCE_REASONS, INSTRUCTION_REASONS
 from .rows import CONFIG_NAMES
 from .runlog import RUN_DIR, Record, read_log, usage_from_log
@@ -39,10 +48,6 @@ DATA_DIR = "data"
 CARD = Path("README.md")
 
 
-class OutputFolderError(ValueError):
-    """The output folder cannot be used as asked; the message says what to pass instead."""
-
-
 @dataclass
 class ExportResult:
     folder: Path
@@ -51,21 +56,23 @@ class ExportResult:
     funnel: dict[str, dict[str, Any]]
 
 
-def prepare_output(folder: Path, *, resume: bool, overwrite: bool) -> Path:
-    """Check the output folder is ours to write; return the run directory inside it.
+def prepare_output(folder: Path, *, resume: bool, overwrite: bool) -> list[str]:
+    """Check the output folder is ours to write; return what `--overwrite` removed from it.
 
-    Every check runs before anything is created or deleted, and `--overwrite` deletes only a
-    folder that holds a Self-Instruct run: a mistyped --output must never cost someone's files.
+    Every check runs before anything is created or deleted, and `--overwrite` deletes only what
+    earlier exports of a Self-Instruct run wrote there (its manifest) and the run directory: a
+    mistyped --output, or a `.git` folder or notes beside the data, must never cost a file.
     """
     run_dir = folder / RUN_DIR
+    removed: list[str] = []
     if folder.is_dir() and any(folder.iterdir()):
         if not run_dir.is_dir():
             raise OutputFolderError(
                 f"{folder} holds other files, not a Self-Instruct run (--overwrite deletes only "
-                "a run's folder): choose an empty or new --output folder."
+                "a run's files): choose an empty or new --output folder."
             )
         if overwrite:
-            shutil.rmtree(folder)
+            removed = remove_run(folder)
         elif not resume:
             raise OutputFolderError(
                 f"{folder} already holds a Self-Instruct run. Pass --resume to continue it, "
@@ -77,7 +84,7 @@ def prepare_output(folder: Path, *, resume: bool, overwrite: bool) -> Path:
             "run the command without --resume to start one."
         )
     _make_writable_dir(folder)
-    return run_dir
+    return removed
 
 
 def _make_writable_dir(folder: Path) -> None:
@@ -97,30 +104,30 @@ def _make_writable_dir(folder: Path) -> None:
 def _write_parquet(ds: datasets.Dataset, folder: Path, name: str) -> str:
     """Write `folder/data/<name>-<content hash>.parquet`; return its path relative to `folder`."""
     (folder / DATA_DIR).mkdir(parents=True, exist_ok=True)
-    tmp = folder / DATA_DIR / f".{name}.parquet.tmp"
-    ds.to_parquet(str(tmp))
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:12]
-    relative = f"{DATA_DIR}/{name}-{digest}.parquet"
-    os.replace(tmp, folder / relative)
-    return relative
+    path = folder / DATA_DIR / f"{name}.parquet"
+    ds.to_parquet(str(path))
+    return content_named(path).relative_to(folder).as_posix()
 
 
 def _publish(stage: Path, folder: Path) -> None:
     """Move a staged export into `folder`: data and plots first, the card last, then stale files.
 
-    Each move is a rename, so at every moment the card names files that exist: a run killed
-    mid-export leaves the previous export whole, and its resume writes the new one.
+    The manifest lists the new files before any of them appears, so a kill at any point leaves
+    every file the tool wrote on record. Each move is a rename of a content-named file, so at
+    every moment the card names files that exist and hold what it records: a run killed
+    mid-export leaves the previous export whole (and pushable), and its resume writes the new
+    one. Stale files are only those of earlier exports, never other files in the folder.
     """
-    staged = [p.relative_to(stage) for p in sorted(stage.rglob("*")) if p.is_file()]
+    staged = [p.relative_to(stage).as_posix() for p in sorted(stage.rglob("*")) if p.is_file()]
+    previous = read_manifest(folder)
+    write_manifest(folder, [*previous, *staged])
     for relative in staged:
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-        if relative != CARD:
+        if relative != CARD.name:
             os.replace(stage / relative, folder / relative)
     os.replace(stage / CARD, folder / CARD)
-    for directory in {relative.parent for relative in staged if relative != CARD}:
-        for path in (folder / directory).iterdir():
-            if path.is_file() and path.relative_to(folder) not in staged:
-                path.unlink()
+    remove_files(folder, set(previous) - set(staged))
+    write_manifest(folder, staged)
     shutil.rmtree(stage)
 
 

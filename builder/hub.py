@@ -1,8 +1,10 @@
 """Versioned Hub datasets: one commit per run, then a tag (`v1`, `v2`, ...) that names it.
 
-A version must never be half-written, so the card, the Parquet shards and the plots of an output
-folder go up in ONE `HfApi.create_commit` on one revision; shards that the new card no longer
-lists are deleted in that same commit. Only then is the commit tagged, by its oid (not by branch
+A version must never be half-written, so the card and exactly the files it lists (its
+`self_instruct.files`: the Parquet shards and the figures, each checked against the size and
+sha256 the export recorded) go up in ONE `HfApi.create_commit` on one revision; the files the
+previous version's card listed and the new one does not are deleted in that same commit, and
+nothing else in the repo is touched. Only then is the commit tagged, by its oid (not by branch
 name, which a concurrent push could move). `load_dataset(repo_id, config, revision="v1")` then
 returns exactly what v1 held, whatever came after.
 
@@ -12,7 +14,6 @@ is never printed, logged, or written into the commit or the card.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import re
 from dataclasses import dataclass, field
@@ -20,13 +21,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
+from .files import atomic_write
 from .history import data_fingerprint, new_entry, read_history, with_history
+from .version_files import CARD, FolderVersion, PushError, owned_files, read_folder
 
 logger = logging.getLogger(__name__)
 
 REPO_TYPE = "dataset"
-PLOTS_DIR = "plots"  # the card's figures (dataset_card.render.PLOTS_DIR)
 _VERSION_TAG = re.compile(r"v(\d+)")
+# What git refuses in a branch or tag name (`git check-ref-format`): the Hub names refs by git.
+_BAD_REF = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|/\.|\.lock(/|$)")
 
 
 @dataclass
@@ -70,10 +74,6 @@ class Version(NamedTuple):
     date: datetime
 
 
-class PushError(RuntimeError):
-    """The Hub refused a push; the message says why and what to do, never the token."""
-
-
 def push_folder(
     folder: str | Path,
     repo_id: str,
@@ -85,23 +85,28 @@ def push_folder(
     token: str | None = None,
     commit_message: str | None = None,
 ) -> PushResult:
-    """Upload `folder` (README.md, data/*.parquet, plots) in one commit, then tag that commit."""
+    """Upload the card of `folder` and exactly the files it lists in one commit, then tag it."""
     from huggingface_hub import HfApi, get_token
     from huggingface_hub.errors import HfHubHTTPError
 
     folder, branch = Path(folder), revision or "main"
+    check_target(repo_id, tag=tag, revision=revision)
     if create_pr and tag:
-        raise ValueError(f"tag={tag!r} with create_pr=True: a pull request is not a version yet.")
-    files, rows, provenance = _collect(folder)
+        raise PushError(f"--tag {tag} with --create-pr: a pull request is not a version yet.")
+    version = read_folder(folder)
     api = HfApi(token=token)
     if (token or get_token()) is None:
         raise PushError("No Hugging Face token found: set HF_TOKEN or run `hf auth login`.")
     try:
         head, new_tag = _prepare(api, repo_id, branch, tag, private=private, create_pr=create_pr)
+        previous = _card_at(api, repo_id, head)
+        card = version.card
         if not create_pr:
-            _record_version(api, repo_id, head, folder, files, new_tag, rows, provenance)
-        summary = commit_message or _summary(new_tag, rows, provenance)
-        info = _commit(api, repo_id, branch, files, head, summary, create_pr=create_pr)
+            card = _with_version(version, previous, new_tag)
+            _save_card(folder / CARD, card)
+        summary = commit_message or _summary(new_tag, version.rows, version.origin)
+        files = {CARD: card.encode("utf-8"), **version.files}
+        info = _commit(api, repo_id, branch, files, owned_files(previous), head, summary, create_pr)
         if not create_pr:
             reuse = info.oid == head and tag is None
             new_tag = _tag(api, repo_id, info.oid, new_tag, reuse_existing=reuse, summary=summary)
@@ -109,6 +114,38 @@ def push_folder(
         raise _refused(err, repo_id) from err
     logger.info("Pushed %s@%s (commit %s)", repo_id, new_tag or info.pr_url, info.oid[:8])
     return PushResult(repo_id, info.oid, branch, new_tag, info.commit_url, info.pr_url)
+
+
+def _save_card(path: Path, card: str) -> None:
+    """The folder's card gets the version history too, replaced whole or not at all."""
+    try:
+        atomic_write(path, card.encode("utf-8"))
+    except OSError as err:
+        raise PushError(
+            f"cannot write {path} ({err.strerror or err}): nothing was pushed and the card is "
+            "unchanged; free some space and push again."
+        ) from err
+
+
+def check_target(repo_id: str, *, tag: str | None = None, revision: str | None = None) -> None:
+    """Refuse a repo id, tag or branch name that the Hub would refuse (or that names another
+    path, like `../../x`) with one message each, before anything is read or sent."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise PushError(
+            f"{repo_id!r} is not a Hub repo id: give `namespace/name` (letters, digits, '-', '_' "
+            "and '.', no '--' or '..', at most 96 characters), e.g. me/my-data."
+        ) from None
+    for option, name in (("--tag", tag), ("--revision", revision)):
+        if name is not None and not _is_ref_name(name):
+            raise PushError(
+                f"{option} {name!r} is not a valid tag or branch name (git refuses spaces, "
+                "control characters, '..', '~^:?*[\\', and a leading '-', '/' or '.'): "
+                "choose another."
+            )
 
 
 def list_versions(repo_id: str, *, token: str | None = None) -> list[Version]:
@@ -140,48 +177,14 @@ def push_main(config: PushConfig) -> PushResult:
     return result
 
 
-def _collect(folder: Path) -> tuple[dict[str, Path], dict[str, int], dict]:
-    """The files a version holds (path in repo -> local path), rows per config of the card's
-    `configs:`, and the card's `self_instruct:` provenance mapping (model, seeds), if any.
-
-    Checks up front that every Parquet file the card's `configs:` lists is there, so a card can
-    never land next to missing data."""
-    import pyarrow.parquet as pq
-    from huggingface_hub import DatasetCard
-
-    readme = folder / "README.md"
-    if not readme.is_file():
-        raise ValueError(f"{folder} has no README.md: is it the output folder of a run?")
-    paths = [readme, *sorted(folder.glob("data/*.parquet"))]
-    paths += sorted(folder.glob("*.png")) + sorted(folder.glob(f"{PLOTS_DIR}/*.png"))
-    files = {p.relative_to(folder).as_posix(): p for p in paths}
-    rows, card = {}, DatasetCard.load(readme).data
-    for config in card.get("configs") or []:
-        shards = _config_files(config, files, folder)
-        rows[config["config_name"]] = sum(pq.read_metadata(files[p]).num_rows for p in shards)
-    return files, rows, card.get("self_instruct") or {}
-
-
-def _config_files(config: dict, files: dict[str, Path], folder: Path) -> list[str]:
-    """The files of one `configs:` entry; its `path` is a file, a glob, or a list of those."""
-    patterns = []
-    for item in config["data_files"]:
-        patterns += [item["path"]] if isinstance(item["path"], str) else item["path"]
-    matched = {p: [f for f in files if fnmatch.fnmatchcase(f, p)] for p in patterns}
-    if missing := [p for p, found in matched.items() if not found]:
-        raise ValueError(f"The card lists {missing} for {config['config_name']!r}: not in {folder}")
-    return sorted({f for found in matched.values() for f in found})
-
-
-def _record_version(api, repo_id, head, folder: Path, files, tag, rows, provenance) -> None:
-    """Write the version history (the previous card's, plus this version) into the card."""
-    previous = read_history(_card_at(api, repo_id, head))
-    data = data_fingerprint([f for f in files if f.startswith("data/")])
-    history = previous
-    if not previous or previous[-1]["data"] != data:  # an unchanged re-push records nothing
-        history = [*previous, new_entry(tag, rows, provenance.get("model"), data, previous)]
-    readme = folder / "README.md"
-    readme.write_text(with_history(readme.read_text(encoding="utf-8"), history), encoding="utf-8")
+def _with_version(version: FolderVersion, previous: str | None, tag: str) -> str:
+    """The card carrying the version history: the previous card's, plus this version."""
+    history = read_history(previous)
+    data = data_fingerprint(version.data_files)
+    if not history or history[-1]["data"] != data:  # an unchanged re-push records nothing
+        model = version.origin.get("model")
+        history = [*history, new_entry(tag, version.rows, model, data, history)]
+    return with_history(version.card, history)
 
 
 def _card_at(api, repo_id: str, commit: str | None) -> str | None:
@@ -204,21 +207,28 @@ def _prepare(api, repo_id: str, branch: str, tag: str | None, *, private: bool, 
     refs = api.list_repo_refs(repo_id, repo_type=REPO_TYPE)
     tags = {ref.name: ref.target_commit for ref in refs.tags}
     if tag in tags:
-        raise ValueError(f"Tag {tag!r} already exists on {repo_id} (commit {tags[tag][:8]}).")
+        raise PushError(
+            f"Tag {tag!r} already exists on {repo_id} (commit {tags[tag][:8]}): a version is "
+            "never replaced; choose another --tag, or leave it out for the next vN."
+        )
     head = next((ref.target_commit for ref in refs.branches if ref.name == branch), None)
     if head is None:
-        raise ValueError(f"Branch {branch!r} does not exist on {repo_id}.")
+        raise PushError(
+            f"Branch {branch!r} does not exist on {repo_id}: a pull request needs an existing "
+            "--revision to target (push without --create-pr to create the branch)."
+        )
     if tag is None and not create_pr:
         tag = f"v{max(map(_version_number, tags), default=0) + 1}"
     return head, tag
 
 
-def _commit(api, repo_id, branch, files: dict[str, Path], head, summary, *, create_pr: bool):
-    """One commit: add every file, delete data and plots of the previous version that are gone."""
+def _commit(api, repo_id, branch, files: dict, owned: set[str], head, summary, create_pr: bool):
+    """One commit: add `files` (path in repo -> local path or bytes) and delete the files of the
+    previous version (`owned`, from its card) that this one no longer lists; nothing else."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
     remote = api.list_repo_files(repo_id, repo_type=REPO_TYPE, revision=head)
-    stale = [p for p in remote if _is_version_file(p) and p not in files]
+    stale = [p for p in remote if p in owned and p not in files]
     operations = [CommitOperationDelete(path_in_repo=p) for p in stale]
     operations += [CommitOperationAdd(path_in_repo=p, path_or_fileobj=f) for p, f in files.items()]
     return api.create_commit(
@@ -261,9 +271,10 @@ def _refused(err: Exception, repo_id: str) -> Exception:
     return err
 
 
-def _is_version_file(path: str) -> bool:
-    """What a version consists of; anything else in the repo (.gitattributes, ...) is kept."""
-    return bool(re.fullmatch(rf"README\.md|({PLOTS_DIR}/)?[^/]+\.png|data/[^/]+\.parquet", path))
+def _is_ref_name(name: str) -> bool:
+    """What `git check-ref-format` accepts for one branch or tag name (the rules that matter)."""
+    edges = not name.startswith(("-", "/", ".")) and not name.endswith(("/", "."))
+    return bool(name) and edges and name != "@" and not _BAD_REF.search(name)
 
 
 def _version_number(tag: str) -> int:

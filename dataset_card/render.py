@@ -2,14 +2,17 @@
 
 The YAML header is built with the same `datasets` classes that `push_to_hub` uses
 (`MetadataConfigs`, `DatasetInfosDict`), so `load_dataset(folder, name)` reads each configuration
-from it. `datasets` keys a local folder's cache on that YAML alone; the data file names (the
-pipeline puts a content hash in them) and the per-configuration row counts and byte sizes in
-`dataset_info` make it change whenever the data does.
+from it. Its `self_instruct.files` records the size and sha256 of every data file and figure, the
+exact list a push uploads once it has checked them. `datasets` keys a local folder's cache on
+that YAML alone; the data file names (the pipeline puts a content hash in them) and the
+per-configuration row counts and byte sizes in `dataset_info` make it change whenever the data
+does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import jinja2
@@ -19,6 +22,7 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from self_instruct import CITATION
+from self_instruct.files import content_named, describe
 from self_instruct.seeds import SeedTask
 
 from .analysis import VerbNounResult, rouge_to_seeds, verb_noun_pairs
@@ -100,13 +104,14 @@ def card_metadata(
     return data
 
 
-def _with_origin(data: DatasetCardData, provenance: dict) -> DatasetCardData:
-    """`self_instruct: {model, seeds}` in the YAML: read back by pushes for commit titles and
-    the version history."""
+def _with_origin(data: DatasetCardData, provenance: dict, files: dict) -> DatasetCardData:
+    """`self_instruct: {model, seeds, files}` in the YAML: read back by pushes for commit titles,
+    the version history, and the files (with sizes and hashes) that make up the version."""
     seeds = provenance["seeds"]
     data["self_instruct"] = {
         "model": provenance["model"],
         "seeds": f"{seeds['source']} (sha256 {seeds['sha256'][:12]})",
+        "files": files,
     }
     return data
 
@@ -119,7 +124,8 @@ def write_plots(
     threshold: float,
     structure: VerbNounResult,
 ) -> dict[str, Plot]:
-    """Every figure of the card, under `folder/plots/` (cleared first: no stale figure survives)."""
+    """Every figure of the card, under `folder/plots/` (cleared first: no stale figure survives),
+    named by content like the data files."""
     (folder / PLOTS_DIR).mkdir(parents=True, exist_ok=True)
     for stale in (folder / PLOTS_DIR).glob("*.png"):
         stale.unlink()
@@ -138,7 +144,12 @@ def write_plots(
     }
     if structure.pairs:
         plots["verb_noun"] = plot_verb_noun(structure.pairs, folder, f"{PLOTS_DIR}/verb_noun.png")
-    return plots
+    return {key: _content_named(folder, plot) for key, plot in plots.items()}
+
+
+def _content_named(folder: Path, plot: Plot) -> Plot:
+    path = content_named(folder / plot.path)
+    return replace(plot, path=path.relative_to(folder).as_posix())
 
 
 def _md_cell(value: object) -> str:
@@ -193,12 +204,18 @@ def render_card(
         (name, len(rows[name]), files, CONFIG_DESCRIPTIONS[name])
         for name, files in data_files.items()
     ]
+    listed = [
+        *(f for files in data_files.values() for f in files),
+        *(p.path for p in plots.values()),
+    ]
     content = (
         _environment()
         .get_template(TEMPLATE)
         .render(
             card_data=_with_origin(
-                card_metadata(folder, data_files, rows, pretty_name, license), provenance
+                card_metadata(folder, data_files, rows, pretty_name, license),
+                provenance,
+                describe(folder, listed),
             ).to_yaml(),
             pretty_name=pretty_name,
             repo_id=repo_id or "path/to/this/dataset",

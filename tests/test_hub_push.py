@@ -6,7 +6,6 @@ versioning flow against huggingface.co when HF_TOKEN and HUB_TEST_NAMESPACE are 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import uuid
@@ -14,9 +13,11 @@ from pathlib import Path
 
 import datasets
 import pytest
+import yaml
 from huggingface_hub import DatasetCard, HfApi
 from local_hub import LocalHub
 
+from self_instruct.files import content_named, describe
 from self_instruct.history import HISTORY_KEY
 from self_instruct.hub import PushConfig, PushError, list_versions, push_folder, push_main
 
@@ -30,7 +31,7 @@ def hub(tmp_path):
         yield hub
 
 
-def make_run(folder: Path, n_instances: int, *, tag: str = "", card: str = "") -> dict:
+def make_run(folder: Path, n_instances: int, *, tag: str = "", origin: dict | None = None) -> dict:
     """An output folder laid out like the pipeline's: card, data shards, a plot, a run dir."""
     instances = [
         {"id": f"{tag}i{k}", "instruction": f"Task {k}", "input": "", "output": f"Answer {k}{tag}"}
@@ -38,19 +39,19 @@ def make_run(folder: Path, n_instances: int, *, tag: str = "", card: str = "") -
     ]
     instructions = [{"id": f"{tag}t{k}", "instruction": f"Task {k}"} for k in range(n_instances)]
     rows = {"instructions": instructions, "instances": instances}
-    configs = []
-    for name, records in rows.items():
-        tmp = folder / "data" / f"{name}.tmp"
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        datasets.Dataset.from_list(records).to_parquet(tmp)
-        shard = f"data/{name}-{hashlib.sha256(tmp.read_bytes()).hexdigest()[:8]}.parquet"
-        tmp.rename(folder / shard)
-        path = f"[{shard}]" if name == "instances" else shard  # a list, as dataset_card writes
-        configs.append(f"- config_name: {name}\n  data_files:\n  - split: train\n    path: {path}")
-    yaml = card + "configs:\n" + "\n".join(configs)
-    (folder / "README.md").write_text(f"---\n{yaml}\n---\n# A Self-Instruct dataset\n")
+    (folder / "data").mkdir(parents=True)
     (folder / "plots").mkdir()
+    configs, listed = [], ["plots/rows.png"]
+    for name, records in rows.items():
+        datasets.Dataset.from_list(records).to_parquet(folder / "data" / f"{name}.parquet")
+        listed.append(content_named(folder / "data" / f"{name}.parquet").relative_to(folder))
+        path = [str(listed[-1])] if name == "instances" else str(listed[-1])  # as the card has
+        configs.append({"config_name": name, "data_files": [{"split": "train", "path": path}]})
     (folder / "plots" / "rows.png").write_bytes(b"\x89PNG\r\n\x1a\n" + tag.encode())
+    files = describe(folder, [str(path) for path in listed])
+    header = {"configs": configs, "self_instruct": {**(origin or {}), "files": files}}
+    yaml_text = yaml.safe_dump(header, sort_keys=False)
+    (folder / "README.md").write_text(f"---\n{yaml_text}---\n# A Self-Instruct dataset\n")
     (folder / ".self-instruct").mkdir()
     (folder / ".self-instruct" / "run.jsonl").write_text('{"event": "start"}\n')
     return rows
@@ -128,14 +129,14 @@ def test_existing_tag_is_refused_before_any_upload(hub, tmp_path):
     make_run(tmp_path / "run2", 4, tag="b")
     push_folder(tmp_path / "run1", REPO, token=ALICE, tag="2024-06")
     before = len(hub.requests)
-    with pytest.raises(ValueError, match="Tag '2024-06' already exists"):
+    with pytest.raises(PushError, match="Tag '2024-06' already exists"):
         push_folder(tmp_path / "run2", REPO, token=ALICE, tag="2024-06")
     assert not [r for r in hub.requests[before:] if r[0] in ("PUT", "POST") and "commit" in r[1]]
     assert push_folder(tmp_path / "run2", REPO, token=ALICE).tag == "v1"  # no vN yet
 
 
 def test_commit_message_names_model_and_seeds_from_the_card(hub, tmp_path):
-    make_run(tmp_path / "run", 2, card="self_instruct:\n  model: SmolLM2\n  seeds: bundled\n")
+    make_run(tmp_path / "run", 2, origin={"model": "SmolLM2", "seeds": "bundled"})
     push_folder(tmp_path / "run", REPO, token=ALICE)
     (commit, *_) = HfApi(token=ALICE).list_repo_commits(REPO, repo_type="dataset")
     assert (
@@ -175,7 +176,7 @@ def test_create_pr_opens_a_pull_request_and_tags_nothing(hub, tmp_path):
     assert api.list_repo_refs(REPO, repo_type="dataset").tags == []
     assert "README.md" not in api.list_repo_files(REPO, repo_type="dataset")
     assert load_rows(REPO, "instances", "refs/pr/1", tmp_path / "c", ALICE) == rows["instances"]
-    with pytest.raises(ValueError, match="pull request is not a version"):
+    with pytest.raises(PushError, match="pull request is not a version"):
         push_folder(tmp_path / "run", REPO, token=ALICE, create_pr=True, tag="v9")
 
 
@@ -240,7 +241,7 @@ def test_push_config_parses_like_a_cli():
 def test_card_listing_missing_data_is_refused(tmp_path):
     make_run(tmp_path / "run", 2)
     next((tmp_path / "run" / "data").glob("instances-*.parquet")).unlink()
-    with pytest.raises(ValueError, match="'instances': not in"):
+    with pytest.raises(PushError, match=r"instances-\w+\.parquet is missing"):
         push_folder(tmp_path / "run", REPO, token=ALICE)
 
 

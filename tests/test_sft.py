@@ -14,10 +14,12 @@ from pathlib import Path
 
 import datasets
 import pytest
+import yaml
 from _sft import SCRIPTS, load_script, smollm2_checkpoint
 from huggingface_hub import HfApi, ModelCard
 from local_hub import LocalHub
 
+from self_instruct.files import describe
 from self_instruct.hub import push_folder
 
 ALICE = "token-alice-0123456789"
@@ -54,8 +56,10 @@ def write_dataset(folder: Path, sft_rows: list[tuple[str, str]]) -> Path:
         (folder / "data").mkdir(parents=True, exist_ok=True)
         datasets.Dataset.from_list(records).to_parquet(folder / "data" / f"{name}-0.parquet")
         shard = f"data/{name}-0.parquet"
-        configs.append(f"- config_name: {name}\n  data_files:\n  - split: train\n    path: {shard}")
-    (folder / "README.md").write_text("---\nconfigs:\n" + "\n".join(configs) + "\n---\n")
+        configs.append({"config_name": name, "data_files": [{"split": "train", "path": shard}]})
+    files = describe(folder, [f"data/{name}-0.parquet" for name in rows])
+    header = yaml.safe_dump({"configs": configs, "self_instruct": {"files": files}})
+    (folder / "README.md").write_text(f"---\n{header}---\n")
     return folder
 
 
