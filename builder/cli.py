@@ -193,7 +193,9 @@ def generate(argv: Sequence[str]) -> None:
 
 
 def _export(config: PipelineConfig, folder: Path, argv: Sequence[str]):
-    """Run the export; a signal or a failing disk ends it with a message on how to resume."""
+    """Run the export; a signal, a failing disk or a server that cannot go on (refused requests,
+    every endpoint down) ends it with a message on how to resume."""
+    from .backends.http import BackendError
     from .export import export
 
     try:
@@ -205,6 +207,9 @@ def _export(config: PipelineConfig, folder: Path, argv: Sequence[str]):
         print(f"\n{_stopped(folder, argv, why)}", file=sys.stderr)
         sys.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
     except Exception as err:
+        if (backend_error := _cause(err, BackendError)) is not None:
+            why = f"Stopped: {str(backend_error).rstrip('.')}"
+            raise RunStoppedError(_stopped(folder, argv, why)) from err
         os_error = _cause(err, OSError)
         if os_error is None or _cause(err, expected_errors()) is not None:
             raise

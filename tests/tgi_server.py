@@ -32,12 +32,17 @@ OPENAPI = TGI_OPENAPI
 
 @dataclass
 class Reply:
-    """What to answer: JSON (or raw bytes) with a status and headers, or nothing at all (`drop`)."""
+    """What to answer: JSON (or raw bytes) with a status and headers, or nothing at all (`drop`).
+
+    `drip` sends the body one byte at a time, that many seconds apart: every read is quick, the
+    answer never ends (until the server stops).
+    """
 
     status: int = 200
     body: object = None
     drop: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    drip: float = 0.0
 
 
 def tgi_error(status: int, message: str, error_type: str) -> Reply:
@@ -74,7 +79,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         with contextlib.suppress(ConnectionError):  # the client gave up (a "hang" fault)
-            self.wfile.write(body)
+            if not reply.drip:
+                self.wfile.write(body)
+            stopping = getattr(self.server.app, "stopping", threading.Event())
+            for i in range(len(body) if reply.drip else 0):
+                self.wfile.write(body[i : i + 1])
+                if stopping.wait(reply.drip):
+                    return
 
     def log_message(self, format, *args) -> None:  # quiet test output
         pass

@@ -8,25 +8,29 @@ pipeline sees completions in prompt order whatever order they arrive in.
 Endpoints, their request slots and their rotation live in `endpoints.py`.
 
 Faults, in the order the code meets them:
-- timeouts, connection errors, malformed responses, 408/424/429/5xx: retried with exponential
-  backoff and jitter (tenacity), each retry on whichever endpoint is free next;
+- timeouts (`timeout` bounds a whole attempt, not each read: a server that trickles bytes is cut
+  off too), connection errors, malformed responses (bad JSON or UTF-8, fields of the wrong type),
+  408/424/429/5xx: retried with exponential backoff and jitter (tenacity), each retry on whichever
+  endpoint is free next;
 - an endpoint with `failures_to_cooldown` consecutive failures leaves the rotation for `cooldown`
   seconds, then gets requests again (one success resets it);
 - a prompt whose retries are spent comes back as `None` in its place, is logged and counted in
   `usage.failed_requests`; if at that point every endpoint is cooling down the servers are gone,
   and `EndpointsUnavailableError` stops the run instead (resume from the run log later);
-- any other 4xx means our request is wrong (bad parameters, prompt too long): retrying cannot
-  help, so `RequestRejectedError` stops the run at once with the server's own message.
+- any other 4xx means our request is wrong (bad parameters, prompt too long, no key): retrying
+  cannot help, so `RequestRejectedError` stops the run at once with the server's own message.
+
+Messages quote servers' bodies cut to `MAX_QUOTED` characters, and URLs without credentials.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-import json
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import httpx2
 from tenacity import (
@@ -40,10 +44,12 @@ from tenacity import (
 
 from .base import Backend, Completion, SamplingParams, cut_at_stop
 from .endpoints import EndpointPool, RetryPolicy, Slot, open_endpoint
+from .urls import API_KEY_ENV, check_endpoint_url, redact_url, redact_urls
 
 logger = logging.getLogger(__name__)
 
 RETRY_STATUS_CODES = frozenset({408, 424, 429})  # and every 5xx
+MAX_QUOTED = 500  # characters of a server's answer quoted in a message (error pages run to MBs)
 
 
 class BackendError(RuntimeError):
@@ -77,26 +83,62 @@ def is_transient(error: BaseException) -> bool:
     response = _response(error)
     if response is not None:
         return response.status_code in RETRY_STATUS_CODES or response.status_code >= 500
-    return isinstance(
-        error, (TimeoutError, httpx2.TransportError, json.JSONDecodeError, MalformedResponseError)
-    )
+    return isinstance(error, (TimeoutError, httpx2.TransportError, MalformedResponseError))
+
+
+def quote(text: str, limit: int = MAX_QUOTED) -> str:
+    """`text` for a message: at most `limit` characters, URLs redacted."""
+    text = text.strip()
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
+    return redact_urls(text)
 
 
 def describe(error: BaseException) -> str:
     """An error as the user needs it: the server's own words when there are some."""
     response = _response(error)
     if response is None:
-        return repr(error)
-    return f"HTTP {response.status_code} from {response.request.url}: {response.text[:1000]}"
+        return quote(f"{type(error).__name__}: {error}" if str(error) else repr(error))
+    url = redact_url(str(response.request.url))
+    return f"HTTP {response.status_code} from {url}: {quote(_body(response))}"
+
+
+def _body(response: httpx2.Response) -> str:
+    return response.content.decode("utf-8", errors="replace") or "no details"
 
 
 def rejected(response: httpx2.Response) -> RequestRejectedError:
-    """Turn a 4xx into a message that names the server's complaint."""
+    """Turn a 4xx into a message that names the server's complaint and what to change."""
+    status = response.status_code
+    if status in (401, 403):
+        fix = (
+            f"The server wants a key: set the {API_KEY_ENV} environment variable to one it "
+            f"accepts (it is {'set' if response.request.headers.get('authorization') else 'unset'}"
+            " now)."
+        )
+    elif status == 404:
+        fix = "Check the --endpoint URL and --backend (tgi posts to /generate, openai to /v1/...)."
+    else:
+        fix = (
+            "Check the generation options (--max-new-tokens, --temperature, ...) and the "
+            "prompt lengths against what the server accepts."
+        )
     return RequestRejectedError(
-        f"{response.request.url} rejected a request with HTTP {response.status_code}: "
-        f"{response.text.strip() or 'no details'}. Check the generation options "
-        "(--max-new-tokens, --temperature, ...) against what the server accepts."
+        f"{redact_url(str(response.request.url))} rejected a request with HTTP {status}: "
+        f"{quote(_body(response))}. {fix}"
     )
+
+
+@contextlib.contextmanager
+def answer_parsing(url: str) -> Iterator[None]:
+    """Around reading a 200 answer: what its shape breaks (a list for an object, a number for a
+    string, bad UTF-8) is a malformed answer, retried, never a traceback."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+        if isinstance(error, httpx2.HTTPError):  # a status, not a body: BadRequestError is both
+            raise
+        raise MalformedResponseError(f"{redact_url(url)} answered malformed: {error}") from error
 
 
 def to_completion(
@@ -111,11 +153,16 @@ def to_completion(
     Servers differ in whether they include the matched stop sequence (TGI does, OpenAI servers
     do not), so the cut happens here; whatever ended generation but the token limit is "stop".
     """
-    if text is None or finish_reason is None:
-        raise MalformedResponseError(f"response without text or finish reason: {text!r}")
+    if not isinstance(text, str) or not isinstance(finish_reason, str):
+        raise MalformedResponseError(
+            f"response without a text or finish reason string: {text!r:.100}, {finish_reason!r:.40}"
+        )
+    counts = (prompt_tokens or 0, completion_tokens or 0)
+    if not all(type(count) is int and count >= 0 for count in counts):
+        raise MalformedResponseError(f"token counts that are not counts: {counts!r:.100}")
     text, stopped = cut_at_stop(text, params.stop)
     reason = "length" if finish_reason == "length" and not stopped else "stop"
-    return Completion(text, reason, int(prompt_tokens or 0), int(completion_tokens or 0))
+    return Completion(text, reason, *counts)
 
 
 class HTTPBackend(Backend):
@@ -136,6 +183,8 @@ class HTTPBackend(Backend):
             raise ValueError(f"The {self.name} backend needs at least one --endpoint URL.")
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}.")
+        for url in endpoints:
+            check_endpoint_url(url)
         self.endpoint_urls = [url.rstrip("/") for url in endpoints]
         self.model = model
         self.max_concurrency = max_concurrency
@@ -162,7 +211,8 @@ class HTTPBackend(Backend):
         if None in results and self._pool.all_down():
             raise EndpointsUnavailableError(
                 f"{sum(c is None for c in results)} of {len(results)} requests failed and every "
-                f"endpoint ({', '.join(self.endpoint_urls)}) is failing: check the servers. "
+                f"endpoint ({', '.join(map(redact_url, self.endpoint_urls))}) is failing: check "
+                "the servers. "
                 f"Last error: {self._last_error}"
             )
         return results
@@ -225,7 +275,14 @@ class HTTPBackend(Backend):
         endpoint = slot.endpoint
         start = time.perf_counter()
         try:
-            completion = await self._request(slot, prompt, params)
+            async with asyncio.timeout(self.timeout):  # the whole answer, however it trickles in
+                completion = await self._request(slot, prompt, params)
+        except TimeoutError as error:
+            self._pool.failed(endpoint)
+            raise TimeoutError(
+                f"{redact_url(endpoint.url)} sent no complete answer within {self.timeout:g}s "
+                "(--request-timeout)"
+            ) from error
         except Exception as error:
             if is_transient(error):  # a 4xx is our request's fault, not the server's
                 self._pool.failed(endpoint)
@@ -242,11 +299,11 @@ class HTTPBackend(Backend):
 
     def _log_retry(self, state: RetryCallState) -> None:
         logger.warning(
-            "Retrying in %.1fs [attempt %d/%d]: %r",
+            "Retrying in %.1fs [attempt %d/%d]: %s",
             state.next_action.sleep if state.next_action else 0.0,
             state.attempt_number + 1,
             self.retry.max_attempts,
-            state.outcome.exception() if state.outcome else None,
+            describe(state.outcome.exception()) if state.outcome else None,
         )
 
     @abc.abstractmethod

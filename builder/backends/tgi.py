@@ -19,7 +19,7 @@ import logging
 from collections.abc import Sequence
 
 from .base import Completion, SamplingParams
-from .http import HTTPBackend, MalformedResponseError, Slot, to_completion
+from .http import HTTPBackend, MalformedResponseError, Slot, answer_parsing, to_completion
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +52,12 @@ class TGIBackend(HTTPBackend):
         self._without_headers: set[str] = set()  # endpoints seen answering without the counts
 
     async def _request(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
-        if slot.endpoint.url not in self._without_headers:
-            completion = await self._text_only(slot, prompt, params)
-            if completion is not None:
-                return completion
-        return await self._with_details(slot, prompt, params)
+        with answer_parsing(slot.endpoint.url):
+            if slot.endpoint.url not in self._without_headers:
+                completion = await self._text_only(slot, prompt, params)
+                if completion is not None:
+                    return completion
+            return await self._with_details(slot, prompt, params)
 
     async def _text_only(
         self, slot: Slot, prompt: str, params: SamplingParams
