@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import httpx2
 from huggingface_hub import AsyncInferenceClient
 
-from .urls import API_KEY_ENV, may_receive_hf_token, redact_url
+from .urls import may_receive_hf_token, redact_url
 
 logger = logging.getLogger(__name__)
 
