@@ -71,15 +71,21 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def _check_inputs(config: PipelineConfig) -> None:
-    """Load the seeds and the model before --output is touched (--overwrite empties it)."""
+    """Load the seeds and the model, and check the seeds fit its context, before --output is
+    touched (--overwrite empties it)."""
     from . import pipeline
+    from .seed_lengths import check_seed_lengths
     from .seeds import SeedFileError, load_seeds
 
     try:
-        load_seeds(config.seeds)
+        seeds = load_seeds(config.seeds)
     except OSError as err:  # what permission bits or a failing disk refuse
         raise SeedFileError(f"{config.seeds}: cannot read the seed file ({err.strerror})") from err
-    pipeline.load_backend(config).close()  # transformers caches the loaded model for the run
+    backend = pipeline.load_backend(config)
+    try:
+        check_seed_lengths(seeds, backend, config)
+    finally:
+        backend.close()  # transformers caches the loaded model for the run
 
 
 def _stopped(folder: Path, argv: Sequence[str], why: str) -> str:

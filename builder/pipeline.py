@@ -29,6 +29,7 @@ from .parsing import parse_instances, parse_is_classification, split_instruction
 from .previous import load_previous
 from .rouge import FilterDecision, RougeIndex
 from .runlog import USAGE_KEYS, Record, RunLog
+from .seed_lengths import check_seed_lengths
 from .seeds import SeedTask, load_seeds, seeds_fingerprint
 
 # Options that only say when to stop or where to send requests: a resumed run may change them.
@@ -116,6 +117,8 @@ class Pipeline:
 
     def _generate(self, next_round: int) -> Iterator[Record]:
         cfg = self.config
+        if self.accepted < cfg.num_instructions:  # before any request: a seed may never fit
+            check_seed_lengths(self.seeds, self.backend, cfg)
         bar = tqdm(
             total=cfg.num_instructions,
             initial=self.accepted,

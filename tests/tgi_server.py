@@ -1,7 +1,8 @@
 """HTTP servers on 127.0.0.1 that speak what the server backends call, for tests and benchmarks.
 
-- `ModelTGIApp`: Text Generation Inference's `/generate`, `/info` and `/health`, answered by a real
-  model (a `TransformersBackend`). Requests and responses are checked against TGI's published
+- `ModelTGIApp`: Text Generation Inference's `/generate`, `/tokenize`, `/info` and `/health`,
+  answered by a real model (a `TransformersBackend`); like TGI, a prompt over `max_input_tokens`
+  gets a 422. Requests and responses are checked against TGI's published
   OpenAPI schema when `../shared/anchors/tgi/openapi.json` is present: a request our client
   builds wrongly gets TGI's own 422. Like TGI's router, `/generate` sends the token counts in
   `x-prompt-tokens` and `x-generated-tokens` headers (the schema has no place for headers).
@@ -159,7 +160,18 @@ class ModelTGIApp:
             return Reply(200, self.info())
         if (method, path) == ("POST", "/generate"):
             return self.generate(body)
+        if (method, path) == ("POST", "/tokenize"):
+            return Reply(200, self.tokenize(body["inputs"]))
         return tgi_error(404, f"no route {method} {path}", "validation")
+
+    def tokenize(self, text: str) -> list[dict]:
+        """TGI's `TokenizeResponse`: one `SimpleToken` per token of the prompt."""
+        encoding = self.backend.tokenizer(text, return_offsets_mapping=True)
+        pairs = zip(encoding.input_ids, encoding.offset_mapping, strict=True)
+        return [
+            {"id": i, "text": text[start:stop], "start": start, "stop": stop}
+            for i, (start, stop) in pairs
+        ]
 
     def info(self) -> dict:
         return {
@@ -188,6 +200,13 @@ class ModelTGIApp:
         if problem:
             return tgi_error(422, f"Input validation error: {problem}", "validation")
         params = _sampling_params(parameters)
+        limit = self.info()["max_input_tokens"]
+        if len(self.backend.tokenizer(request["inputs"]).input_ids) > limit:
+            return tgi_error(
+                422,
+                f"Input validation error: `inputs` must have less than {limit} tokens.",
+                "validation",
+            )
         with self._lock:
             [completion] = self.backend.generate([request["inputs"]], params)
         body = self._response(request["inputs"], completion, parameters)

@@ -20,17 +20,17 @@ Faults, in the order the code meets them:
 - any other 4xx means our request is wrong (bad parameters, prompt too long, no key): retrying
   cannot help, so `RequestRejectedError` stops the run at once with the server's own message.
 
-Messages quote servers' bodies cut to `MAX_QUOTED` characters, and URLs without credentials.
+Errors and their messages (servers' bodies cut short, URLs without credentials) are in
+`errors.py`.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import httpx2
 from tenacity import (
@@ -44,101 +44,28 @@ from tenacity import (
 
 from .base import Backend, Completion, SamplingParams, cut_at_stop
 from .endpoints import EndpointPool, RetryPolicy, Slot, open_endpoint
-from .urls import API_KEY_ENV, check_endpoint_url, redact_url, redact_urls
+from .errors import (
+    BackendError,
+    EndpointsUnavailableError,
+    MalformedResponseError,
+    RequestRejectedError,
+    describe,
+    is_transient,
+    rejected,
+    response_of,
+)
+from .urls import check_endpoint_url, redact_url
 
 logger = logging.getLogger(__name__)
 
-RETRY_STATUS_CODES = frozenset({408, 424, 429})  # and every 5xx
-MAX_QUOTED = 500  # characters of a server's answer quoted in a message (error pages run to MBs)
-
-
-class BackendError(RuntimeError):
-    """A server backend cannot go on; the message says why."""
-
-
-class RequestRejectedError(BackendError):
-    """A server refused a request as invalid (4xx): fix the parameters, retrying will not help."""
-
-
-class EndpointsUnavailableError(BackendError):
-    """Requests failed for good while every endpoint was out of rotation."""
-
-
-class MalformedResponseError(BackendError):
-    """A 200 response without the fields its protocol promises; retried like a server error."""
-
-
-def _response(error: BaseException | None) -> httpx2.Response | None:
-    """The HTTP response behind an error, also when huggingface_hub re-raised it as its own type."""
-    while error is not None:
-        response = getattr(error, "response", None)
-        if isinstance(response, httpx2.Response):
-            return response
-        error = error.__cause__
-    return None
-
-
-def is_transient(error: BaseException) -> bool:
-    """Worth retrying: the same request may well succeed on another try or another server."""
-    response = _response(error)
-    if response is not None:
-        return response.status_code in RETRY_STATUS_CODES or response.status_code >= 500
-    return isinstance(error, (TimeoutError, httpx2.TransportError, MalformedResponseError))
-
-
-def quote(text: str, limit: int = MAX_QUOTED) -> str:
-    """`text` for a message: at most `limit` characters, URLs redacted."""
-    text = text.strip()
-    if len(text) > limit:
-        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
-    return redact_urls(text)
-
-
-def describe(error: BaseException) -> str:
-    """An error as the user needs it: the server's own words when there are some."""
-    response = _response(error)
-    if response is None:
-        return quote(f"{type(error).__name__}: {error}" if str(error) else repr(error))
-    url = redact_url(str(response.request.url))
-    return f"HTTP {response.status_code} from {url}: {quote(_body(response))}"
-
-
-def _body(response: httpx2.Response) -> str:
-    return response.content.decode("utf-8", errors="replace") or "no details"
-
-
-def rejected(response: httpx2.Response) -> RequestRejectedError:
-    """Turn a 4xx into a message that names the server's complaint and what to change."""
-    status = response.status_code
-    if status in (401, 403):
-        fix = (
-            f"The server wants a key: set the {API_KEY_ENV} environment variable to one it "
-            f"accepts (it is {'set' if response.request.headers.get('authorization') else 'unset'}"
-            " now)."
-        )
-    elif status == 404:
-        fix = "Check the --endpoint URL and --backend (tgi posts to /generate, openai to /v1/...)."
-    else:
-        fix = (
-            "Check the generation options (--max-new-tokens, --temperature, ...) and the "
-            "prompt lengths against what the server accepts."
-        )
-    return RequestRejectedError(
-        f"{redact_url(str(response.request.url))} rejected a request with HTTP {status}: "
-        f"{quote(_body(response))}. {fix}"
-    )
-
-
-@contextlib.contextmanager
-def answer_parsing(url: str) -> Iterator[None]:
-    """Around reading a 200 answer: what its shape breaks (a list for an object, a number for a
-    string, bad UTF-8) is a malformed answer, retried, never a traceback."""
-    try:
-        yield
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
-        if isinstance(error, httpx2.HTTPError):  # a status, not a body: BadRequestError is both
-            raise
-        raise MalformedResponseError(f"{redact_url(url)} answered malformed: {error}") from error
+__all__ = [
+    "BackendError",
+    "EndpointsUnavailableError",
+    "HTTPBackend",
+    "MalformedResponseError",
+    "RequestRejectedError",
+    "to_completion",
+]
 
 
 def to_completion(
@@ -201,10 +128,8 @@ class HTTPBackend(Backend):
 
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion | None]:
         """One completion per prompt, in prompt order; `None` where a request failed for good."""
-        if self._loop is None:  # one loop for the backend's life keeps connections alive
-            self._loop = asyncio.new_event_loop()
         start = time.perf_counter()
-        results = self._loop.run_until_complete(self._generate_all(prompts, params))
+        results = self._run(self._generate_all(prompts, params))
         self.usage.add([c for c in results if c is not None], time.perf_counter() - start)
         self.usage.failed_requests += sum(c is None for c in results)
         self.usage.per_endpoint = {e.url: dict(e.stats) for e in self._pool.endpoints}
@@ -216,6 +141,43 @@ class HTTPBackend(Backend):
                 f"Last error: {self._last_error}"
             )
         return results
+
+    def prompt_room(self, max_new_tokens: int) -> int | None:
+        return self._ask_servers(lambda session, url: self._room(session, url, max_new_tokens))
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
+        async def count(session: httpx2.AsyncClient, url: str) -> list[int] | None:
+            counts = await asyncio.gather(*(self._count(session, url, text) for text in texts))
+            return None if None in counts else list(counts)
+
+        return self._ask_servers(count)
+
+    async def _room(self, session: httpx2.AsyncClient, url: str, max_new_tokens: int):
+        """What the server says `prompt_room` is (see limits.py); `None` if it does not say."""
+        return None
+
+    async def _count(self, session: httpx2.AsyncClient, url: str, text: str) -> int | None:
+        """The server's token count for `text` (see limits.py); `None` if it has no tokenizer."""
+        return None
+
+    def _ask_servers(self, ask):
+        """The first endpoint's answer to `ask(session, url)` that is not `None`, on a session of
+        its own (the slots' sessions are for generation)."""
+
+        async def first_answer():
+            headers = {"authorization": f"Bearer {self.api_key}"} if self.api_key else None
+            async with httpx2.AsyncClient(timeout=self.timeout, headers=headers) as session:
+                for url in self.endpoint_urls:
+                    if (answer := await ask(session, url)) is not None:
+                        return answer
+            return None
+
+        return self._run(first_answer())
+
+    def _run(self, coroutine):
+        if self._loop is None:  # one loop for the backend's life keeps connections alive
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coroutine)
 
     def close(self) -> None:
         if self._loop is None:
@@ -260,7 +222,7 @@ class HTTPBackend(Backend):
         try:
             return await retrying(self._attempt, prompt, params)
         except Exception as error:
-            response = _response(error)
+            response = response_of(error)
             if not is_transient(error):
                 if response is None:
                     raise

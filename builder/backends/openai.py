@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlparse
 
+import httpx2
 from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
 from .base import Completion, SamplingParams
-from .http import HTTPBackend, MalformedResponseError, Slot, answer_parsing, to_completion
+from .errors import MalformedResponseError, answer_parsing
+from .http import HTTPBackend, Slot, to_completion
+from .limits import openai_count, openai_room
 
 
 def completions_url(base_url: str) -> str:
@@ -44,6 +47,12 @@ class OpenAIBackend(HTTPBackend):
     def __init__(self, endpoints: Sequence[str], *, model: str, chat: bool = False, **kwargs):
         super().__init__(endpoints, model=model, **kwargs)
         self.chat = chat
+
+    async def _room(self, session: httpx2.AsyncClient, url: str, max_new_tokens: int):
+        return await openai_room(session, url, self.model, max_new_tokens)
+
+    async def _count(self, session: httpx2.AsyncClient, url: str, text: str) -> int | None:
+        return await openai_count(session, url, self.model, text)
 
     async def _request(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
         if self.chat:

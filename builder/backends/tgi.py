@@ -18,8 +18,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import httpx2
+
 from .base import Completion, SamplingParams
-from .http import HTTPBackend, MalformedResponseError, Slot, answer_parsing, to_completion
+from .errors import MalformedResponseError, answer_parsing
+from .http import HTTPBackend, Slot, to_completion
+from .limits import tgi_count, tgi_room
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +54,12 @@ class TGIBackend(HTTPBackend):
     def __init__(self, endpoints: Sequence[str], **kwargs) -> None:
         super().__init__(endpoints, **kwargs)
         self._without_headers: set[str] = set()  # endpoints seen answering without the counts
+
+    async def _room(self, session: httpx2.AsyncClient, url: str, max_new_tokens: int):
+        return await tgi_room(session, url, max_new_tokens)
+
+    async def _count(self, session: httpx2.AsyncClient, url: str, text: str) -> int | None:
+        return await tgi_count(session, url, text)
 
     async def _request(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
         with answer_parsing(slot.endpoint.url):
