@@ -10,7 +10,7 @@ import logging
 import pytest
 from _crash import run_cli
 from test_faults import dead_url, fast_retries
-from tgi_server import LocalServer, Reply, ScriptedApp, tgi_error
+from tgi_server import LocalServer, Reply, ScriptedApp, tgi_error, tgi_headers
 
 from self_instruct.backends import load_backend
 from self_instruct.backends.base import SamplingParams
@@ -20,6 +20,8 @@ from self_instruct.backends.tgi import TGIBackend
 from self_instruct.backends.urls import API_KEY_ENV, may_receive_hf_token, redact_urls
 from self_instruct.config import ConfigError, PipelineConfig
 from self_instruct.export import provenance
+from self_instruct.pipeline import MAX_REJECTED_CHARS, Pipeline
+from self_instruct.runlog import LOG_FILE, read_log
 
 PARAMS = SamplingParams(max_new_tokens=8)
 TGI_COUNTS = {"x-prompt-tokens": "2", "x-generated-tokens": "3"}
@@ -253,3 +255,31 @@ def test_a_refused_key_stops_the_run_with_the_resume_command(tmp_path):
 def test_a_server_gone_stops_the_run_with_the_resume_command(tmp_path):
     stderr = stops_with(tmp_path, dead_url(), "--max-attempts", "1")
     assert "every endpoint" in stderr
+
+
+# --- huge answers: the run log keeps rejected texts cut short -------------------------------
+
+
+HUGE_ITEM = " ".join(["word"] * 200_000)
+
+
+class HugeAnswers(ScriptedApp):
+    """Answers every prompt with one 1 MB list item (200,000 words)."""
+
+    def handle(self, method, path, body):
+        return Reply(200, {"generated_text": " " + HUGE_ITEM}, headers=tgi_headers(3, 5))  # "stop"
+
+
+def test_huge_answers_are_logged_cut_short(tmp_path):
+    config = PipelineConfig(backend="tgi", num_instructions=1, batch_size=2, patience=2)
+    with LocalServer(HugeAnswers()) as server:
+        backend = build(TGIBackend, server.url, timeout=60.0)
+        pipeline = Pipeline(config, tmp_path / "run", backend=backend, progress=False)
+        assert list(pipeline) == []  # 2 rounds of 2 answers, each rejected as too long
+        backend.close()
+    log = tmp_path / "run" / LOG_FILE
+    rejected = [r for r in read_log(tmp_path / "run") if r["type"] == "rejected"]
+    assert [r["reason"] for r in rejected] == ["too_long"] * 4
+    cut = f"[... {len(HUGE_ITEM) - MAX_REJECTED_CHARS} more characters]"
+    assert all(r["text"].startswith("Word word") and r["text"].endswith(cut) for r in rejected)
+    assert log.stat().st_size < 10 * MAX_REJECTED_CHARS  # 4 MB before
