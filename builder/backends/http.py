@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -152,7 +153,7 @@ class HTTPBackend(Backend):
 
         return self._ask_servers(count)
 
-    async def _room(self, session: httpx2.AsyncClient, url: str, max_new_tokens: int):
+    async def _room(self, session: httpx2.AsyncClient, url: str, max_new_tokens: int) -> int | None:
         """What the server says `prompt_room` is (see limits.py); `None` if it does not say."""
         return None
 
@@ -162,14 +163,17 @@ class HTTPBackend(Backend):
 
     def _ask_servers(self, ask):
         """The first endpoint's answer to `ask(session, url)` that is not `None`, on a session of
-        its own (the slots' sessions are for generation)."""
+        its own (the slots' sessions are for generation); a server that takes longer than
+        `timeout` to say has said nothing."""
 
         async def first_answer():
             headers = {"authorization": f"Bearer {self.api_key}"} if self.api_key else None
             async with httpx2.AsyncClient(timeout=self.timeout, headers=headers) as session:
                 for url in self.endpoint_urls:
-                    if (answer := await ask(session, url)) is not None:
-                        return answer
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.timeout):
+                            if (answer := await ask(session, url)) is not None:
+                                return answer
             return None
 
         return self._run(first_answer())

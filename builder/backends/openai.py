@@ -48,7 +48,7 @@ class OpenAIBackend(HTTPBackend):
         super().__init__(endpoints, model=model, **kwargs)
         self.chat = chat
 
-    async def _room(self, session: httpx2.AsyncClient, url: str, max_new_tokens: int):
+    async def _room(self, session: httpx2.AsyncClient, url: str, max_new_tokens: int) -> int | None:
         return await openai_room(session, url, self.model, max_new_tokens)
 
     async def _count(self, session: httpx2.AsyncClient, url: str, text: str) -> int | None:

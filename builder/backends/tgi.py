@@ -55,7 +55,7 @@ class TGIBackend(HTTPBackend):
         super().__init__(endpoints, **kwargs)
         self._without_headers: set[str] = set()  # endpoints seen answering without the counts
 
-    async def _room(self, session: httpx2.AsyncClient, url: str, max_new_tokens: int):
+    async def _room(self, session: httpx2.AsyncClient, url: str, max_new_tokens: int) -> int | None:
         return await tgi_room(session, url, max_new_tokens)
 
     async def _count(self, session: httpx2.AsyncClient, url: str, text: str) -> int | None:
