@@ -71,15 +71,21 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def _check_inputs(config: PipelineConfig) -> None:
-    """Load the seeds and the model before --output is touched (--overwrite deletes its run)."""
+    """Load the seeds and the model, and check the seeds fit its context, before --output is
+    touched (--overwrite deletes its run)."""
     from . import pipeline
+    from .seed_lengths import check_seed_lengths
     from .seeds import SeedFileError, load_seeds
 
     try:
-        load_seeds(config.seeds)
+        seeds = load_seeds(config.seeds)
     except OSError as err:  # what permission bits or a failing disk refuse
         raise SeedFileError(f"{config.seeds}: cannot read the seed file ({err.strerror})") from err
-    pipeline.load_backend(config).close()  # transformers caches the loaded model for the run
+    backend = pipeline.load_backend(config)
+    try:
+        check_seed_lengths(seeds, backend, config)
+    finally:
+        backend.close()  # transformers caches the loaded model for the run
 
 
 def _stopped(folder: Path, argv: Sequence[str], why: str) -> str:
@@ -199,7 +205,9 @@ def generate(argv: Sequence[str]) -> None:
 
 
 def _export(config: PipelineConfig, folder: Path, argv: Sequence[str]):
-    """Run the export; a signal or a failing disk ends it with a message on how to resume."""
+    """Run the export; a signal, a failing disk or a server that cannot go on (refused requests,
+    every endpoint down) ends it with a message on how to resume."""
+    from .backends.http import BackendError
     from .export import export
 
     try:
@@ -211,6 +219,9 @@ def _export(config: PipelineConfig, folder: Path, argv: Sequence[str]):
         print(f"\n{_stopped(folder, argv, why)}", file=sys.stderr)
         sys.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
     except Exception as err:
+        if (backend_error := _cause(err, BackendError)) is not None:
+            why = f"Stopped: {str(backend_error).rstrip('.')}"
+            raise RunStoppedError(_stopped(folder, argv, why)) from err
         os_error = _cause(err, OSError)
         if os_error is None or _cause(err, expected_errors()) is not None:
             raise

@@ -50,8 +50,9 @@ class PipelineConfig:
         [],
         "Server base URLs for the tgi/openai backends: --endpoint URL [URL ...], requests are "
         "spread over all of them. A server that needs a key reads it from the environment "
-        "variable SELF_INSTRUCT_API_KEY (never stored); without one, your Hugging Face token "
-        "goes to Hugging Face hosts (Inference Endpoints) only.",
+        "variable SELF_INSTRUCT_API_KEY (never stored; a user:password@ in the URL is refused); "
+        "without one, your Hugging Face token goes only to Hugging Face's inference hosts "
+        "(Inference Endpoints, the router) over https.",
         nargs="*",
     )
     max_concurrency: int = _opt(8, "Requests in flight per endpoint (tgi/openai backends).")
@@ -109,7 +110,9 @@ class PipelineConfig:
         "server applies its chat template) instead of raw text to /v1/completions.",
     )
     request_timeout: float = _opt(
-        300.0, "Seconds before a tgi/openai request counts as timed out and is retried."
+        300.0,
+        "Seconds one tgi/openai request may take in all, however its answer trickles in, "
+        "before it counts as timed out and is retried.",
     )
     max_attempts: int = _opt(
         6,

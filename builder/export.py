@@ -28,6 +28,7 @@ from typing import Any
 import datasets
 
 from . import __version__, prompts
+from .backends.urls import redact_urls
 from .builder import SelfInstruct
 from .config import EMBEDDED_MODEL, PipelineConfig
 from .files import (
@@ -187,10 +188,11 @@ def describe_model(config: PipelineConfig) -> str:
 
 
 def provenance(config: PipelineConfig, command: str, usage: dict[str, Any]) -> dict[str, Any]:
-    """Everything a reader needs to trust and reproduce the data (no secrets: no tokens, URLs)."""
+    """Everything a reader needs to trust and reproduce the data (no secrets: no tokens, and URLs
+    without user info or query strings)."""
     seeds = load_seeds(config.seeds)
     options = asdict(config)
-    options.pop("endpoint")  # may embed credentials
+    options.pop("endpoint")  # where the requests went is no property of the data
     return {
         "package_version": __version__,
         "git_commit": _git_commit(),
@@ -202,7 +204,7 @@ def provenance(config: PipelineConfig, command: str, usage: dict[str, Any]) -> d
         "rouge_threshold": config.rouge_threshold,
         "filters": [*INSTRUCTION_REASONS, *INSTANCE_REASONS],
         "random_seed": config.seed,
-        "command": command,
+        "command": redact_urls(command),
         "usage": usage,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

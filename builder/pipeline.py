@@ -29,11 +29,15 @@ from .parsing import parse_instances, parse_is_classification, split_instruction
 from .previous import load_previous
 from .rouge import FilterDecision, RougeIndex
 from .runlog import USAGE_KEYS, Record, RunLog
+from .seed_lengths import check_seed_lengths
 from .seeds import SeedTask, load_seeds, seeds_fingerprint
 
 # Options that only say when to stop or where to send requests: a resumed run may change them.
 _RESUMABLE_OPTIONS = ("num_instructions", "patience", "endpoint", "max_concurrency", "seeds")
 TOP_K_SIMILAR = 10
+# Characters of a rejected text kept in the run log: enough to see why it was rejected. A server
+# that answers 10 MB would otherwise grow the log by as much per rejected item.
+MAX_REJECTED_CHARS = 2_000
 
 
 def derive_seed(*parts: Any) -> int:
@@ -116,6 +120,8 @@ class Pipeline:
 
     def _generate(self, next_round: int) -> Iterator[Record]:
         cfg = self.config
+        if self.accepted < cfg.num_instructions:  # before any request: a seed may never fit
+            check_seed_lengths(self.seeds, self.backend, cfg)
         bar = tqdm(
             total=cfg.num_instructions,
             initial=self.accepted,
@@ -248,7 +254,8 @@ class Pipeline:
             record["is_classification"] = is_clf
             record["instances"] = [{"input": i.input, "output": i.output} for i in kept]
             record["rejected_instances"] = [
-                {"input": i.input, "output": i.output, "reason": reason} for i, reason in dropped
+                {"input": _cut(i.input), "output": _cut(i.output), "reason": reason}
+                for i, reason in dropped
             ]
 
     def _classify(self, round_: int, texts: list[str]) -> list[bool]:
@@ -272,11 +279,18 @@ class Pipeline:
 def _rejection(
     round_: int, text: str, reason: str, decision: FilterDecision | None = None
 ) -> Record:
-    record: Record = {"type": "rejected", "round": round_, "text": text, "reason": reason}
+    record: Record = {"type": "rejected", "round": round_, "text": _cut(text), "reason": reason}
     if decision is not None:  # a near-duplicate: say of what
         record["max_rouge_l"] = decision.max_score
         record["most_similar"] = _similar(decision)[:1]
     return record
+
+
+def _cut(text: str) -> str:
+    """A rejected text as the run log keeps it: at most `MAX_REJECTED_CHARS`, and says so."""
+    if len(text) <= MAX_REJECTED_CHARS:
+        return text
+    return f"{text[:MAX_REJECTED_CHARS]} [... {len(text) - MAX_REJECTED_CHARS} more characters]"
 
 
 def _similar(decision: FilterDecision) -> list[dict[str, Any]]:

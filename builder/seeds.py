@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -26,6 +27,7 @@ _SCHEMA_HINT = (
     'one JSON object per line: {"id": "seed_task_0", "name": "...", "instruction": "...", '
     '"instances": [{"input": "...", "output": "..."}], "is_classification": false}'
 )
+DATA_FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".arrow")
 _FIELD_TYPES = {
     "id": str,
     "name": str,
@@ -68,6 +70,8 @@ def load_seeds(source: str = BUNDLED_SEEDS) -> list[SeedTask]:
     path = Path(source)
     if path.is_file() or path.suffix == ".jsonl":
         return _read_jsonl(path)
+    if path.is_dir():
+        _check_dataset_folder(path)
     return _read_dataset(source)
 
 
@@ -114,11 +118,59 @@ def _parse_line(line: str, where: str) -> dict:
         raise SeedFileError(
             f"{where}, column {error.colno}: invalid JSON ({error.msg}); write {_SCHEMA_HINT}."
         ) from None
+    except RecursionError:
+        raise SeedFileError(
+            f"{where}: JSON nested too deeply to read; a seed task is one flat object: "
+            f"write {_SCHEMA_HINT}."
+        ) from None
     if not isinstance(record, dict):
         raise SeedFileError(
             f"{where}: expected a JSON object, got {type(record).__name__}; write {_SCHEMA_HINT}."
         )
     return record
+
+
+def _check_dataset_folder(folder: Path) -> None:
+    """Refuse a folder that is no dataset before `datasets` walks it.
+
+    Without data files where `datasets` looks first (the folder itself, `data/`, `train/`) or a
+    card whose YAML names them, `load_dataset` lists every file below: for a mistyped `/usr`,
+    minutes with no output. So look in those three places only, and never deeper.
+    """
+    if folder.resolve() == Path(folder.resolve().anchor):
+        raise SeedFileError(
+            f"{folder} is the file system's root, not a seed file: pass a .jsonl file, "
+            f"'{BUNDLED_SEEDS}', or a dataset folder."
+        )
+    try:
+        places = [folder, folder / "data", folder / "train"]
+        if any(_has_data_files(place) for place in places) or _card_names_configs(folder):
+            return
+    except OSError as error:
+        raise SeedFileError(f"{folder}: cannot read the folder ({error.strerror}).") from None
+    raise SeedFileError(
+        f"{folder} is a folder without seed tasks: pass a .jsonl file in the paper's "
+        f"seed_tasks.jsonl schema, '{BUNDLED_SEEDS}', or a dataset folder with its data files "
+        "(.jsonl, .json, .parquet, .csv) in it, in data/ or named by its README's configs."
+    )
+
+
+def _has_data_files(folder: Path) -> bool:
+    if not folder.is_dir():
+        return False
+    with os.scandir(folder) as entries:
+        return any(entry.name.endswith(DATA_FILE_SUFFIXES) and entry.is_file() for entry in entries)
+
+
+def _card_names_configs(folder: Path) -> bool:
+    """The folder's README.md starts with YAML that has a `configs:` key (a Hub dataset card)."""
+    card = folder / "README.md"
+    if not card.is_file():
+        return False
+    with card.open("rb") as file:
+        head = file.read(1 << 20).decode("utf-8", errors="replace")  # 1 MiB: the YAML is on top
+    header = head.split("\n---", 1)[0] if head.startswith("---") else ""
+    return any(line.startswith("configs:") for line in header.splitlines())
 
 
 def _read_dataset(source: str) -> list[SeedTask]:
@@ -127,9 +179,9 @@ def _read_dataset(source: str) -> list[SeedTask]:
 
     try:
         rows = _load_train_split(source)
-    except (OSError, ValueError, datasets.exceptions.DatasetsError) as error:
+    except (OSError, ValueError, LookupError, TypeError, datasets.exceptions.DatasetsError) as err:
         raise SeedFileError(
-            f"{source}: cannot load seed tasks ({error}); pass 'bundled', a .jsonl file, a folder "
+            f"{source}: cannot load seed tasks ({err}); pass 'bundled', a .jsonl file, a folder "
             "with data files, or a Hub dataset id with a train split."
         ) from None
     records = list(enumerate(rows, start=1))

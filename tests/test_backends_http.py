@@ -22,10 +22,11 @@ from tgi_server import LocalServer, ModelTGIApp, ScriptedApp, openapi_validator
 
 from self_instruct.backends import load_backend
 from self_instruct.backends.base import SamplingParams
-from self_instruct.backends.endpoints import API_KEY_ENV, RetryPolicy, is_hugging_face
+from self_instruct.backends.endpoints import RetryPolicy
 from self_instruct.backends.http import HTTPBackend, RequestRejectedError
 from self_instruct.backends.openai import OpenAIBackend, completions_url, sampling_fields
 from self_instruct.backends.tgi import TGIBackend, generate_parameters
+from self_instruct.backends.urls import API_KEY_ENV
 from self_instruct.config import PipelineConfig
 
 GREEDY = SamplingParams(max_new_tokens=8)
@@ -167,13 +168,6 @@ def test_credentials_go_only_where_they_belong(monkeypatch, api_key):
             client.close()
         seen = server.httpd.authorizations
     assert seen == [f"Bearer {api_key}" if api_key else None] * 3
-
-
-def test_hugging_face_hosts():
-    assert is_hugging_face("https://abc.us-east-1.aws.endpoints.huggingface.cloud")
-    assert is_hugging_face("https://huggingface.co/api/x")
-    assert not is_hugging_face("http://127.0.0.1:8080")
-    assert not is_hugging_face("https://huggingface.co.example.com")
 
 
 def test_documented_defaults_are_the_real_ones():

@@ -223,8 +223,29 @@ def test_missing_file_and_empty_folder_fail_clearly(tmp_path):
     with pytest.raises(SeedFileError, match="seed file not found"):
         load_seeds(str(tmp_path / "nowhere.jsonl"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(SeedFileError, match="empty: cannot load seed tasks .*a folder with data"):
+    with pytest.raises(SeedFileError, match="empty is a folder without seed tasks.*data files"):
         load_seeds(str(tmp_path / "empty"))
+
+
+def test_a_folder_that_is_no_dataset_is_refused_before_any_walk(tmp_path, monkeypatch):
+    """`--seeds /usr` (a typo) had `datasets` list every file below it for minutes, and `--seeds
+    /` ended in a traceback: both are refused at once, without reading below the top."""
+    tree = tmp_path / "src"
+    (tree / "pkg" / "sub").mkdir(parents=True)
+    (tree / "pkg" / "sub" / "module.py").write_text("x = 1\n")
+    (tree / "README.md").write_text("# a project, not a dataset card\n")
+    (tree / "notes.txt").write_text("a text file datasets would read as rows\n")
+    monkeypatch.setattr("datasets.load_dataset", lambda *a, **k: pytest.fail("walked the tree"))
+    with pytest.raises(SeedFileError, match="src is a folder without seed tasks: pass a .jsonl"):
+        load_seeds(str(tree))
+    with pytest.raises(SeedFileError, match="/ is the file system's root, not a seed file"):
+        load_seeds("/")
+
+
+def test_deeply_nested_json_is_one_message(tmp_path):
+    path = write(tmp_path, task_line(), "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SeedFileError, match=f"{path} line 2: JSON nested too deeply"):
+        load_seeds(str(path))
 
 
 def test_unreachable_hub_id_fails_clearly(monkeypatch):

@@ -1,7 +1,8 @@
 """HTTP servers on 127.0.0.1 that speak what the server backends call, for tests and benchmarks.
 
-- `ModelTGIApp`: Text Generation Inference's `/generate`, `/info` and `/health`, answered by a real
-  model (a `TransformersBackend`). Requests and responses are checked against TGI's published
+- `ModelTGIApp`: Text Generation Inference's `/generate`, `/tokenize`, `/info` and `/health`,
+  answered by a real model (a `TransformersBackend`); like TGI, a prompt over `max_input_tokens`
+  gets a 422. Requests and responses are checked against TGI's published
   OpenAPI schema when `../shared/anchors/tgi/openapi.json` is present: a request our client
   builds wrongly gets TGI's own 422. Like TGI's router, `/generate` sends the token counts in
   `x-prompt-tokens` and `x-generated-tokens` headers (the schema has no place for headers).
@@ -32,12 +33,17 @@ OPENAPI = TGI_OPENAPI
 
 @dataclass
 class Reply:
-    """What to answer: JSON (or raw bytes) with a status and headers, or nothing at all (`drop`)."""
+    """What to answer: JSON (or raw bytes) with a status and headers, or nothing at all (`drop`).
+
+    `drip` sends the body one byte at a time, that many seconds apart: every read is quick, the
+    answer never ends (until the server stops).
+    """
 
     status: int = 200
     body: object = None
     drop: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    drip: float = 0.0
 
 
 def tgi_error(status: int, message: str, error_type: str) -> Reply:
@@ -74,7 +80,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         with contextlib.suppress(ConnectionError):  # the client gave up (a "hang" fault)
-            self.wfile.write(body)
+            if not reply.drip:
+                self.wfile.write(body)
+            stopping = getattr(self.server.app, "stopping", threading.Event())
+            for i in range(len(body) if reply.drip else 0):
+                self.wfile.write(body[i : i + 1])
+                if stopping.wait(reply.drip):
+                    return
 
     def log_message(self, format, *args) -> None:  # quiet test output
         pass
@@ -148,7 +160,18 @@ class ModelTGIApp:
             return Reply(200, self.info())
         if (method, path) == ("POST", "/generate"):
             return self.generate(body)
+        if (method, path) == ("POST", "/tokenize"):
+            return Reply(200, self.tokenize(body["inputs"]))
         return tgi_error(404, f"no route {method} {path}", "validation")
+
+    def tokenize(self, text: str) -> list[dict]:
+        """TGI's `TokenizeResponse`: one `SimpleToken` per token of the prompt."""
+        encoding = self.backend.tokenizer(text, return_offsets_mapping=True)
+        pairs = zip(encoding.input_ids, encoding.offset_mapping, strict=True)
+        return [
+            {"id": i, "text": text[start:stop], "start": start, "stop": stop}
+            for i, (start, stop) in pairs
+        ]
 
     def info(self) -> dict:
         return {
@@ -177,6 +200,13 @@ class ModelTGIApp:
         if problem:
             return tgi_error(422, f"Input validation error: {problem}", "validation")
         params = _sampling_params(parameters)
+        limit = self.info()["max_input_tokens"]
+        if len(self.backend.tokenizer(request["inputs"]).input_ids) > limit:
+            return tgi_error(
+                422,
+                f"Input validation error: `inputs` must have less than {limit} tokens.",
+                "validation",
+            )
         with self._lock:
             [completion] = self.backend.generate([request["inputs"]], params)
         body = self._response(request["inputs"], completion, parameters)

@@ -16,7 +16,8 @@ def load_backend(config: PipelineConfig) -> Backend:
         return TransformersBackend(config.model, batch_size=config.batch_size)
     if not config.endpoint:
         raise ConfigError(f"--backend {config.backend} needs at least one --endpoint URL")
-    from .endpoints import API_KEY_ENV, RetryPolicy
+    from .endpoints import RetryPolicy
+    from .urls import API_KEY_ENV
 
     common = {
         "api_key": os.environ.get(API_KEY_ENV) or None,

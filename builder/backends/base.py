@@ -78,6 +78,15 @@ class Backend(abc.ABC):
         """What the dataset card names as the model."""
         return self.name
 
+    def prompt_room(self, max_new_tokens: int) -> int | None:
+        """The most prompt tokens one request generating `max_new_tokens` may carry; `None`
+        where the model's context is unknown (a server that does not say)."""
+        return None
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
+        """Each text's length in the model's tokens; `None` where no tokenizer is reachable."""
+        return None
+
     def close(self) -> None:
         """Release engines, sessions or servers; safe to call twice."""
         return None

@@ -20,17 +20,11 @@ from dataclasses import dataclass, field
 import httpx2
 from huggingface_hub import AsyncInferenceClient
 
+from .urls import may_receive_hf_token, redact_url
+
 logger = logging.getLogger(__name__)
 
 ONE_CONNECTION = httpx2.Limits(max_connections=1, max_keepalive_connections=1)
-API_KEY_ENV = "SELF_INSTRUCT_API_KEY"  # the servers' bearer token: never an option, never stored
-HUGGING_FACE_DOMAINS = ("huggingface.co", "hf.space", "endpoints.huggingface.cloud")
-
-
-def is_hugging_face(url: str) -> bool:
-    """A Hugging Face host (Inference Endpoints, Spaces, the Hub): the user's HF token may go."""
-    host = httpx2.URL(url).host
-    return any(host == domain or host.endswith(f".{domain}") for domain in HUGGING_FACE_DOMAINS)
 
 
 async def _drop_authorization(request: httpx2.Request) -> None:
@@ -162,7 +156,7 @@ class EndpointPool:
         endpoint.down_until = time.monotonic() + self.policy.cooldown
         logger.warning(
             "%s failed %d times in a row: out of rotation for %.0fs",
-            endpoint.url,
+            redact_url(endpoint.url),
             endpoint.consecutive_failures,
             self.policy.cooldown,
         )
@@ -183,12 +177,12 @@ def _open_slot(
 ) -> Slot:
     # Our own session, not huggingface_hub's default: that one refuses every request when
     # HF_HUB_OFFLINE=1, even to a server on localhost. Without an API key huggingface_hub sends
-    # the user's HF token, wherever the server is: only Hugging Face hosts get it.
+    # the user's HF token, wherever the server is: only Hugging Face's inference hosts get it.
     session = httpx2.AsyncClient(limits=ONE_CONNECTION, timeout=timeout, verify=tls)
     client = AsyncInferenceClient(base_url=endpoint.url, timeout=timeout, api_key=api_key)
     client._async_client = session  # private: the client has no public way to take one
     slot = Slot(endpoint, client, session)
     session.event_hooks["response"] = [slot.keep_headers]
-    if api_key is None and not is_hugging_face(endpoint.url):
+    if api_key is None and not may_receive_hf_token(endpoint.url):
         session.event_hooks["request"] = [_drop_authorization]
     return slot

@@ -8,22 +8,27 @@ pipeline sees completions in prompt order whatever order they arrive in.
 Endpoints, their request slots and their rotation live in `endpoints.py`.
 
 Faults, in the order the code meets them:
-- timeouts, connection errors, malformed responses, 408/424/429/5xx: retried with exponential
-  backoff and jitter (tenacity), each retry on whichever endpoint is free next;
+- timeouts (`timeout` bounds a whole attempt, not each read: a server that trickles bytes is cut
+  off too), connection errors, malformed responses (bad JSON or UTF-8, fields of the wrong type),
+  408/424/429/5xx: retried with exponential backoff and jitter (tenacity), each retry on whichever
+  endpoint is free next;
 - an endpoint with `failures_to_cooldown` consecutive failures leaves the rotation for `cooldown`
   seconds, then gets requests again (one success resets it);
 - a prompt whose retries are spent comes back as `None` in its place, is logged and counted in
   `usage.failed_requests`; if at that point every endpoint is cooling down the servers are gone,
   and `EndpointsUnavailableError` stops the run instead (resume from the run log later);
-- any other 4xx means our request is wrong (bad parameters, prompt too long): retrying cannot
-  help, so `RequestRejectedError` stops the run at once with the server's own message.
+- any other 4xx means our request is wrong (bad parameters, prompt too long, no key): retrying
+  cannot help, so `RequestRejectedError` stops the run at once with the server's own message.
+
+Errors and their messages (servers' bodies cut short, URLs without credentials) are in
+`errors.py`.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-import json
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -40,63 +45,28 @@ from tenacity import (
 
 from .base import Backend, Completion, SamplingParams, cut_at_stop
 from .endpoints import EndpointPool, RetryPolicy, Slot, open_endpoint
+from .errors import (
+    BackendError,
+    EndpointsUnavailableError,
+    MalformedResponseError,
+    RequestRejectedError,
+    describe,
+    is_transient,
+    rejected,
+    response_of,
+)
+from .urls import check_endpoint_url, redact_url
 
 logger = logging.getLogger(__name__)
 
-RETRY_STATUS_CODES = frozenset({408, 424, 429})  # and every 5xx
-
-
-class BackendError(RuntimeError):
-    """A server backend cannot go on; the message says why."""
-
-
-class RequestRejectedError(BackendError):
-    """A server refused a request as invalid (4xx): fix the parameters, retrying will not help."""
-
-
-class EndpointsUnavailableError(BackendError):
-    """Requests failed for good while every endpoint was out of rotation."""
-
-
-class MalformedResponseError(BackendError):
-    """A 200 response without the fields its protocol promises; retried like a server error."""
-
-
-def _response(error: BaseException | None) -> httpx2.Response | None:
-    """The HTTP response behind an error, also when huggingface_hub re-raised it as its own type."""
-    while error is not None:
-        response = getattr(error, "response", None)
-        if isinstance(response, httpx2.Response):
-            return response
-        error = error.__cause__
-    return None
-
-
-def is_transient(error: BaseException) -> bool:
-    """Worth retrying: the same request may well succeed on another try or another server."""
-    response = _response(error)
-    if response is not None:
-        return response.status_code in RETRY_STATUS_CODES or response.status_code >= 500
-    return isinstance(
-        error, (TimeoutError, httpx2.TransportError, json.JSONDecodeError, MalformedResponseError)
-    )
-
-
-def describe(error: BaseException) -> str:
-    """An error as the user needs it: the server's own words when there are some."""
-    response = _response(error)
-    if response is None:
-        return repr(error)
-    return f"HTTP {response.status_code} from {response.request.url}: {response.text[:1000]}"
-
-
-def rejected(response: httpx2.Response) -> RequestRejectedError:
-    """Turn a 4xx into a message that names the server's complaint."""
-    return RequestRejectedError(
-        f"{response.request.url} rejected a request with HTTP {response.status_code}: "
-        f"{response.text.strip() or 'no details'}. Check the generation options "
-        "(--max-new-tokens, --temperature, ...) against what the server accepts."
-    )
+__all__ = [
+    "BackendError",
+    "EndpointsUnavailableError",
+    "HTTPBackend",
+    "MalformedResponseError",
+    "RequestRejectedError",
+    "to_completion",
+]
 
 
 def to_completion(
@@ -111,11 +81,16 @@ def to_completion(
     Servers differ in whether they include the matched stop sequence (TGI does, OpenAI servers
     do not), so the cut happens here; whatever ended generation but the token limit is "stop".
     """
-    if text is None or finish_reason is None:
-        raise MalformedResponseError(f"response without text or finish reason: {text!r}")
+    if not isinstance(text, str) or not isinstance(finish_reason, str):
+        raise MalformedResponseError(
+            f"response without a text or finish reason string: {text!r:.100}, {finish_reason!r:.40}"
+        )
+    counts = (prompt_tokens or 0, completion_tokens or 0)
+    if not all(type(count) is int and count >= 0 for count in counts):
+        raise MalformedResponseError(f"token counts that are not counts: {counts!r:.100}")
     text, stopped = cut_at_stop(text, params.stop)
     reason = "length" if finish_reason == "length" and not stopped else "stop"
-    return Completion(text, reason, int(prompt_tokens or 0), int(completion_tokens or 0))
+    return Completion(text, reason, *counts)
 
 
 class HTTPBackend(Backend):
@@ -136,6 +111,8 @@ class HTTPBackend(Backend):
             raise ValueError(f"The {self.name} backend needs at least one --endpoint URL.")
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}.")
+        for url in endpoints:
+            check_endpoint_url(url)
         self.endpoint_urls = [url.rstrip("/") for url in endpoints]
         self.model = model
         self.max_concurrency = max_concurrency
@@ -152,20 +129,59 @@ class HTTPBackend(Backend):
 
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion | None]:
         """One completion per prompt, in prompt order; `None` where a request failed for good."""
-        if self._loop is None:  # one loop for the backend's life keeps connections alive
-            self._loop = asyncio.new_event_loop()
         start = time.perf_counter()
-        results = self._loop.run_until_complete(self._generate_all(prompts, params))
+        results = self._run(self._generate_all(prompts, params))
         self.usage.add([c for c in results if c is not None], time.perf_counter() - start)
         self.usage.failed_requests += sum(c is None for c in results)
         self.usage.per_endpoint = {e.url: dict(e.stats) for e in self._pool.endpoints}
         if None in results and self._pool.all_down():
             raise EndpointsUnavailableError(
                 f"{sum(c is None for c in results)} of {len(results)} requests failed and every "
-                f"endpoint ({', '.join(self.endpoint_urls)}) is failing: check the servers. "
+                f"endpoint ({', '.join(map(redact_url, self.endpoint_urls))}) is failing: check "
+                "the servers. "
                 f"Last error: {self._last_error}"
             )
         return results
+
+    def prompt_room(self, max_new_tokens: int) -> int | None:
+        return self._ask_servers(lambda session, url: self._room(session, url, max_new_tokens))
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
+        async def count(session: httpx2.AsyncClient, url: str) -> list[int] | None:
+            counts = await asyncio.gather(*(self._count(session, url, text) for text in texts))
+            return None if None in counts else list(counts)
+
+        return self._ask_servers(count)
+
+    async def _room(self, session: httpx2.AsyncClient, url: str, max_new_tokens: int) -> int | None:
+        """What the server says `prompt_room` is (see limits.py); `None` if it does not say."""
+        return None
+
+    async def _count(self, session: httpx2.AsyncClient, url: str, text: str) -> int | None:
+        """The server's token count for `text` (see limits.py); `None` if it has no tokenizer."""
+        return None
+
+    def _ask_servers(self, ask):
+        """The first endpoint's answer to `ask(session, url)` that is not `None`, on a session of
+        its own (the slots' sessions are for generation); a server that takes longer than
+        `timeout` to say has said nothing."""
+
+        async def first_answer():
+            headers = {"authorization": f"Bearer {self.api_key}"} if self.api_key else None
+            async with httpx2.AsyncClient(timeout=self.timeout, headers=headers) as session:
+                for url in self.endpoint_urls:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.timeout):
+                            if (answer := await ask(session, url)) is not None:
+                                return answer
+            return None
+
+        return self._run(first_answer())
+
+    def _run(self, coroutine):
+        if self._loop is None:  # one loop for the backend's life keeps connections alive
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coroutine)
 
     def close(self) -> None:
         if self._loop is None:
@@ -210,7 +226,7 @@ class HTTPBackend(Backend):
         try:
             return await retrying(self._attempt, prompt, params)
         except Exception as error:
-            response = _response(error)
+            response = response_of(error)
             if not is_transient(error):
                 if response is None:
                     raise
@@ -225,7 +241,14 @@ class HTTPBackend(Backend):
         endpoint = slot.endpoint
         start = time.perf_counter()
         try:
-            completion = await self._request(slot, prompt, params)
+            async with asyncio.timeout(self.timeout):  # the whole answer, however it trickles in
+                completion = await self._request(slot, prompt, params)
+        except TimeoutError as error:
+            self._pool.failed(endpoint)
+            raise TimeoutError(
+                f"{redact_url(endpoint.url)} sent no complete answer within {self.timeout:g}s "
+                "(--request-timeout)"
+            ) from error
         except Exception as error:
             if is_transient(error):  # a 4xx is our request's fault, not the server's
                 self._pool.failed(endpoint)
@@ -242,11 +265,11 @@ class HTTPBackend(Backend):
 
     def _log_retry(self, state: RetryCallState) -> None:
         logger.warning(
-            "Retrying in %.1fs [attempt %d/%d]: %r",
+            "Retrying in %.1fs [attempt %d/%d]: %s",
             state.next_action.sleep if state.next_action else 0.0,
             state.attempt_number + 1,
             self.retry.max_attempts,
-            state.outcome.exception() if state.outcome else None,
+            describe(state.outcome.exception()) if state.outcome else None,
         )
 
     @abc.abstractmethod

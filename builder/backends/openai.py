@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlparse
 
+import httpx2
 from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
 from .base import Completion, SamplingParams
-from .http import HTTPBackend, MalformedResponseError, Slot, to_completion
+from .errors import MalformedResponseError, answer_parsing
+from .http import HTTPBackend, Slot, to_completion
+from .limits import openai_count, openai_room
 
 
 def completions_url(base_url: str) -> str:
@@ -45,25 +48,32 @@ class OpenAIBackend(HTTPBackend):
         super().__init__(endpoints, model=model, **kwargs)
         self.chat = chat
 
+    async def _room(self, session: httpx2.AsyncClient, url: str, max_new_tokens: int) -> int | None:
+        return await openai_room(session, url, self.model, max_new_tokens)
+
+    async def _count(self, session: httpx2.AsyncClient, url: str, text: str) -> int | None:
+        return await openai_count(session, url, self.model, text)
+
     async def _request(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
         if self.chat:
             return await self._chat_completion(slot, prompt, params)
         return await self._text_completion(slot, prompt, params)
 
     async def _chat_completion(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
-        output = await slot.client.chat_completion(
-            [{"role": "user", "content": prompt}], model=self.model, **sampling_fields(params)
-        )
-        if not output.choices or output.usage is None:
-            raise MalformedResponseError(f"{slot.endpoint.url} answered without choices or usage")
-        choice = output.choices[0]
-        return to_completion(
-            choice.message.content,
-            choice.finish_reason,
-            params,
-            output.usage.prompt_tokens,
-            output.usage.completion_tokens,
-        )
+        with answer_parsing(slot.endpoint.url):
+            output = await slot.client.chat_completion(
+                [{"role": "user", "content": prompt}], model=self.model, **sampling_fields(params)
+            )
+            if not output.choices or output.usage is None:
+                raise MalformedResponseError("answered without choices or usage")
+            choice = output.choices[0]
+            return to_completion(
+                choice.message.content,
+                choice.finish_reason,
+                params,
+                output.usage.prompt_tokens,
+                output.usage.completion_tokens,
+            )
 
     async def _text_completion(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
         body = {"model": self.model, "prompt": prompt, **sampling_fields(params)}
@@ -72,8 +82,8 @@ class OpenAIBackend(HTTPBackend):
             completions_url(slot.endpoint.url), json=body, headers=headers
         )
         hf_raise_for_status(response)
-        data = response.json()
-        try:
+        with answer_parsing(slot.endpoint.url):
+            data = response.json()
             choice, usage = data["choices"][0], data["usage"]
             return to_completion(
                 choice["text"],
@@ -82,5 +92,3 @@ class OpenAIBackend(HTTPBackend):
                 usage["prompt_tokens"],
                 usage["completion_tokens"],
             )
-        except (KeyError, IndexError, TypeError) as error:
-            raise MalformedResponseError(f"{slot.endpoint.url} answered {data!r:.200}") from error

@@ -18,8 +18,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import httpx2
+
 from .base import Completion, SamplingParams
-from .http import HTTPBackend, MalformedResponseError, Slot, to_completion
+from .errors import MalformedResponseError, answer_parsing
+from .http import HTTPBackend, Slot, to_completion
+from .limits import tgi_count, tgi_room
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +55,19 @@ class TGIBackend(HTTPBackend):
         super().__init__(endpoints, **kwargs)
         self._without_headers: set[str] = set()  # endpoints seen answering without the counts
 
+    async def _room(self, session: httpx2.AsyncClient, url: str, max_new_tokens: int) -> int | None:
+        return await tgi_room(session, url, max_new_tokens)
+
+    async def _count(self, session: httpx2.AsyncClient, url: str, text: str) -> int | None:
+        return await tgi_count(session, url, text)
+
     async def _request(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
-        if slot.endpoint.url not in self._without_headers:
-            completion = await self._text_only(slot, prompt, params)
-            if completion is not None:
-                return completion
-        return await self._with_details(slot, prompt, params)
+        with answer_parsing(slot.endpoint.url):
+            if slot.endpoint.url not in self._without_headers:
+                completion = await self._text_only(slot, prompt, params)
+                if completion is not None:
+                    return completion
+            return await self._with_details(slot, prompt, params)
 
     async def _text_only(
         self, slot: Slot, prompt: str, params: SamplingParams

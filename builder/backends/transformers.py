@@ -89,6 +89,16 @@ class TransformersBackend(Backend):
         self.batch_size = batch_size
         self.lm, self.tokenizer = load_model_and_tokenizer(model)
 
+    def prompt_room(self, max_new_tokens: int) -> int | None:
+        """The context the model was built for (a tokenizer without a limit says 1e30)."""
+        limits = [getattr(self.lm.config, "max_position_embeddings", None)]
+        limits.append(self.tokenizer.model_max_length)
+        known = [limit for limit in limits if isinstance(limit, int) and limit < 1 << 40]
+        return min(known) - max_new_tokens if known else None
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer(list(texts)).input_ids]
+
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
         import time
 
