@@ -13,14 +13,16 @@ import functools
 import hashlib
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .backends import Backend, SamplingParams
+from .backends import Backend, SamplingParams, load_backend
+from .config import EMBEDDED_MODEL, BackendName, PipelineConfig
 
 TEMPLATES_PATH = Path(__file__).parent / "templates" / "judge.yaml"
 # Table 2's questions, in the order the prompt asks them (Q1, Q2, Q3).
@@ -32,6 +34,41 @@ Z_95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
 _AUDIT_LINE = re.compile(r"Q([123])\s*:\s*(yes|no)\b[\s.,:;\-\u2013\u2014]*(\S.*)", re.IGNORECASE)
 _RATING_LINE = re.compile(r"Rating\s*:\s*([ABCD])\b[\s.,:;\-\u2013\u2014]*(\S.*)")
+
+
+@dataclass
+class JudgeArguments:
+    """How `scripts/evaluate_model.py --judge` reaches its judge (the paper's Figure 6)."""
+
+    judge: str | None = field(
+        default=None,
+        metadata={
+            "help": "Also rate every answer on the paper's A-D scale (its Figure 6) with this "
+            f"judge: '{EMBEDDED_MODEL}', a checkpoint, or the model name --judge-endpoint serves."
+        },
+    )
+    judge_backend: BackendName = field(
+        default="transformers", metadata={"help": "How to reach the judge (as generate's)."}
+    )
+    judge_endpoint: list[str] = field(
+        default_factory=list, metadata={"help": "Judge server URLs (tgi/openai backends)."}
+    )
+    judge_chat: bool = field(
+        default=False, metadata={"help": "openai judge: ask through /v1/chat/completions."}
+    )
+    judge_max_new_tokens: int = field(default=64, metadata={"help": "Token limit of a rating."})
+    plot: str = field(
+        default="ratings.png", metadata={"help": "With --judge: where the ratings' PNG goes."}
+    )
+
+    def backend_config(self) -> PipelineConfig:
+        """The options `load_backend` reads, as a generation run names them."""
+        return PipelineConfig(
+            model=self.judge or EMBEDDED_MODEL,
+            backend=self.judge_backend,
+            endpoint=self.judge_endpoint,
+            chat=self.judge_chat,
+        )
 
 
 class JudgeFormatError(ValueError):
@@ -133,3 +170,36 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def rate_answers(
+    backend: Backend, items: Sequence[tuple[str, str, str, str]], max_new_tokens: int
+) -> dict[str, int]:
+    """How many answers the judge rated A, B, C and D (Figure 6), and how many it did not.
+
+    Each item is `(instruction, input, reference, answer)`; judged greedily, so reproducibly."""
+    prompts = [rating_prompt(*item) for item in items]
+    results = ask(backend, prompts, SamplingParams(max_new_tokens=max_new_tokens), parse_rating)
+    counts = Counter(r["verdict"].answer if r["verdict"] else r["failure"] for r in results)
+    return {name: counts[name] for name in (*RATINGS, UNPARSEABLE, REQUEST_FAILED)}
+
+
+def rate_models(
+    answered: dict[str, Sequence[tuple[str, str, str, str]]],
+    judge: PipelineConfig,
+    max_new_tokens: int,
+) -> dict[str, dict[str, int]]:
+    """`rate_answers` for each model's answers, with one judge loaded once."""
+    backend = load_backend(judge)
+    try:
+        return {
+            name: rate_answers(backend, items, max_new_tokens) for name, items in answered.items()
+        }
+    finally:
+        backend.close()
+
+
+def rating_shares(counts: dict[str, int]) -> dict[str, float]:
+    """Each rating's share of the rated answers (those the judge did not rate are left out)."""
+    rated = sum(counts[r] for r in RATINGS)
+    return {r: counts[r] / rated if rated else 0.0 for r in RATINGS}
