@@ -19,11 +19,13 @@ from pathlib import Path
 import datasets
 import pytest
 from _crash import data_file, launch, run_cli
+from local_hub import LocalHub
 from tgi_server import LocalServer, ScriptedApp
 
 from self_instruct import judge
 from self_instruct.audit import AUDIT_DIR, AuditConfig, draw_sample, load_instances, run_audit
 from self_instruct.dataset_card.audit import write_audit
+from self_instruct.hub import push_folder
 
 ALL_YES = "yes - a real task.\nQ2: yes - it fits.\nQ3: yes - it is right."
 # What the scripted judge answers, by the instruction's first word (the scripted generator's verbs).
@@ -34,6 +36,7 @@ VERDICTS = {
     "Compare": " It all looks fine to me.",  # not the asked format
 }
 FAILING = "Summarize"  # the server answers 503 to these: the request fails for good
+TOKEN = "token-alice-0123456789"
 INSTRUCTION = re.compile(r"^Instruction: (.*)$", re.MULTILINE)
 
 
@@ -183,6 +186,19 @@ def test_kill_9_mid_audit_then_rerun_loses_nothing_and_judges_nothing_twice(fold
     rows = datasets.load_dataset(str(folder), "audit", split="train")
     assert len(keys) == sum(not f or f == judge.UNPARSEABLE for f in rows["failure"])
     assert data_file(folder, "audit").read_bytes() == data_file(reference, "audit").read_bytes()
+
+
+def test_a_pushed_version_holds_the_audit(folder, tmp_path):
+    with LocalServer(judge_app()) as server:
+        assert run_cli(audit_args(folder, server.url)).returncode == 0
+    local = datasets.load_dataset(str(folder), "audit", split="train").to_list()
+    with LocalHub(tmp_path / "hub", users={"alice": TOKEN}):
+        pushed = push_folder(folder, "alice/audited", token=TOKEN)
+        remote = datasets.load_dataset(
+            "alice/audited", "audit", revision=pushed.tag, split="train", token=TOKEN,
+            cache_dir=str(tmp_path / "cache"),
+        )  # fmt: skip
+    assert remote.to_list() == local
 
 
 @pytest.mark.slow
