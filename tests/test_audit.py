@@ -151,6 +151,7 @@ def test_rerun_with_the_same_judge_asks_nothing_and_writes_the_same_file(folder)
         retried = sum(server.app.attempts.values()) - asked
     assert again.returncode == 0, again.stderr
     assert data_file(folder, "audit").read_bytes() == first
+    assert (folder / "README.md").read_text().count("## Quality audit") == 1  # replaced, not added
     assert sorted(p.name for p in (folder / "data").glob("audit-*")) == [
         data_file(folder, "audit").name
     ]
