@@ -15,7 +15,7 @@ import json
 import random
 import sys
 from collections import defaultdict
-from dataclasses import MISSING, asdict, dataclass, field
+from dataclasses import MISSING, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -151,7 +151,7 @@ class AuditResult:
     """What the card and the `audit` configuration show."""
 
     items: list[dict[str, Any]]  # the sample, each with its judgment (or failure)
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any]  # see `summarize`
 
 
 def run_audit(
@@ -167,15 +167,17 @@ def run_audit(
     log = RunLog(folder / AUDIT_DIR / digest, identity)
     judged = {r["key"]: r for r in log.open() if r.get("type") == "judgment"}
     pending = list({i["key"]: i for i in sample if i["key"] not in judged}.values())
-    own_backend = backend is None and bool(pending)
     try:
         if pending:
+            own = backend is None
             backend = backend or load_backend(config.backend_config())
-            judged |= _judge(log, backend, pending, config, progress)
+            try:
+                judged |= _judge(log, backend, pending, config, progress)
+            finally:
+                if own:
+                    backend.close()
     finally:
         log.close()
-        if own_backend and backend is not None:
-            backend.close()
     items = [{**item, **_outcome(judged.get(item["key"]))} for item in sample]
     return AuditResult(items, summarize(items, config))
 
@@ -196,7 +198,7 @@ def _judge(
             for item, result in zip(batch, results, strict=True)
             if result["failure"] != judge.REQUEST_FAILED  # not logged: asked again on resume
         ]
-        log.append_round(records, {"round": start // config.batch_size, "judged": len(records)})
+        log.append_round(records, {"asked": len(batch), "judged": len(records)})
         judged |= {r["key"]: r for r in records}
         bar.update(len(batch))
     bar.close()
@@ -258,7 +260,6 @@ def summarize(items: list[dict[str, Any]], config: AuditConfig) -> dict[str, Any
         "shares": shares,
         "paper": PAPER_SHARES,
         "templates_sha256": judge.templates_fingerprint(),
-        "options": {k: v for k, v in asdict(config).items() if k not in ("endpoint", "folder")},
     }
 
 

@@ -122,6 +122,44 @@ def test_shares_intervals_and_card_match_the_scripted_verdicts(folder):
         assert len(datasets.load_dataset(str(folder), name, split="train")) > 0
 
 
+@pytest.mark.parametrize(
+    ("text", "answers"),
+    [
+        (" yes - a task.\nQ2: no - none given.\nQ3: yes - right.", ["yes", "no", "yes"]),
+        (
+            "Q1: Yes \u2013 fine\nQ2: YES: ok\n\nQ3: no, wrong\nQ4: yes - ignored",
+            ["yes", "yes", "no"],
+        ),
+    ],
+)
+def test_audit_answers_in_the_format_are_read(text, answers):
+    assert [v.answer for v in judge.parse_audit(text)] == answers
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        " Yes\nQ2: No\nQ3: No",  # no reasons (what the 135M judge writes)
+        " yes - a\nQ3: yes - b\nQ2: no - c",  # out of order
+        " maybe - unsure\nQ2: yes - x\nQ3: yes - y",
+        " yes - a\nQ2: yes - b",  # cut off by the token limit
+        "**Q1:** yes - a\n**Q2:** yes - b\n**Q3:** yes - c",
+        "",
+    ],
+)
+def test_audit_answers_out_of_the_format_are_failures(text):
+    with pytest.raises(judge.JudgeFormatError):
+        judge.parse_audit(text)
+
+
+def test_ratings_are_read_strictly():
+    assert judge.parse_rating(" A - right.") == judge.Verdict("A", "right.")
+    assert judge.parse_rating("Rating: D: off topic\nmore") == judge.Verdict("D", "off topic")
+    for text in (" E - no such grade", " b - lower case", " Good answer", " C"):
+        with pytest.raises(judge.JudgeFormatError):
+            judge.parse_rating(text)
+
+
 def test_wilson_bounds_solve_the_score_equation():
     """The bounds are where |p_hat - p| = z * sqrt(p (1 - p) / n), the interval's definition."""
     for yes, n in ((54, 100), (0, 10), (10, 10), (1, 3), (180, 200)):
