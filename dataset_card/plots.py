@@ -153,3 +153,27 @@ def plot_verb_noun(
         f"most common root verbs: {names}."
     )
     return _save(fig, folder, relative, alt)
+
+
+RATING_COLORS = {"A": "#2e7d4f", "B": "#8cc084", "C": "#f0a35e", "D": "#d1603d"}
+
+
+def plot_ratings(shares: dict[str, dict[str, float]], folder: Path, relative: str) -> Plot:
+    """The paper's Figure 6: per model, the stacked shares of answers rated A, B, C and D."""
+    fig = Figure(layout="constrained", figsize=(1.6 + 1.3 * len(shares), 4.2))
+    ax = fig.subplots()
+    bottom = [0.0] * len(shares)
+    for rating, color in RATING_COLORS.items():
+        values = [100 * share.get(rating, 0.0) for share in shares.values()]
+        bars = ax.bar(list(shares), values, bottom=bottom, color=color, label=rating, width=0.6)
+        ax.bar_label(bars, [f"{v:.0f}%" if v >= 4 else "" for v in values], label_type="center")
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("% of rated answers")
+    ax.set_title("Answers rated by the judge (A best, D worst)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1, 1), title="rating")
+    alt = "; ".join(
+        f"{model}: " + ", ".join(f"{r} {100 * s.get(r, 0.0):.0f}%" for r in RATING_COLORS)
+        for model, s in shares.items()
+    )
+    return _save(fig, folder, relative, f"Stacked bars of the judge's ratings. {alt}.")

@@ -28,6 +28,14 @@ python scripts/evaluate_model.py \
     --prediction-field response --reference-field target \
     --json scores.json
 ```
+
+# Also rate every answer A-D with a judge model (the paper's Figure 6), plotted as a PNG
+```bash
+python scripts/evaluate_model.py \
+    --predictions eval/base.jsonl eval/tuned.jsonl \
+    --judge Qwen/Qwen2.5-72B-Instruct --judge-backend openai --judge-chat \
+    --judge-endpoint http://gpu1:8000 --plot eval/ratings.png
+```
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from self_instruct.config import BUNDLED_SEEDS, EMBEDDED_MODEL
+from self_instruct.judge import JudgeArguments
 
 
 @dataclass
@@ -79,6 +88,12 @@ class EvaluationArguments:
         metadata={"help": "Write each model's answers here as <name>.jsonl (for --predictions)."},
     )
     json: str | None = field(default=None, metadata={"help": "Also write the table as JSON."})
+    instruction_field: str = field(
+        default="instruction", metadata={"help": "With --predictions and --judge: the task."}
+    )
+    input_field: str = field(
+        default="input", metadata={"help": "With --predictions and --judge: its input, if any."}
+    )
 
     def __post_init__(self):
         if bool(self.models) == bool(self.predictions):
@@ -186,20 +201,59 @@ def score_prediction_file(path: Path, prediction_field: str, reference_field: st
     return {"name": path.stem, "rows": len(records), "rouge_l": round(score, 2)}
 
 
-def evaluate_models(args: EvaluationArguments) -> list[dict]:
-    """Generate with each model, keep its answers, score; the first model is the baseline."""
+def evaluate_models(args: EvaluationArguments) -> tuple[list[dict], dict[str, list[tuple]]]:
+    """Generate with each model, keep its answers, score; the first model is the baseline.
+
+    Also returns each model's `(instruction, input, reference, answer)` items, for --judge."""
     tasks = load_tasks(args)
-    scores = {}
+    scores, answered = {}, {}
     for model in args.models:
         answers = generate_answers(model, tasks, args)
         if args.output_dir:
             write_predictions(Path(args.output_dir), model, tasks, answers)
         scores[model] = round(mean_rouge_l(answers, [t.target for t in tasks]), 2)
+        answered[model] = [
+            (t.instruction, t.input, t.target, a) for t, a in zip(tasks, answers, strict=True)
+        ]
     base = scores[args.models[0]]
-    return [
+    table = [
         {"model": model, "tasks": len(tasks), "rouge_l": score, "vs_base": round(score - base, 2)}
         for model, score in scores.items()
     ]
+    return table, answered
+
+
+def prediction_items(path: Path, args: EvaluationArguments) -> list[tuple[str, str, str, str]]:
+    """A prediction file's `(instruction, input, reference, answer)` items, for --judge."""
+    items = []
+    for line, record in enumerate(_read_jsonl(path), 1):
+        if args.instruction_field not in record:
+            raise ValueError(
+                f"{path} line {line} lacks {args.instruction_field!r} (it has {sorted(record)}): "
+                "--judge needs the task; name its field with --instruction-field."
+            )
+        fields = (args.instruction_field, args.input_field, args.reference_field)
+        items.append(
+            tuple(str(record.get(f) or "") for f in fields) + (record[args.prediction_field],)
+        )
+    return items
+
+
+def add_ratings(table: list[dict], answered: dict[str, list[tuple]], args: JudgeArguments) -> Path:
+    """Rate each model's answers A-D with the judge, add the shares (% of the answers it rated;
+    `unrated` counts the rest) to its row, and plot them; return the plot's path."""
+    from self_instruct.dataset_card.plots import plot_ratings
+    from self_instruct.judge import RATINGS, rate_models, rating_shares
+
+    counts = rate_models(answered, args.backend_config(), args.judge_max_new_tokens)
+    shares = {name: rating_shares(c) for name, c in counts.items()}
+    for row, name in zip(table, answered, strict=True):
+        row |= {r: round(100 * shares[name][r], 1) for r in RATINGS}
+        row["unrated"] = len(answered[name]) - sum(counts[name][r] for r in RATINGS)
+    plot = Path(args.plot)
+    plot.parent.mkdir(parents=True, exist_ok=True)
+    plot_ratings(shares, plot.parent, plot.name)
+    return plot
 
 
 def write_predictions(folder: Path, model: str, tasks: list[Task], answers: list[str]) -> Path:
@@ -228,15 +282,22 @@ def _cell(value) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-def main(args: EvaluationArguments) -> list[dict]:
+def main(args: EvaluationArguments, judge: JudgeArguments | None = None) -> list[dict]:
+    judge = judge or JudgeArguments()
     if args.predictions:
         paths = [Path(p) for p in args.predictions]
         table = [
             score_prediction_file(p, args.prediction_field, args.reference_field) for p in paths
         ]
+        if judge.judge:
+            answered = {p.stem: prediction_items(p, args) for p in paths}
     else:
-        table = evaluate_models(args)
+        table, answered = evaluate_models(args)
+    if judge.judge:
+        plot = add_ratings(table, answered, judge)
     print(format_table(table))
+    if judge.judge:
+        print(f"Ratings by {judge.judge} (A best, D worst; % of rated answers), plotted: {plot}")
     if args.json:
         Path(args.json).write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
     return table
@@ -245,9 +306,8 @@ def main(args: EvaluationArguments) -> list[dict]:
 def make_parser(prog: str | None = None):
     from transformers import HfArgumentParser
 
-    return HfArgumentParser(EvaluationArguments, prog=prog)
+    return HfArgumentParser((EvaluationArguments, JudgeArguments), prog=prog)
 
 
 if __name__ == "__main__":
-    (evaluation_args,) = make_parser().parse_args_into_dataclasses()
-    main(evaluation_args)
+    main(*make_parser().parse_args_into_dataclasses())

@@ -6,6 +6,7 @@ Scores are checked against `rouge_score` computed here, independently of our met
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,9 @@ import datasets
 import pytest
 from _sft import SCRIPTS, load_script, smollm2_checkpoint
 from anchors import USER_ORIENTED
+from matplotlib.image import imread
 from rouge_score.rouge_scorer import RougeScorer
+from tgi_server import LocalServer, ScriptedApp
 
 evaluate_model = load_script("evaluate_model")
 
@@ -118,11 +121,11 @@ def test_base_vs_tuned_table_from_models(tmp_path, checkpoint, capsys):
     answers; the files written rescore to the table's numbers. Seed tasks: short prompts."""
     out = tmp_path / "answers"
     parser = evaluate_model.make_parser()
-    (cli_args,) = parser.parse_args_into_dataclasses(
+    cli_args, judge_args = parser.parse_args_into_dataclasses(
         ["--models", "embedded", str(checkpoint), "--tasks", "bundled", "--num_tasks", "3",
          "--max_new_tokens", "8", "--output_dir", str(out), "--json", str(tmp_path / "s.json")]
     )  # fmt: skip
-    evaluate_model.main(cli_args)
+    evaluate_model.main(cli_args, judge_args)
 
     table = json.loads((tmp_path / "s.json").read_text())
     assert [(row["model"], row["tasks"], row["vs_base"]) for row in table] == [
@@ -139,3 +142,60 @@ def test_base_vs_tuned_table_from_models(tmp_path, checkpoint, capsys):
     assert (
         rescored["rouge_l"] == table[0]["rouge_l"] == expected_score(answers, "response", "target")
     )
+
+
+# --- --judge: the paper's Figure 6 A-D rating, by a scripted judge on 127.0.0.1 ------------------
+
+RATED = re.compile(
+    r"\(other answers can be just as good\): (.*)\nAnswer to grade: (.*)\n\nRating:$", re.S
+)
+
+
+def rate_by_rule(prompt: str) -> str:
+    """A: the reference itself; B: the reference and more; C: something else; D: nothing;
+    an answer of "???" gets a reply in no format at all."""
+    reference, answer = RATED.search(prompt).groups()
+    if answer == "???":
+        return " I would say it is fine."
+    if answer == reference:
+        return " A - it is the reference answer."
+    if answer.startswith(reference):
+        return " B - right, with extra words."
+    return " D - no answer." if not answer else " C - not what was asked."
+
+
+JUDGED = {
+    "base": ["Paris", "Paris, France", "", "???", "Lyon"],  # A B D - C
+    "tuned": ["Paris", "Paris", "Paris is nice", "Paris"],  # A A B A
+}
+
+
+def test_judge_rates_prediction_files_on_the_a_to_d_scale_and_plots_them(tmp_path):
+    paths = []
+    for name, answers in JUDGED.items():
+        rows = [{"instruction": "Name the capital of France.", "input": "", "target": "Paris",
+                 "response": answer} for answer in answers]  # fmt: skip
+        paths.append(str(write_jsonl(tmp_path / f"{name}.jsonl", rows)))
+    plot = tmp_path / "figures" / "ratings.png"
+    with LocalServer(ScriptedApp(reply=rate_by_rule)) as server:
+        stdout = run_script(
+            "--predictions", *paths, "--judge", "judge", "--judge-backend", "openai",
+            "--judge-endpoint", server.url, "--plot", str(plot), "--json", str(tmp_path / "s.json"),
+        )  # fmt: skip
+        asked = sum(server.app.attempts.values())
+    table = json.loads((tmp_path / "s.json").read_text())
+    shares = [{k: row[k] for k in ("name", "A", "B", "C", "D", "unrated")} for row in table]
+    assert shares == [
+        {"name": "base", "A": 25.0, "B": 25.0, "C": 25.0, "D": 25.0, "unrated": 1},
+        {"name": "tuned", "A": 75.0, "B": 25.0, "C": 0.0, "D": 0.0, "unrated": 0},
+    ]
+    assert asked == 9
+    assert "| base  | 5    |" in stdout and f"plotted: {plot}" in stdout
+    assert imread(plot).shape[2] == 4  # a PNG matplotlib reads back (RGBA)
+
+
+def test_judge_needs_the_instruction_of_each_prediction(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", BASE)
+    judged = evaluate_model.EvaluationArguments(predictions=[str(path)])
+    with pytest.raises(ValueError, match=r"p.jsonl line 1 lacks 'instruction'"):
+        evaluate_model.prediction_items(path, judged)

@@ -6,10 +6,11 @@
   OpenAPI schema when `../shared/anchors/tgi/openapi.json` is present: a request our client
   builds wrongly gets TGI's own 422. Like TGI's router, `/generate` sends the token counts in
   `x-prompt-tokens` and `x-generated-tokens` headers (the schema has no place for headers).
-- `ScriptedApp`: no model. It echoes each prompt (TGI `/generate`, OpenAI `/v1/completions` and
-  `/v1/chat/completions`) after a fixed latency with a fixed capacity, and injects faults (503,
-  a hang past the client's timeout, a dropped connection, malformed JSON, a 4xx) on a schedule
-  keyed by prompt and attempt, so that what happens does not depend on arrival order.
+- `ScriptedApp`: no model. It echoes each prompt, or answers what its `reply` makes of it (TGI
+  `/generate`, OpenAI `/v1/completions` and `/v1/chat/completions`), after a fixed latency with
+  a fixed capacity, and injects faults (503, a hang past the client's timeout, a dropped
+  connection, malformed JSON, a 4xx) on a schedule keyed by prompt and attempt, so that what
+  happens does not depend on arrival order.
 
 Run one with `with LocalServer(app) as server: ... server.url ...`.
 """
@@ -292,6 +293,7 @@ class ScriptedApp:
     capacity: int = 1024  # requests served at once; the rest queue
     faults: Callable[[str, int], str | None] = lambda prompt, attempt: None
     hang: float = 10.0  # seconds a "hang" fault waits (past the client's timeout)
+    reply: Callable[[str], str] = lambda prompt: f"echo {prompt}"  # the text answered
     attempts: Counter = field(default_factory=Counter)  # prompt -> requests seen
     outcomes: Counter = field(default_factory=Counter)  # "ok" or fault name -> count
     finished: list[str] = field(default_factory=list)  # prompts answered, in answer order
@@ -325,7 +327,7 @@ class ScriptedApp:
             self._enter()
             self.stopping.wait(self.latency)
             self._leave(prompt)
-        return routes[path](f"echo {prompt}", prompt, body)
+        return routes[path](self.reply(prompt), prompt, body)
 
     def _fault(self, fault: str) -> Reply:
         if fault == "hang":

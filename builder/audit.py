@@ -1,0 +1,310 @@
+"""`self-instruct audit DIR`: a judge model reviews a sample of a generated dataset.
+
+The paper's Table 2, automated: a seeded sample of instructions (200 by default, as the paper),
+one instance each, and the judge's yes/no (with a reason) to its three questions. Judgments are
+appended to a run log (`DIR/.self-instruct/audit/<judge hash>/`) as each batch arrives, keyed by
+the item's text, so a stopped audit resumes without judging anything twice, and a re-run with the
+same seed and judge reproduces the same result. The result lands in the folder as the `audit`
+configuration (`data/audit-<hash>.parquet`) and the card's "Quality audit" section.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+from collections import defaultdict
+from dataclasses import MISSING, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from . import judge
+from .backends import Backend, SamplingParams, load_backend
+from .config import BackendName, ConfigError, PipelineConfig
+from .runlog import RUN_DIR, RunLog
+
+AUDIT_DIR = f"{RUN_DIR}/audit"
+CONFIG_NAME = "audit"
+# The share of "yes" the paper's expert reviewers gave GPT-3's data (Table 2), for comparison.
+PAPER_SHARES = {
+    "valid_instruction": 0.92,
+    "appropriate_input": 0.79,
+    "correct_output": 0.58,
+    "all_valid": 0.54,
+}
+BACKEND_OPTIONS = (
+    "model",
+    "backend",
+    "endpoint",
+    "max_concurrency",
+    "batch_size",
+    "chat",
+    "request_timeout",
+    "max_attempts",
+)
+
+
+class AuditError(ValueError):
+    """A folder that cannot be audited; the message says what to pass instead."""
+
+
+def _generation_option(name: str):
+    """The field of `PipelineConfig` as it is: the judge is reached just as a generator is."""
+    source = PipelineConfig.__dataclass_fields__[name]
+    if source.default_factory is not MISSING:
+        return field(default_factory=source.default_factory, metadata=source.metadata)
+    return field(default=source.default, metadata=source.metadata)
+
+
+@dataclass
+class AuditConfig:
+    """Options of `self-instruct audit`: which folder, how many items, which judge."""
+
+    folder: str = field(metadata={"help": "Output folder of `self-instruct generate` to audit."})
+    sample_size: int = field(
+        default=200,
+        metadata={"help": "Instructions to review, one instance each (the paper: 200)."},
+    )
+    seed: int = field(default=42, metadata={"help": "Draws the sample and each one's instance."})
+    max_new_tokens: int = field(
+        default=160, metadata={"help": "Token limit of one judgment (three one-sentence answers)."}
+    )
+    examples: int = field(
+        default=3, metadata={"help": "Items judged 'no' shown on the card per question."}
+    )
+    model: str = _generation_option("model")
+    backend: BackendName = _generation_option("backend")
+    endpoint: list[str] = _generation_option("endpoint")
+    max_concurrency: int = _generation_option("max_concurrency")
+    batch_size: int = _generation_option("batch_size")
+    chat: bool = _generation_option("chat")
+    request_timeout: float = _generation_option("request_timeout")
+    max_attempts: int = _generation_option("max_attempts")
+
+    def __post_init__(self) -> None:
+        for name in ("sample_size", "max_new_tokens", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
+                )
+        if self.examples < 0:
+            raise ConfigError(f"--examples must be >= 0, got {self.examples}")
+
+    def backend_config(self) -> PipelineConfig:
+        """The generation options that reach the judge (`load_backend` reads only these)."""
+        return PipelineConfig(**{name: getattr(self, name) for name in BACKEND_OPTIONS})
+
+    def identity(self) -> dict[str, Any]:
+        """What decides a judgment (not where the judge runs): judgments are reused only for it."""
+        return {
+            "backend": self.backend,
+            "model": self.model,
+            "chat": self.chat,
+            "max_new_tokens": self.max_new_tokens,
+            "templates_sha256": judge.templates_fingerprint(),
+        }
+
+
+def item_key(instruction: str, input: str, output: str) -> str:
+    """Names an item by its text: a judgment belongs to what was judged, not to a row number."""
+    return hashlib.sha256(json.dumps([instruction, input, output]).encode()).hexdigest()[:16]
+
+
+def load_instances(folder: Path) -> list[dict[str, Any]]:
+    """The folder's `instances` rows, read the way a user reads them."""
+    import datasets
+
+    if not (folder / "README.md").is_file():
+        raise AuditError(
+            f"{folder} has no README.md: pass the output folder of `self-instruct generate`."
+        )
+    try:
+        rows = datasets.load_dataset(str(folder), "instances", split="train")
+    except ValueError as err:
+        raise AuditError(f"{folder}: cannot read its `instances` configuration ({err}).") from err
+    return rows.to_list()
+
+
+def draw_sample(instances: list[dict[str, Any]], size: int, seed: int) -> list[dict[str, Any]]:
+    """`size` instructions drawn with `seed`, one of each one's instances, in dataset order."""
+    from .pipeline import derive_seed
+
+    by_instruction: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in instances:
+        by_instruction[row["instruction_id"]].append(row)
+    ids = list(by_instruction)
+    chosen = sorted(random.Random(seed).sample(range(len(ids)), min(size, len(ids))))
+    sample = []
+    for index in chosen:
+        rows = by_instruction[ids[index]]
+        row = rows[random.Random(derive_seed(seed, ids[index])).randrange(len(rows))]
+        sample.append({**row, "key": item_key(row["instruction"], row["input"], row["output"])})
+    return sample
+
+
+@dataclass
+class AuditResult:
+    """What the card and the `audit` configuration show."""
+
+    items: list[dict[str, Any]]  # the sample, each with its judgment (or failure)
+    summary: dict[str, Any]  # see `summarize`
+
+
+def run_audit(
+    config: AuditConfig, backend: Backend | None = None, progress: bool = True
+) -> AuditResult:
+    """Judge the sample (the part not yet in the log), then aggregate everything logged."""
+    folder = Path(config.folder)
+    sample = draw_sample(load_instances(folder), config.sample_size, config.seed)
+    if not sample:
+        raise AuditError(f"{folder} has no instances to audit.")
+    identity = config.identity()
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    log = RunLog(folder / AUDIT_DIR / digest, identity)
+    judged = {r["key"]: r for r in log.open() if r.get("type") == "judgment"}
+    pending = list({i["key"]: i for i in sample if i["key"] not in judged}.values())
+    try:
+        if pending:
+            own = backend is None
+            backend = backend or load_backend(config.backend_config())
+            try:
+                judged |= _judge(log, backend, pending, config, progress)
+            finally:
+                if own:
+                    backend.close()
+    finally:
+        log.close()
+    items = [{**item, **_outcome(judged.get(item["key"]))} for item in sample]
+    return AuditResult(items, summarize(items, config))
+
+
+def _judge(
+    log: RunLog, backend: Backend, pending: list[dict], config: AuditConfig, progress: bool
+) -> dict[str, dict]:
+    """Ask in batches; each batch's judgments are durable before the next one is asked."""
+    params = SamplingParams(max_new_tokens=config.max_new_tokens)  # greedy: reproducible
+    judged: dict[str, dict] = {}
+    bar = tqdm(total=len(pending), desc="Judged", unit="item", disable=not progress)
+    for start in range(0, len(pending), config.batch_size):
+        batch = pending[start : start + config.batch_size]
+        prompts = [judge.audit_prompt(i["instruction"], i["input"], i["output"]) for i in batch]
+        results = judge.ask(backend, prompts, params, judge.parse_audit)
+        records = [
+            _record(item["key"], result)
+            for item, result in zip(batch, results, strict=True)
+            if result["failure"] != judge.REQUEST_FAILED  # not logged: asked again on resume
+        ]
+        log.append_round(records, {"asked": len(batch), "judged": len(records)})
+        judged |= {r["key"]: r for r in records}
+        bar.update(len(batch))
+    bar.close()
+    return judged
+
+
+def _record(key: str, result: dict[str, Any]) -> dict[str, Any]:
+    verdicts = result["verdict"] or []
+    return {
+        "type": "judgment",
+        "key": key,
+        "answers": [v.answer == "yes" for v in verdicts] or None,
+        "reasons": [v.reason for v in verdicts] or None,
+        "failure": result["failure"],
+        "raw": result["raw"],
+        "error": result["error"],
+    }
+
+
+def _outcome(record: dict[str, Any] | None) -> dict[str, Any]:
+    """One item's columns of the `audit` configuration (no answers for a failed judgment)."""
+    record = record or {"failure": judge.REQUEST_FAILED, "raw": "", "error": ""}
+    answers = record.get("answers") or [None] * len(judge.QUESTIONS)
+    reasons = record.get("reasons") or [""] * len(judge.QUESTIONS)
+    columns: dict[str, Any] = {}
+    for question, answer, reason in zip(judge.QUESTIONS, answers, reasons, strict=True):
+        columns |= {question: answer, f"{question}_reason": reason}
+    all_valid = None if record["failure"] else all(answers)
+    failure = record["failure"] or ""
+    return columns | {"all_valid": all_valid, "failure": failure, "judge_output": record["raw"]}
+
+
+def share(yes: int, n: int) -> dict[str, Any]:
+    low, high = judge.wilson_interval(yes, n)
+    return {"yes": yes, "n": n, "share": yes / n if n else None, "low": low, "high": high}
+
+
+def summarize(items: list[dict[str, Any]], config: AuditConfig) -> dict[str, Any]:
+    """Share "yes" per question and for all fields, over the items the judge answered."""
+    from .export import describe_model
+
+    answered = [i for i in items if not i["failure"]]
+    shares = {
+        question: share(sum(bool(i[question]) for i in answered), len(answered))
+        for question in (*judge.QUESTIONS, "all_valid")
+    }
+    failures = {
+        name: sum(i["failure"] == name for i in items)
+        for name in (judge.UNPARSEABLE, judge.REQUEST_FAILED)
+    }
+    return {
+        "judge": describe_model(config.backend_config()),
+        "backend": config.backend,
+        "date": datetime.now(UTC).date().isoformat(),
+        "sample_size": len(items),
+        "answered": len(answered),
+        "failures": failures,
+        "seed": config.seed,
+        "shares": shares,
+        "paper": PAPER_SHARES,
+        "templates_sha256": judge.templates_fingerprint(),
+    }
+
+
+_EXAMPLES = """examples:
+  self-instruct audit my-data                              # the embedded 135M model judges
+  self-instruct audit my-data --backend openai --chat --endpoint http://gpu1:8000 \\
+      --model Qwen/Qwen2.5-72B-Instruct                    # a strong judge: numbers worth reading
+  self-instruct audit my-data --sample-size 50 --seed 1
+
+then: datasets.load_dataset("my-data", "audit")"""
+
+
+def audit_main(argv: list[str]) -> None:
+    """`self-instruct audit DIR [options]`: judge, write the configuration and card, print."""
+    from .cli import _parse, _parser
+    from .dataset_card.audit import LABELS, write_audit
+
+    parser = _parser(
+        (AuditConfig,),
+        "self-instruct audit",
+        "Have a judge model review a sample of a generated dataset with the three questions of "
+        "the Self-Instruct paper's Table 2; the card gains a 'Quality audit' section.",
+        _EXAMPLES,
+    )
+    named = ["--folder", argv[0]] if argv and not argv[0].startswith("-") else []
+    (config,) = _parse(parser, [*named, *argv[len(named) // 2 :]])
+    try:
+        result = run_audit(config)
+    except KeyboardInterrupt:
+        where = Path(config.folder) / AUDIT_DIR
+        print(
+            f"\nJudgments so far are kept in {where}: rerun the command to go on.", file=sys.stderr
+        )
+        raise
+    folder = Path(config.folder)
+    data_file = write_audit(folder, result, CONFIG_NAME, config.examples)
+    s = result.summary
+    print(f"\nQuality audit of {folder}: {s['sample_size']} items, judge {s['judge']}")
+    for key, label in LABELS.items():
+        q = s["shares"][key]
+        shown = "-" if q["share"] is None else f"{100 * q['share']:5.1f}%"
+        print(
+            f"  {label:<48} {q['yes']:>4}/{q['n']:<4} {shown}  "
+            f"[{100 * q['low']:.1f}%, {100 * q['high']:.1f}%]  paper {100 * s['paper'][key]:.0f}%"
+        )
+    print("Not answered: " + ", ".join(f"{k} {v}" for k, v in s["failures"].items()))
+    print(f"Data: {folder / data_file} (card: {folder / 'README.md'})")
+    print(f'Load: datasets.load_dataset("{folder}", "{CONFIG_NAME}")')
