@@ -9,7 +9,6 @@ its data is new, and so is the audit it needs.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard
 
+from self_instruct.files import atomic_write, describe, read_manifest, remove_files, write_manifest
 from self_instruct.judge import QUESTIONS
 
 from .render import SPLIT, _dataset_info, _environment
@@ -72,22 +72,29 @@ def _with_section(text: str, section: str) -> str:
     return text + "\n" + section if at < 0 else text[: at + 1] + section + text[at + 1 :]
 
 
-def add_audit(folder: Path, name: str, data_file: str, rows: Dataset, section: str) -> Path:
+def add_audit(folder: Path, name: str, data_file: str, rows: Dataset, section: str) -> list[str]:
     """Add configuration `name` (one Parquet file, relative to `folder`) and the section to
-    `folder/README.md`, written through a temporary file and a rename."""
+    `folder/README.md`, written through a temporary file and a rename; return the files of an
+    earlier audit that the card stopped naming.
+
+    The card's `self_instruct.files` gains the new file's size and hash, so a push checks and
+    sends it with the rest of the version."""
     path = folder / "README.md"
     card = DatasetCard.load(path)
     configs = MetadataConfigs.from_dataset_card_data(card.data)
+    previous = [f for s in configs.get(name, {}).get("data_files", []) for f in s["path"]]
     configs[name] = {"data_files": [{"split": SPLIT, "path": [data_file]}]}
     configs.to_dataset_card_data(card.data)
     infos = DatasetInfosDict.from_dataset_card_data(card.data)
     infos[name] = _dataset_info(name, rows, folder, [data_file])
     infos.to_dataset_card_data(card.data)
+    stale = [f for f in previous if f != data_file]
+    origin = card.data.get("self_instruct") or {}
+    files = {k: v for k, v in (origin.get("files") or {}).items() if k not in stale}
+    card.data["self_instruct"] = {**origin, "files": files | describe(folder, [data_file])}
     card.text = _with_section(card.text, section)
-    tmp = path.with_name(f".{path.name}.tmp")
-    card.save(tmp)
-    os.replace(tmp, path)
-    return path
+    atomic_write(path, str(card).encode("utf-8"))
+    return stale
 
 
 def _features() -> Features:
@@ -115,14 +122,16 @@ def write_audit(folder: Path, result: AuditResult, name: str, examples: int) -> 
     """Write configuration `name` and the card section; return the Parquet file's path.
 
     The new file is in place before the card names it, and an earlier audit's file goes only
-    after the card stopped naming it, so the card never lists a file that is missing."""
+    after the card stopped naming it, so the card never lists a file that is missing; only files
+    an earlier audit's card named are deleted."""
     from self_instruct.export import _write_parquet
 
     rows = audit_rows(result.items)
     data_file = _write_parquet(rows, folder, name)
+    # The manifest names the file before the card does, so --overwrite always finds it.
+    write_manifest(folder, [*read_manifest(folder), data_file])
     section = render_section(result.summary, failure_examples(result.items, examples), name)
-    add_audit(folder, name, data_file, rows, section)
-    for stale in (folder / data_file).parent.glob(f"{name}-*.parquet"):
-        if stale.relative_to(folder).as_posix() != data_file:
-            stale.unlink()
+    stale = add_audit(folder, name, data_file, rows, section)
+    remove_files(folder, stale)
+    write_manifest(folder, [f for f in read_manifest(folder) if f not in stale])
     return data_file

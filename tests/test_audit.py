@@ -19,12 +19,14 @@ from pathlib import Path
 import datasets
 import pytest
 from _crash import data_file, launch, run_cli
+from huggingface_hub import DatasetCard
 from local_hub import LocalHub
 from tgi_server import LocalServer, ScriptedApp
 
 from self_instruct import judge
 from self_instruct.audit import AUDIT_DIR, AuditConfig, draw_sample, load_instances, run_audit
 from self_instruct.dataset_card.audit import write_audit
+from self_instruct.files import read_manifest, remove_run
 from self_instruct.hub import push_folder
 
 ALL_YES = "yes - a real task.\nQ2: yes - it fits.\nQ3: yes - it is right."
@@ -195,6 +197,21 @@ def test_rerun_with_the_same_judge_asks_nothing_and_writes_the_same_file(folder)
     ]
     failed = sum(text.startswith(FAILING) for text in instructions_of(folder))
     assert retried == failed  # only the failed requests are asked again
+
+
+def test_an_audit_is_part_of_the_version_and_overwrite_removes_it(folder, tmp_path):
+    """The card records the audit file's hash (a push checks it) and the manifest names it
+    (`--overwrite` deletes it), while a file of the user's named like one stays."""
+    theirs = folder / "data" / "audit-mine.parquet"
+    theirs.write_bytes(b"not ours")
+    with LocalServer(judge_app()) as server:
+        assert run_cli(audit_args(folder, server.url)).returncode == 0
+    ours = data_file(folder, "audit").relative_to(folder).as_posix()
+    card = DatasetCard.load(folder / "README.md").data.to_dict()
+    assert ours in card["self_instruct"]["files"]
+    assert ours in read_manifest(folder)
+    remove_run(folder)
+    assert not (folder / ours).exists() and theirs.read_bytes() == b"not ours"
 
 
 def audit_log(folder: Path) -> Path | None:
