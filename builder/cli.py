@@ -58,10 +58,6 @@ EXIT_REQUESTS_FAILED = 75  # sysexits.h EX_TEMPFAIL: try again later (with --res
 class RunStoppedError(RuntimeError):
     """The environment stopped a run (disk full, folder gone); its finished rounds are kept."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
 
 def _cause(err: BaseException | None, types) -> BaseException | None:
     """`err` or the error behind it: `datasets` wraps what a generator raises in its own error."""
@@ -249,9 +245,10 @@ def _export(config: PipelineConfig, folder: Path, argv: Sequence[str]):
     except Exception as err:
         from .pipeline import RequestsFailedError
 
-        if (failed := _cause(err, RequestsFailedError)) is not None:
-            why = f"Stopped: {failed}"
-            raise RunStoppedError(_stopped(folder, argv, why), EXIT_REQUESTS_FAILED) from err
+        if (failed := _cause(err, RequestsFailedError)) is not None:  # a status of its own
+            stopped = _stopped(folder, argv, f"Stopped: {failed}")
+            print(f"self-instruct generate: error: {stopped}", file=sys.stderr)
+            sys.exit(EXIT_REQUESTS_FAILED)
         os_error = _cause(err, OSError)
         if os_error is None or _cause(err, expected_errors()) is not None:
             raise
@@ -326,8 +323,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(130)
     except Exception as err:
         if (expected := _cause(err, expected_errors())) is not None:
-            print(f"self-instruct {argv[0]}: error: {expected}", file=sys.stderr)
-            sys.exit(getattr(expected, "exit_code", 1))
+            sys.exit(f"self-instruct {argv[0]}: error: {expected}")
         if (os_error := _cause(err, OSError)) is not None:  # a file or disk problem, not a bug
             sys.exit(f"self-instruct {argv[0]}: error: {_describe(os_error)}")
         raise

@@ -145,12 +145,12 @@ def test_a_request_that_failed_for_good_keeps_its_round_out_of_the_log(tmp_path)
     from self_instruct.pipeline import RequestsFailedError
 
     class Flaky(ScriptedBackend):
-        """The 9th request fails for good, as a server backend reports it (None)."""
+        """The 21st request fails for good, as a server backend reports it (None)."""
 
         def generate(self, prompts_, params):
             out = super().generate(prompts_, params)
             before = sum(map(len, self.calls[:-1]))
-            return [None if before + i == 8 else c for i, c in enumerate(out)]
+            return [None if before + i == 20 else c for i, c in enumerate(out)]
 
     with pytest.raises(RequestsFailedError, match=r"1 of \d+ requests of round \d+") as error:
         run(tmp_path, Flaky())
