@@ -84,7 +84,7 @@ def units(path: Path) -> Iterator[Unit | Damage]:
             record, problem = parse_line(line, header=number == 1)
             if problem is not None:
                 bad = bad or (number, problem)
-            elif record["type"] == RUN or record["type"] == ROUND:
+            elif record["type"] in (RUN, ROUND):  # a unit ends here
                 pending.append(record)
                 if bad is None:
                     yield Unit(pending, start, offset)

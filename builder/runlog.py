@@ -179,8 +179,20 @@ class RunLog:
             _write_atomic(config_path, json.dumps(self.config, indent=2, sort_keys=True))
 
     def repair(self) -> Repair:
-        """Move the log's damaged round(s) aside (see logfile.repair); keep every other round."""
+        """Move the log's damaged round(s) aside (see logfile.repair); keep every other round.
+
+        Only for the run's own options: a damaged header is written again from them, so they
+        must match config.json, which must then exist.
+        """
         with runlock.locked(self.dir):
+            found = scan(self.log_path)
+            if found.header is None and found.damage and not (self.dir / CONFIG_FILE).exists():
+                raise StoredConfigError(
+                    f"{self.log_path}: its run header is damaged and {CONFIG_FILE} is missing, so "
+                    "nothing records the options that made this run; --repair-log cannot tell "
+                    "whether they are the ones given. Restore either file from a backup."
+                )
+            self._check_identity(found.header)
             return repair(self.log_path, self._header())
 
     def append_round(self, records: list[Record], marker: Record) -> None:

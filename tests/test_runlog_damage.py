@@ -140,3 +140,15 @@ def test_repair_rebuilds_a_damaged_run_header(tmp_path):
     reopened = RunLog(tmp_path, {"seed": 1})
     assert [r["round"] for r in reopened.open()] == [1, 1, 2, 2]
     reopened.close()
+
+
+def test_repair_refuses_other_options_and_an_unverifiable_header(run_folder):
+    repair = ["--output", str(run_folder), "--resume", "--repair-log"]
+    _, _, damaged = damage(run_folder, "cut_line")
+    assert "seed: 5 -> 6" in refused([*ARGS, "--seed", "6", *repair])
+    lines = damaged.splitlines(keepends=True)
+    (run_folder / LOG).write_bytes(DAMAGE["zeroed_bytes"](lines[0]) + b"".join(lines[1:]))
+    (run_folder / CONFIG).unlink()
+    stderr = refused([*ARGS, *repair])
+    assert "its run header is damaged and config.json is missing" in stderr
+    assert not list((run_folder / RUN_DIR).glob("damaged-*"))  # nothing was moved
