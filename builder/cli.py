@@ -25,10 +25,11 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from .backends.http import BackendError
     from .backends.transformers import ModelNotFoundError
     from .config import ConfigError
-    from .export import OutputFolderError
+    from .export import NothingToExportError, OutputFolderError
     from .hub import PushError
     from .previous import PreviousVersionError
-    from .runlog import RunConfigMismatchError
+    from .runlock import RunDirLockedError
+    from .runlog import RunConfigMismatchError, RunLogDamagedError, StoredConfigError
     from .seeds import SeedFileError
 
     return (
@@ -37,6 +38,10 @@ def expected_errors() -> tuple[type[BaseException], ...]:
         SeedFileError,
         OutputFolderError,
         RunConfigMismatchError,
+        RunLogDamagedError,
+        StoredConfigError,
+        RunDirLockedError,
+        NothingToExportError,
         PreviousVersionError,
         ModelNotFoundError,
         PushError,
@@ -47,6 +52,9 @@ def expected_errors() -> tuple[type[BaseException], ...]:
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that `kill PID` stops a run just as cleanly."""
+
+
+EXIT_REQUESTS_FAILED = 75  # sysexits.h EX_TEMPFAIL: try again later (with --resume)
 
 
 class RunStoppedError(RuntimeError):
@@ -133,7 +141,11 @@ _GENERATE_EXAMPLES = """examples:
       --model Qwen/Qwen2.5-7B-Instruct --num-instructions 5000 --output big-run
   self-instruct generate ... --output my-data --resume      # continue a stopped run
 
-then: datasets.load_dataset("my-data", "instances")"""
+then: datasets.load_dataset("my-data", "instances")
+
+exit status: 0 done; 75 requests failed for good after every retry (the round they belong to
+is not logged: run again with --resume, later, to send it again); 130 Ctrl-C, 143 SIGTERM
+(finished rounds kept); 1 any other error."""
 
 
 @dataclass
@@ -150,6 +162,14 @@ class GenerateArguments:
     overwrite: bool = field(
         default=False,
         metadata={"help": "Delete the run in --output (and only the files it wrote) first."},
+    )
+    repair_log: bool = field(
+        default=False,
+        metadata={
+            "help": "With --resume: move the damaged round(s) of a damaged run log aside (into "
+            ".self-instruct/damaged-<time>.jsonl), keep every complete round before and after "
+            "them, then continue the run."
+        },
     )
     push_to_hub: str | None = field(
         default=None,
@@ -179,6 +199,8 @@ def _parse(parser, argv: Sequence[str]) -> tuple:
 def generate(argv: Sequence[str]) -> None:
     """Run the pipeline into a folder, print the funnel, optionally push."""
     from .export import prepare_output
+    from .runlock import locked
+    from .runlog import RUN_DIR
 
     parser = _parser(
         (PipelineConfig, GenerateArguments),
@@ -188,22 +210,38 @@ def generate(argv: Sequence[str]) -> None:
         _GENERATE_EXAMPLES,
     )
     config, args = _parse(parser, argv)
+    if args.repair_log and not args.resume:
+        from .config import ConfigError
+
+        raise ConfigError("--repair-log repairs the run already in --output: add --resume")
     folder = Path(args.output)
     if args.push_to_hub:
         from .hub import check_target
 
         check_target(args.push_to_hub)  # a bad repo id fails now, not after the run
-    _check_inputs(config)
-    if removed := prepare_output(folder, resume=args.resume, overwrite=args.overwrite):
-        print(f"--overwrite removed from {folder}: {', '.join(removed)}", file=sys.stderr)
-    start = time.monotonic()
-    result = _export(config, folder, argv)
-    print(_summary(result, time.monotonic() - start))
-    if args.push_to_hub:
-        from .hub import push_folder
+    # A second process is refused before it loads a model or --overwrite deletes anything.
+    with locked(folder / RUN_DIR, only_if_exists=True):
+        _check_inputs(config)
+        if removed := prepare_output(folder, resume=args.resume, overwrite=args.overwrite):
+            print(f"--overwrite removed from {folder}: {', '.join(removed)}", file=sys.stderr)
+        with locked(folder / RUN_DIR):  # a new folder's run directory, or an emptied one's
+            if args.repair_log:
+                print(_repair(config, folder))
+            start = time.monotonic()
+            result = _export(config, folder, argv)
+            print(_summary(result, time.monotonic() - start))
+            if args.push_to_hub:
+                from .hub import push_folder
 
-        pushed = push_folder(folder, args.push_to_hub)
-        print(f"Pushed {pushed.repo_id}@{pushed.tag} ({pushed.commit_url})")
+                pushed = push_folder(folder, args.push_to_hub)
+                print(f"Pushed {pushed.repo_id}@{pushed.tag} ({pushed.commit_url})")
+
+
+def _repair(config: PipelineConfig, folder: Path) -> str:
+    from .pipeline import Pipeline
+    from .runlog import RUN_DIR
+
+    return f"--repair-log: {Pipeline(config, folder / RUN_DIR, progress=False).log.repair()}"
 
 
 def _export(config: PipelineConfig, folder: Path, argv: Sequence[str]):
@@ -221,6 +259,12 @@ def _export(config: PipelineConfig, folder: Path, argv: Sequence[str]):
         print(f"\n{_stopped(folder, argv, why)}", file=sys.stderr)
         sys.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
     except Exception as err:
+        from .pipeline import RequestsFailedError
+
+        if (failed := _cause(err, RequestsFailedError)) is not None:  # a status of its own
+            stopped = _stopped(folder, argv, f"Stopped: {failed}")
+            print(f"self-instruct generate: error: {stopped}", file=sys.stderr)
+            sys.exit(EXIT_REQUESTS_FAILED)
         if (backend_error := _cause(err, BackendError)) is not None:
             why = f"Stopped: {str(backend_error).rstrip('.')}"
             raise RunStoppedError(_stopped(folder, argv, why)) from err
@@ -252,13 +296,16 @@ def _summary(result, seconds: float) -> str:
 def push(argv: Sequence[str]) -> None:
     """`self-instruct push DIR REPO_ID [--tag T] [--private] [--revision B] [--create-pr]`."""
     from .hub import PushConfig, push_main
+    from .runlock import locked
+    from .runlog import RUN_DIR
 
     parser = _parser((PushConfig,), "self-instruct push", "Push a generated folder as a version.")
     positional = [a for a in argv[:2] if not a.startswith("-")]
     named = ["--folder", positional[0]] if positional else []
     named += ["--repo_id", positional[1]] if len(positional) > 1 else []
     (config,) = _parse(parser, [*named, *argv[len(positional) :]])
-    push_main(config)
+    with locked(Path(config.folder) / RUN_DIR, only_if_exists=True):
+        push_main(config)
 
 
 def stats(argv: Sequence[str]) -> None:

@@ -49,6 +49,10 @@ DATA_DIR = "data"
 CARD = Path("README.md")
 
 
+class NothingToExportError(ValueError):
+    """A configuration has no rows (the run kept nothing): the message gives the funnel."""
+
+
 @dataclass
 class ExportResult:
     folder: Path
@@ -210,6 +214,20 @@ def provenance(config: PipelineConfig, command: str, usage: dict[str, Any]) -> d
     }
 
 
+def _nothing_kept(name: str, run_dir: Path, config: PipelineConfig) -> str:
+    """Why configuration `name` is empty, from the funnel, and what to try instead."""
+    funnel = funnel_from_log(read_log(run_dir), config.num_instructions)
+    stage = funnel["instructions" if name == "instructions" else "instances"]
+    rejected = ", ".join(f"{k} {v}" for k, v in stage["rejected"].items()) or "none"
+    return (
+        f"the run kept no {'instruction' if name == 'instructions' else 'instance'} "
+        f"({stage['generated']} generated, rejected: {rejected}), so there is no '{name}' data to "
+        f"write; nothing was exported. The finished rounds stay in {run_dir}. Try a larger "
+        "--model, other --seeds or a higher --rouge-threshold, in another --output folder (or "
+        "with --overwrite)."
+    )
+
+
 def export(config: PipelineConfig, folder: Path, *, command: str) -> ExportResult:
     """Run (or resume, or replay) the pipeline through the builder and write the folder."""
     from .dataset_card import render_card
@@ -223,6 +241,8 @@ def export(config: PipelineConfig, folder: Path, *, command: str) -> ExportResul
                 config_name=name, cache_dir=cache_dir, run_dir=str(run_dir), **asdict(config)
             )
             builder.download_and_prepare()
+            if not builder.info.splits["train"].num_examples:
+                raise NothingToExportError(_nothing_kept(name, run_dir, config))
             rows[name] = builder.as_dataset(split="train").flatten_indices()
         data_files = {name: [_write_parquet(rows[name], stage, name)] for name in CONFIG_NAMES}
         funnel = funnel_from_log(read_log(run_dir), config.num_instructions)

@@ -4,7 +4,9 @@ One round turns `batch_size` instruction prompts into candidates, filters them (
 ROUGE-L against the pool), asks which of the accepted ones are classification tasks, generates
 their instances and appends everything, rejections included, to the run log in one durable write.
 Every random choice of round r comes from a generator seeded with (seed, r), so a resumed run
-repeats exactly the rounds an uninterrupted one would have made.
+repeats exactly the rounds an uninterrupted one would have made. For the same reason a round
+where a request failed for good (its retries spent) is never logged: the run stops, and the
+resume sends the whole round again, as if it had never been tried.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from . import prompts
-from .backends import Backend, SamplingParams, load_backend
+from .backends import Backend, Completion, SamplingParams, load_backend
 from .config import PipelineConfig
 from .filters import filter_instances, instruction_rejection
 from .parsing import parse_instances, parse_is_classification, split_instructions
@@ -38,6 +40,17 @@ TOP_K_SIMILAR = 10
 # Characters of a rejected text kept in the run log: enough to see why it was rejected. A server
 # that answers 10 MB would otherwise grow the log by as much per rejected item.
 MAX_REJECTED_CHARS = 2_000
+
+
+class RequestsFailedError(RuntimeError):
+    """Requests of a round failed for good; the round was not logged, so a resume redoes it."""
+
+    def __init__(self, round_: int, failed: int, total: int) -> None:
+        super().__init__(
+            f"{failed} of {total} requests of round {round_} failed for good (every retry spent); "
+            "the round was not logged, so a resume sends it again"
+        )
+        self.round, self.failed = round_, failed
 
 
 def derive_seed(*parts: Any) -> int:
@@ -169,7 +182,8 @@ class Pipeline:
         usage_before = self._usage()
         rng = random.Random(derive_seed(cfg.seed, "round", round_))
         shown = [self._sample_examples(rng) for _ in range(cfg.batch_size)]
-        completions = self.backend.generate(
+        completions = self._ask(
+            round_,
             [prompts.instruction_prompt(ex, cfg.classification_only) for ex in shown],
             SamplingParams(
                 max_new_tokens=cfg.max_new_tokens,
@@ -184,8 +198,6 @@ class Pipeline:
         rejected: list[Record] = []
         candidates: list[tuple[str, list[str]]] = []
         for completion, examples in zip(completions, shown, strict=True):
-            if completion is None:  # failed for good: counted in the round's failed_requests
-                continue
             for item in split_instructions(completion.text, completion.finish_reason == "length"):
                 if reason := instruction_rejection(item):
                     rejected.append(_rejection(round_, item.text, reason))
@@ -234,7 +246,8 @@ class Pipeline:
             return
         texts = [r["instruction"] for r in accepted]
         labels = self._classify(round_, texts)
-        completions = self.backend.generate(
+        completions = self._ask(
+            round_,
             [prompts.instance_prompt(t, c) for t, c in zip(texts, labels, strict=True)],
             SamplingParams(
                 max_new_tokens=self.config.instance_max_new_tokens,
@@ -245,11 +258,7 @@ class Pipeline:
             ),
         )
         for record, is_clf, completion in zip(accepted, labels, completions, strict=True):
-            parsed = (
-                parse_instances(completion.text, is_clf, completion.finish_reason == "length")
-                if completion is not None
-                else []  # the request failed for good: the instruction keeps no instances
-            )
+            parsed = parse_instances(completion.text, is_clf, completion.finish_reason == "length")
             kept, dropped = filter_instances(parsed)
             record["is_classification"] = is_clf
             record["instances"] = [{"input": i.input, "output": i.output} for i in kept]
@@ -261,7 +270,8 @@ class Pipeline:
     def _classify(self, round_: int, texts: list[str]) -> list[bool]:
         if self.config.classification_only:
             return [True] * len(texts)
-        completions = self.backend.generate(
+        completions = self._ask(
+            round_,
             [prompts.classification_prompt(t) for t in texts],
             SamplingParams(
                 max_new_tokens=3,
@@ -269,7 +279,14 @@ class Pipeline:
                 seed=derive_seed(self.config.seed, "classify", round_),
             ),
         )
-        return [c is not None and parse_is_classification(c.text) for c in completions]
+        return [parse_is_classification(c.text) for c in completions]
+
+    def _ask(self, round_: int, prompts_: list[str], params: SamplingParams) -> list[Completion]:
+        """Every completion of one step, or `RequestsFailedError` before anything is logged."""
+        completions = self.backend.generate(prompts_, params)
+        if failed := sum(c is None for c in completions):
+            raise RequestsFailedError(round_, failed, len(completions))
+        return completions
 
     def _usage(self) -> dict[str, float]:
         usage = self.backend.usage

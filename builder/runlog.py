@@ -1,68 +1,89 @@
 """The append-only run log: nothing generated is lost, and a stopped run resumes where it was.
 
-A run directory holds `config.json` (the options that decide the data) and `log.jsonl`, one JSON
-record a line. The pipeline appends one round at a time -- every accepted and rejected item of the
-round, then a `round` marker -- in one write, then fsyncs it. A write that fails (disk full, a
-signal) is cut back off at once; on reopening, records after the last marker (a round interrupted
-by `kill -9` or a power cut, possibly with a torn last line) are cut off too, so a round is either
-wholly in the log or not at all, and the resumed run redoes it. Records are streamed back from the
-file, never held in memory, so memory stays flat however long the run.
+A run directory holds `log.jsonl` (see logfile.py for its layout) and `config.json`, a readable
+copy of the log's run header: the options that decide the data. Reopening compares both with the
+options given, and restores a deleted `config.json` from the header. The pipeline appends one
+round at a time -- every accepted and rejected item of the round, then a `round` marker -- in one
+write, then fsyncs it. A write that fails (disk full, a signal) is cut back off at once; on
+reopening, records after the last marker (a round interrupted by `kill -9` or a power cut,
+possibly with a torn last line) are cut off too, so a round is either wholly in the log or not at
+all, and the resumed run redoes it. Damage anywhere before that stops the run and changes nothing.
+Records are streamed back from the file, never held in memory, so memory stays flat however long
+the run.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from . import runlock
+from .logfile import (
+    ROUND,
+    RUN,
+    Damage,
+    Record,
+    Repair,
+    RunLogDamagedError,
+    damage_message,
+    encode,
+    repair,
+    require_intact,
+    scan,
+    units,
+)
+
 RUN_DIR = ".self-instruct"  # inside an output folder: the run log and options, never uploaded
 CONFIG_FILE = "config.json"
 LOG_FILE = "log.jsonl"
-ROUND = "round"
 USAGE_KEYS = ("requests", "failed_requests", "prompt_tokens", "completion_tokens", "seconds")
 
-Record = dict[str, Any]
+__all__ = [
+    "ROUND",
+    "Record",
+    "RunLog",
+    "RunLogDamagedError",
+    "check_log",
+    "read_log",
+    "usage_from_log",
+]
 
 
 class RunConfigMismatchError(ValueError):
     """Resuming with options that would change the data; the message lists the differences."""
 
 
-def _rounds(path: Path) -> Iterator[tuple[list[Record], int]]:
-    """Each complete round's records, with the byte offset just past its marker.
-
-    Reading stops at the first line that is not a whole JSON record ending in a newline: the
-    process died mid-write, and what follows the last marker is an unfinished round.
-    """
-    if not path.exists():
-        return
-    pending: list[Record] = []
-    with path.open("rb") as f:
-        for line in f:
-            try:
-                record = json.loads(line) if line.endswith(b"\n") else None
-            except ValueError:
-                record = None
-            if not isinstance(record, dict):
-                return
-            pending.append(record)
-            if record.get("type") == ROUND:
-                yield pending, f.tell()
-                pending = []
+class StoredConfigError(ValueError):
+    """`config.json` is empty or not a JSON object; the message says how to restore it."""
 
 
-def _complete_length(path: Path) -> int:
-    """The byte length of the log's complete rounds."""
-    return max((offset for _, offset in _rounds(path)), default=0)
+def _records(path: Path, end: int | None = None) -> Iterator[Record]:
+    """The records of the complete rounds (up to byte `end`); raise at damage, never skip it."""
+    for unit in units(path):
+        if end is not None and unit.end > end:
+            return
+        if isinstance(unit, Damage):
+            raise RunLogDamagedError(damage_message(path, [unit]))
+        if not unit.is_header:
+            yield from unit.records
 
 
 def read_log(run_dir: str | os.PathLike) -> Iterator[Record]:
-    """The records of a run directory's complete rounds, streamed (for exports and statistics)."""
-    return (record for records, _ in _rounds(Path(run_dir) / LOG_FILE) for record in records)
+    """The records of a run directory's complete rounds, streamed (for exports and statistics).
+
+    A damaged line raises `RunLogDamagedError` when reached: a reader never gets a prefix of the
+    data as if it were all of it.
+    """
+    return _records(Path(run_dir) / LOG_FILE)
+
+
+def check_log(run_dir: str | os.PathLike) -> None:
+    """Raise `RunLogDamagedError` if the run log is damaged anywhere but a torn tail."""
+    require_intact(Path(run_dir) / LOG_FILE)
 
 
 def usage_from_log(records: Iterable[Record]) -> dict[str, float]:
@@ -79,54 +100,110 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
 
 
+def _read_config(path: Path) -> dict[str, Any] | None:
+    """The stored options, or None when the file is missing."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        stored = json.loads(text)
+    except ValueError:
+        stored = None
+    if not isinstance(stored, dict):
+        what = "is empty" if not text.strip() else "does not hold a JSON object"
+        raise StoredConfigError(
+            f"{path} {what}. It is only a copy of the run header on line 1 of {LOG_FILE}: "
+            "delete it, and the next run restores it from the log."
+        )
+    return stored
+
+
 class RunLog:
     """One run directory: its stored configuration and its log of complete rounds.
 
     Records are read back from the file when asked for, never kept in memory: a run of any length
-    holds only what the pipeline itself needs (the ROUGE-L pool).
+    holds only what the pipeline itself needs (the ROUGE-L pool). From `open` to `close` the run
+    directory is locked (runlock.py): no other process can write it.
     """
 
     def __init__(self, run_dir: str | os.PathLike, config: dict[str, Any]) -> None:
         self.dir = Path(run_dir)
         self.config = config
-        self._end = 0  # bytes of complete rounds in the log
+        self._end = 0  # bytes of complete units in the log
         self._fd: int | None = None
+        self._lock: tuple[int, int] | None = None
 
     @property
     def log_path(self) -> Path:
         return self.dir / LOG_FILE
 
     def open(self) -> Iterator[Record]:
-        """Create the run directory or reopen it; return the records of its complete rounds."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        config_path = self.dir / CONFIG_FILE
-        if config_path.exists():
-            self._check_config(json.loads(config_path.read_text()))
-        else:
-            _write_atomic(config_path, json.dumps(self.config, indent=2, sort_keys=True))
-        self._end = _complete_length(self.log_path)
-        self._fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.ftruncate(self._fd, self._end)  # drop an interrupted round
+        """Create the run directory or reopen it; return the records of its complete rounds.
+
+        Everything is checked before anything is written: damage or other options leave the
+        directory exactly as it was.
+        """
+        self._lock = runlock.acquire(self.dir)
+        try:
+            found = scan(self.log_path)
+            if found.damage:
+                raise RunLogDamagedError(damage_message(self.log_path, found.damage))
+            self._check_identity(found.header)
+            self._fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.ftruncate(self._fd, found.end)  # drop a round that never finished
+            self._end = found.end
+            if found.header is None:
+                self._append(encode([self._header()]))
+        except BaseException:
+            self.close()
+            raise
         return self.iter_records()
 
-    def _check_config(self, stored: dict[str, Any]) -> None:
-        if diffs := _differences(stored, self.config):
-            raise RunConfigMismatchError(
-                f"{self.dir} holds a run made with other options:\n  "
-                + "\n  ".join(diffs)
-                + "\nRerun with the original options to resume it, or choose another output "
-                "folder (or --overwrite to discard it)."
-            )
+    def _header(self) -> Record:
+        return {"type": RUN, "identity": self.config}
+
+    def _check_identity(self, header: Record | None) -> None:
+        """Both records of the options must match the ones given; restore a missing copy."""
+        config_path = self.dir / CONFIG_FILE
+        stored = _read_config(config_path)
+        logged = header["identity"] if header else None
+        for source, identity in ((config_path, stored), (self.log_path, logged)):
+            if identity is not None and (diffs := _differences(identity, self.config)):
+                raise RunConfigMismatchError(
+                    f"{self.dir} holds a run made with other options (as {source.name} records "
+                    "them):\n  " + "\n  ".join(diffs) + "\nRerun with the original options to "
+                    "resume it, or choose another output folder (or --overwrite to discard it)."
+                )
+        if stored is None:
+            _write_atomic(config_path, json.dumps(self.config, indent=2, sort_keys=True))
+
+    def repair(self) -> Repair:
+        """Move the log's damaged round(s) aside (see logfile.repair); keep every other round.
+
+        Only for the run's own options: a damaged header is written again from them, so they
+        must match config.json, which must then exist.
+        """
+        with runlock.locked(self.dir):
+            found = scan(self.log_path)
+            if found.header is None and found.damage and not (self.dir / CONFIG_FILE).exists():
+                raise StoredConfigError(
+                    f"{self.log_path}: its run header is damaged and {CONFIG_FILE} is missing, so "
+                    "nothing records the options that made this run; --repair-log cannot tell "
+                    "whether they are the ones given. Restore either file from a backup."
+                )
+            self._check_identity(found.header)
+            return repair(self.log_path, self._header())
 
     def append_round(self, records: list[Record], marker: Record) -> None:
-        """Write one round's records and its marker durably (write + fsync) in one go.
+        """Write one round's records and its marker durably (write + fsync) in one go."""
+        self._append(encode([*records, {**marker, "type": ROUND}]))
 
-        If anything stops the write (a full disk, Ctrl-C, SIGTERM), the partial round is cut off
-        again before the error goes on, so the log always ends with a complete round.
-        """
+    def _append(self, data: bytes) -> None:
+        """Append whole units durably. If anything stops the write (a full disk, Ctrl-C,
+        SIGTERM), the partial unit is cut off again before the error goes on, so the log always
+        ends with a complete one."""
         assert self._fd is not None, "open() the run log first"
-        lines = [*records, {**marker, "type": ROUND}]
-        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines).encode("utf-8")
         try:
             _write_all(self._fd, data)
             os.fsync(self._fd)
@@ -140,9 +217,7 @@ class RunLog:
 
     def iter_records(self) -> Iterator[Record]:
         """The records of the complete rounds written so far, read back from the file."""
-        end = self._end
-        rounds = itertools.takewhile(lambda r: r[1] <= end, _rounds(self.log_path))
-        return (record for records, _ in rounds for record in records)
+        return _records(self.log_path, self._end)
 
     def iter_type(self, record_type: str) -> Iterator[Record]:
         return (r for r in self.iter_records() if r.get("type") == record_type)
@@ -151,6 +226,9 @@ class RunLog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._lock is not None:
+            runlock.release(self._lock)
+            self._lock = None
 
 
 def _write_all(fd: int, data: bytes) -> None:

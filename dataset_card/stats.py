@@ -15,6 +15,7 @@ from statistics import fmean
 from datasets import Dataset, get_dataset_config_names, load_dataset
 
 from self_instruct.config import BUNDLED_SEEDS
+from self_instruct.runlog import RUN_DIR, check_log
 from self_instruct.seeds import SeedTask, load_seeds
 
 OUTPUT_CONFIGS = ("instructions", "instances")
@@ -115,6 +116,8 @@ def load_stats_input(data: str) -> tuple[Dataset, Dataset]:
     or from anything `load_seeds` reads (a seed-schema .jsonl, folder or Hub id, 'bundled')."""
     if not _has_output_configs(data):
         return seed_stats_input(load_seeds(data))
+    if (Path(data) / RUN_DIR).is_dir():  # our own folder: its data must not hide a damaged log
+        check_log(Path(data) / RUN_DIR)
     instructions, instances = (load_dataset(data, name, split="train") for name in OUTPUT_CONFIGS)
     return instructions, instances
 

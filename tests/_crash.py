@@ -55,6 +55,16 @@ def run_cli(
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
+def refused(args: list[str], command: str = "generate") -> str:
+    """Run `self-instruct ARGS`; expect exit 1 with one error line and no traceback; stderr."""
+    done = run_cli(args)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    prefix = f"self-instruct {command}: error:"
+    assert sum(prefix in line for line in done.stderr.splitlines()) == 1, done.stderr
+    return done.stderr
+
+
 def wait_for_rounds(folder: Path, rounds: int, process: subprocess.Popen, timeout=60.0) -> bool:
     """Wait until the run log holds `rounds` round markers; False if the process ended first."""
     deadline = time.monotonic() + timeout

@@ -126,6 +126,8 @@ def test_interrupted_resume_keeps_the_previous_export(tmp_path, uninterrupted):
         b'{"type": "instruction", "id": "r0',  # torn mid-record
         b'{"type": "rejected", "round": 1, "text": "x", "reason": "too_short"}\n',  # no marker
         b'{"type": "round", "round": 1}',  # a whole marker but no newline: torn too
+        # a record, then pages the power cut left zeroed: no valid marker after them, so torn
+        b'{"type": "rejected", "round": 1, "text": "x", "reason": "too_short"}\n' + b"\0" * 300,
     ],
 )
 def test_reopening_cuts_a_torn_round_and_appends_cleanly(tmp_path, tail):

@@ -139,22 +139,21 @@ def test_ids_are_unique_and_ordered(tmp_path, scripted_backend):
     assert all(a != b for a, b in itertools.pairwise(ids))
 
 
-def test_requests_that_failed_for_good_are_skipped_and_counted(tmp_path):
+def test_a_request_that_failed_for_good_keeps_its_round_out_of_the_log(tmp_path):
     from scripted_backend import ScriptedBackend
 
+    from self_instruct.pipeline import RequestsFailedError
+
     class Flaky(ScriptedBackend):
-        """Every third request fails for good, as a server backend reports it (None)."""
+        """The 21st request fails for good, as a server backend reports it (None)."""
 
         def generate(self, prompts_, params):
             out = super().generate(prompts_, params)
-            failed = [i % 3 == 0 for i in range(len(out))]
-            self.usage.requests -= sum(failed)
-            self.usage.failed_requests += sum(failed)
-            return [None if f else c for c, f in zip(out, failed, strict=True)]
+            before = sum(map(len, self.calls[:-1]))
+            return [None if before + i == 20 else c for i, c in enumerate(out)]
 
-    pipeline, accepted = run(tmp_path, Flaky(), num_instructions=6)
-    assert len(accepted) == 6
-    records = read_log(tmp_path / "run")
-    markers = [r for r in records if r["type"] == "round"]
-    assert sum(m["failed_requests"] for m in markers) == pipeline.backend.usage.failed_requests > 0
-    assert any(not r["instances"] for r in accepted)  # some instance requests failed
+    with pytest.raises(RequestsFailedError, match=r"1 of \d+ requests of round \d+") as error:
+        run(tmp_path, Flaky())
+    assert error.value.round > 0
+    markers = [r["round"] for r in read_log(tmp_path / "run") if r["type"] == "round"]
+    assert markers == list(range(error.value.round))  # every earlier round, not the one that failed

@@ -1,0 +1,81 @@
+"""Runs that cannot finish as asked, through the real CLI: a request that fails for good (against
+a TGI-protocol server on 127.0.0.1), and a run whose filters accept nothing."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+from _crash import data_file, run_cli
+from scripted_backend import ScriptedBackend
+from tgi_server import LocalServer, ModelTGIApp, tgi_error
+
+from self_instruct.cli import EXIT_REQUESTS_FAILED
+from self_instruct.rows import CONFIG_NAMES
+from self_instruct.runlog import RUN_DIR, read_log
+
+ARGS = ["generate", "--backend", "tgi", "--num-instructions", "10", "--batch-size", "3"]
+SERVER = {"SI_TEST_REAL_MODEL": "1"}  # the real tgi backend, not the launcher's stand-in
+
+
+class FlakyTGIApp(ModelTGIApp):
+    """TGI over the scripted model; the `fail_at`-th /generate request answers 503."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__(ScriptedBackend())
+        self.fail_at, self.count = fail_at, 0
+        self._count_lock = threading.Lock()
+
+    def generate(self, request: dict):
+        with self._count_lock:
+            self.count += 1
+            failing = self.count == self.fail_at
+        if failing:
+            return tgi_error(503, "Model is overloaded", "overloaded")
+        return super().generate(request)
+
+
+def generate(folder, app, *extra):
+    with LocalServer(app) as server:
+        args = [*ARGS, "--endpoint", server.url, "--max-attempts", "1", *extra]
+        return run_cli([*args, "--output", str(folder)], SERVER)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("healthy") / "out"
+    done = generate(folder, FlakyTGIApp())
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+def test_failed_request_stops_the_run_and_resume_sends_its_round_again(tmp_path, uninterrupted):
+    folder = tmp_path / "out"
+    done = generate(folder, FlakyTGIApp(fail_at=12))
+    assert done.returncode == EXIT_REQUESTS_FAILED, done.stderr
+    assert "Traceback" not in done.stderr
+    found = re.search(r"1 of \d+ requests of round (\d+) failed for good", done.stderr)
+    assert found, done.stderr
+    assert "To continue: self-instruct generate" in done.stderr
+    markers = [r["round"] for r in read_log(folder / RUN_DIR) if r["type"] == "round"]
+    assert markers == list(range(int(found[1])))  # the round with the failure is not logged
+    assert not (folder / "README.md").exists()
+
+    resumed = generate(folder, FlakyTGIApp(), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    for name in CONFIG_NAMES:  # as if the request had never failed
+        assert data_file(folder, name).read_bytes() == data_file(uninterrupted, name).read_bytes()
+
+
+def test_run_that_accepts_nothing_ends_with_a_message(tmp_path):
+    folder = tmp_path / "out"
+    done = run_cli(
+        ["generate", "--batch-size", "2", "--rouge-threshold", "0", "--patience", "2"]
+        + ["--output", str(folder)]
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "corresponds to no data" not in done.stderr
+    assert "self-instruct generate: error: the run kept no instruction" in done.stderr
+    assert "too_similar" in done.stderr and "--rouge-threshold" in done.stderr
+    assert not (folder / "README.md").exists()
