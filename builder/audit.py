@@ -189,7 +189,7 @@ def _judge(
     params = SamplingParams(max_new_tokens=config.max_new_tokens)  # greedy: reproducible
     judged: dict[str, dict] = {}
     bar = tqdm(total=len(pending), desc="Judged", unit="item", disable=not progress)
-    for start in range(0, len(pending), config.batch_size):
+    for batch_number, start in enumerate(range(0, len(pending), config.batch_size)):
         batch = pending[start : start + config.batch_size]
         prompts = [judge.audit_prompt(i["instruction"], i["input"], i["output"]) for i in batch]
         results = judge.ask(backend, prompts, params, judge.parse_audit)
@@ -198,7 +198,8 @@ def _judge(
             for item, result in zip(batch, results, strict=True)
             if result["failure"] != judge.REQUEST_FAILED  # not logged: asked again on resume
         ]
-        log.append_round(records, {"asked": len(batch), "judged": len(records)})
+        marker = {"round": batch_number, "asked": len(batch), "judged": len(records)}
+        log.append_round(records, marker)
         judged |= {r["key"]: r for r in records}
         bar.update(len(batch))
     bar.close()

@@ -23,7 +23,8 @@ from typing import Any
 
 RUN = "run"
 ROUND = "round"
-ROUND_RECORDS = frozenset({"instruction", "rejected", ROUND})
+# What a round may hold: a generation run's instructions and rejections, an audit's judgments.
+ROUND_RECORDS = frozenset({"instruction", "rejected", "judgment", ROUND})
 _JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 
 Record = dict[str, Any]

@@ -202,7 +202,8 @@ class ModelTGIApp:
             return tgi_error(422, f"Input validation error: {problem}", "validation")
         params = _sampling_params(parameters)
         limit = self.info()["max_input_tokens"]
-        if len(self.backend.tokenizer(request["inputs"]).input_ids) > limit:
+        counts = self.backend.count_tokens([request["inputs"]])  # None: a scripted model
+        if counts is not None and counts[0] > limit:
             return tgi_error(
                 422,
                 f"Input validation error: `inputs` must have less than {limit} tokens.",
