@@ -24,7 +24,7 @@ from datasets.builder import Key
 from . import CITATION
 from .config import PipelineConfig
 from .pipeline import Pipeline
-from .rows import CONFIG_NAMES, FEATURES, rows_of
+from .rows import CONFIG_NAMES, FEATURES, rows_of, seed_sft_rows
 
 logger = datasets.logging.get_logger(__name__)
 
@@ -93,6 +93,10 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
         logger.info("Self-Instruct run directory: %s", pipeline.log.dir)
         idx = 0
         for record in pipeline:
-            for row in rows_of(self.config.name, record, config.seed):
+            for row in rows_of(self.config.name, record, config.seed, pipeline.templates):
+                yield Key(0, idx), row
+                idx += 1
+        if self.config.name == "sft" and config.sft_include_seed_tasks:
+            for row in seed_sft_rows(pipeline.seed_tasks, config.seed, pipeline.templates):
                 yield Key(0, idx), row
                 idx += 1
