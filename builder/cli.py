@@ -71,14 +71,17 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def _check_inputs(config: PipelineConfig) -> None:
-    """Load the seeds and the model before --output is touched (--overwrite empties it)."""
+    """Load the seeds, the templates and the model before --output is touched (--overwrite
+    empties it)."""
     from . import pipeline
+    from .prompts import load_templates
     from .seeds import SeedFileError, load_seeds
 
     try:
         load_seeds(config.seeds)
     except OSError as err:  # what permission bits or a failing disk refuse
         raise SeedFileError(f"{config.seeds}: cannot read the seed file ({err.strerror})") from err
+    load_templates(config.prompt_templates)
     pipeline.load_backend(config).close()  # transformers caches the loaded model for the run
 
 

@@ -192,7 +192,6 @@ def provenance(config: PipelineConfig, command: str, usage: dict[str, Any]) -> d
         "backend": config.backend,
         "generation": options,
         "seeds": {"source": config.seeds, "sha256": seeds_fingerprint(seeds), "count": len(seeds)},
-        "prompt_templates": config.prompt_templates,
         "prompt_templates_sha256": load_templates(config.prompt_templates).fingerprint(),
         "rouge_threshold": config.rouge_threshold,
         "filters": [*INSTRUCTION_REASONS, *INSTANCE_REASONS],
