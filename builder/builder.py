@@ -31,7 +31,8 @@ logger = datasets.logging.get_logger(__name__)
 _DESCRIPTIONS = {
     "instructions": "Accepted machine-generated instructions with their ROUGE-L provenance.",
     "instances": "Instruction, input and output of every kept instance (the paper's layout).",
-    "sft": "Conversational prompt-completion rows for TRL's SFTTrainer.",
+    "sft": "Conversational prompt-completion rows for TRL's SFTTrainer: every instance and, as "
+    "in the paper's fine-tuning data, the seed tasks' own.",
 }
 
 
