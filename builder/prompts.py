@@ -117,6 +117,10 @@ _SECTIONS: dict[str, dict[str, str]] = {
 }
 
 
+# The texts that the instruction is filled into: one without "{instruction}" would drop it.
+_FILLED = ("classification_query", "instance_query", "sft_with_input", "sft_without_input")
+
+
 def load_templates(source: str = DEFAULT_TEMPLATES) -> PromptTemplates:
     """Read `source` ('default' for ours); raises `TemplateError` saying what to fix."""
     path = DEFAULT_TEMPLATES_PATH if source == DEFAULT_TEMPLATES else Path(source)
@@ -139,8 +143,14 @@ def _fields(path: Path, data: Any) -> dict[str, Any]:
             raise TemplateError(f"{path}: missing section '{section}' (see templates/default.yaml)")
         for key, name in keys.items():
             listed = name.endswith("_stop") or name.startswith("sft_")
-            values[name] = _value(path, f"{section}.{key}", block.get(key), listed)
+            value = values[name] = _value(path, f"{section}.{key}", block.get(key), listed)
+            if name in _FILLED and not all("{instruction}" in t for t in _texts(value)):
+                raise TemplateError(f"{path}: '{section}.{key}' must hold {{instruction}}")
     return values
+
+
+def _texts(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    return value if isinstance(value, tuple) else (value,)
 
 
 def _value(path: Path, key: str, value: Any, listed: bool) -> str | tuple[str, ...]:

@@ -202,11 +202,19 @@ def test_broken_file_is_refused_with_its_name(tmp_path, content, message):
     assert str(path) in str(err.value)
 
 
-def test_wrong_type_names_the_key(tmp_path):
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('stop: ["\\n", "Task"]', "stop: 3", "'classification.stop' must be a non-empty list"),
+        ('query: " {instruction}\\n"', 'query: "\\n"', "'instances.query' must hold {instruction}"),
+    ],
+)
+def test_wrong_value_names_the_key(tmp_path, old, new, message):
     path = tmp_path / "bad.yaml"
     text = DEFAULT_TEMPLATES_PATH.read_text(encoding="utf-8")
-    path.write_text(text.replace('stop: ["\\n", "Task"]', "stop: 3"))
-    with pytest.raises(TemplateError, match="'classification.stop' must be a non-empty list"):
+    assert old in text
+    path.write_text(text.replace(old, new))
+    with pytest.raises(TemplateError, match=re.escape(message)):
         load_templates(str(path))
 
 
