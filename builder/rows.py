@@ -115,15 +115,16 @@ def sft_rows(
         input_text = fine_tuning_input(row["input"], rng)
         template = rng.randrange(len(templates.sft_family(input_text)))
         user = templates.sft_user_message(row["instruction"], input_text, template)
-        if (user, row["output"]) in seen:  # the paper drops repeated (prompt, completion) pairs
+        output = row["output"].strip()
+        if (user, output) in seen:  # the paper drops repeated (prompt, completion) pairs
             continue
-        seen.add((user, row["output"]))
+        seen.add((user, output))
         yield {
             "id": f"{row['id']}-sft",
             "instance_id": row["id"],
             "template": template,
             "prompt": [{"role": "user", "content": user}],
-            "completion": [{"role": "assistant", "content": row["output"].strip()}],
+            "completion": [{"role": "assistant", "content": output}],
         }
 
 

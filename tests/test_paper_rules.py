@@ -7,6 +7,7 @@ Expected values come from reading yizhongw/self-instruct: `bootstrap_instruction
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -205,3 +206,17 @@ def test_instance_requests_use_the_papers_penalty_and_stop(tmp_path):
     assert by_kind[350].presence_penalty == 1.5 and by_kind[350].stop == ("Example 6", "Task:")
     assert by_kind[1024].presence_penalty == 2.0
     assert by_kind[3].stop == ("\n", "Task") and by_kind[3].temperature == 0
+
+
+def test_a_row_repeating_one_of_its_task_is_left_out():
+    one_layout = dataclasses.replace(
+        load_templates(),
+        sft_with_input=("{instruction}\n{input}",),
+        sft_without_input=("{instruction}",),
+    )
+    rows = [
+        {"id": f"r-{k}", "instruction": "Name a colour.", "input": "", "output": out}
+        for k, out in enumerate(["Red", "Blue ", "Blue"])
+    ]
+    sft = list(sft_rows(rows, seed=1, templates=one_layout))
+    assert [r["completion"][0]["content"] for r in sft] == ["Red", "Blue"]
