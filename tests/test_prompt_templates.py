@@ -17,6 +17,7 @@ from anchors import PAPER_CODE, PAPER_TEMPLATES
 from rouge_score import rouge_scorer
 
 from self_instruct.config import PipelineConfig
+from self_instruct.export import provenance
 from self_instruct.pipeline import run_identity
 from self_instruct.prompts import DEFAULT_TEMPLATES_PATH, TemplateError, load_templates
 from self_instruct.seeds import load_seeds
@@ -182,6 +183,8 @@ def test_another_file_changes_the_recorded_hash(tmp_path):
         PipelineConfig(prompt_templates=str(other)), seeds, load_templates(str(other))
     )
     assert default["prompts_sha256"] != changed["prompts_sha256"]
+    card = provenance(PipelineConfig(prompt_templates=str(other)), "cmd", {})
+    assert card["prompt_templates_sha256"] == changed["prompts_sha256"]
     assert load_templates(str(other)).instruction_prompt(["a b c d"]).startswith("List new tasks:")
 
 
