@@ -24,14 +24,15 @@ from datasets.builder import Key
 from . import CITATION
 from .config import PipelineConfig
 from .pipeline import Pipeline
-from .rows import CONFIG_NAMES, FEATURES, rows_of
+from .rows import CONFIG_NAMES, FEATURES, rows_of, seed_sft_rows
 
 logger = datasets.logging.get_logger(__name__)
 
 _DESCRIPTIONS = {
     "instructions": "Accepted machine-generated instructions with their ROUGE-L provenance.",
     "instances": "Instruction, input and output of every kept instance (the paper's layout).",
-    "sft": "Conversational prompt-completion rows for TRL's SFTTrainer.",
+    "sft": "Conversational prompt-completion rows for TRL's SFTTrainer: every instance and, as "
+    "in the paper's fine-tuning data, the seed tasks' own.",
 }
 
 
@@ -93,6 +94,10 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
         logger.info("Self-Instruct run directory: %s", pipeline.log.dir)
         idx = 0
         for record in pipeline:
-            for row in rows_of(self.config.name, record, config.seed):
+            for row in rows_of(self.config.name, record, config.seed, pipeline.templates):
+                yield Key(0, idx), row
+                idx += 1
+        if self.config.name == "sft" and config.sft_include_seed_tasks:
+            for row in seed_sft_rows(pipeline.seed_tasks, config.seed, pipeline.templates):
                 yield Key(0, idx), row
                 idx += 1

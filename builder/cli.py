@@ -81,9 +81,10 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def _check_inputs(config: PipelineConfig) -> None:
-    """Load the seeds and the model, and check the seeds fit its context, before --output is
-    touched (--overwrite deletes its run)."""
+    """Load the seeds, the templates and the model, and check the seeds fit its context, before
+    --output is touched (--overwrite deletes its run)."""
     from . import pipeline
+    from .prompts import load_templates
     from .seed_lengths import check_seed_lengths
     from .seeds import SeedFileError, load_seeds
 
@@ -91,6 +92,7 @@ def _check_inputs(config: PipelineConfig) -> None:
         seeds = load_seeds(config.seeds)
     except OSError as err:  # what permission bits or a failing disk refuse
         raise SeedFileError(f"{config.seeds}: cannot read the seed file ({err.strerror})") from err
+    load_templates(config.prompt_templates)
     backend = pipeline.load_backend(config)
     try:
         check_seed_lengths(seeds, backend, config)

@@ -85,10 +85,39 @@ class PipelineConfig:
         "presence penalty: small models repeat earlier list items verbatim without it.",
     )
     presence_penalty: float = _opt(
-        2.0, "Additive presence penalty for the openai backend (the paper: 2)."
+        2.0, "Additive presence penalty for instruction generation, openai backend (the paper: 2)."
+    )
+    instance_presence_penalty: float = _opt(
+        1.5, "Additive presence penalty for instance generation, openai backend (the paper: 1.5)."
     )
     instance_max_new_tokens: int = _opt(
         350, "Token limit for one instance-generation completion (the paper: 300-350)."
+    )
+    max_instances_per_task: int = _opt(
+        5,
+        "Keep at most this many instances per task, a seeded random sample of those that pass "
+        "the filters; generation also stops at 'Example N+1' (the paper: 5).",
+    )
+    prompt_templates: str = _opt(
+        "default",
+        "Prompt template file (YAML or JSON, the keys of the package's templates/default.yaml), "
+        "or 'default' for ours. Its hash is recorded in the run log and the dataset card.",
+    )
+    keep_instruction_case: bool = _opt(
+        False,
+        "Store instructions with the case of their inner words ('Write an SQL query'); the paper "
+        "stores str.capitalize() text ('Write an sql query'). The filters decide on the "
+        "paper's form either way.",
+    )
+    salvage_truncated_lists: bool = _opt(
+        False,
+        "Stanford Alpaca's rule: from an instruction list that stopped at the token limit, keep "
+        "every item but the last. The paper drops the whole completion.",
+    )
+    sft_include_seed_tasks: bool = _opt(
+        True,
+        "Add the seed tasks' own instances to the `sft` rows, as the paper's fine-tuning data "
+        "does (its --include_seed_tasks); the `instances` rows stay machine-generated only.",
     )
     rouge_threshold: float = _opt(
         0.7,
@@ -126,7 +155,13 @@ class PipelineConfig:
 
     def validate(self) -> None:
         """Fail before any model is loaded, naming the option and the value received."""
-        positive = ("num_instructions", "batch_size", "max_new_tokens", "instance_max_new_tokens")
+        positive = (
+            "num_instructions",
+            "batch_size",
+            "max_new_tokens",
+            "instance_max_new_tokens",
+            "max_instances_per_task",
+        )
         for name in (*positive, "num_prompt_instructions", "patience", "max_concurrency"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")

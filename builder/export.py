@@ -27,7 +27,7 @@ from typing import Any
 
 import datasets
 
-from . import __version__, prompts
+from . import __version__
 from .backends.urls import redact_urls
 from .builder import SelfInstruct
 from .config import EMBEDDED_MODEL, PipelineConfig
@@ -40,6 +40,7 @@ from .files import (
     write_manifest,
 )
 from .filters import INSTANCE_REASONS, INSTRUCTION_REASONS
+from .prompts import load_templates
 from .rows import CONFIG_NAMES
 from .runlog import RUN_DIR, Record, read_log, usage_from_log
 from .seeds import load_seeds, seeds_fingerprint
@@ -204,7 +205,7 @@ def provenance(config: PipelineConfig, command: str, usage: dict[str, Any]) -> d
         "backend": config.backend,
         "generation": options,
         "seeds": {"source": config.seeds, "sha256": seeds_fingerprint(seeds), "count": len(seeds)},
-        "prompt_templates_sha256": prompts.templates_fingerprint(),
+        "prompt_templates_sha256": load_templates(config.prompt_templates).fingerprint(),
         "rouge_threshold": config.rouge_threshold,
         "filters": [*INSTRUCTION_REASONS, *INSTANCE_REASONS],
         "random_seed": config.seed,

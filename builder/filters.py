@@ -2,14 +2,17 @@
 
 Instruction filters (released `bootstrap_instructions.py`): length in words, words a text-only
 model cannot act on, "Write a program" (the model appended it to many tasks), a first character
-that is punctuation or not ASCII, and an item cut off by the token limit. Instance filters
-(released `prepare_for_finetuning.py`): empty outputs, outputs equal to their input, fields ending
-with a colon (unfinished), exact duplicates, and tasks whose same input got different outputs.
+that is punctuation or not ASCII, and an item of a completion stopped by the token limit; all are
+tested on the paper's `str.capitalize()` form of the text. Instance filters (released
+`prepare_for_finetuning.py`): empty outputs, outputs equal to their input, fields ending with a
+colon (unfinished), exact duplicates, tasks whose same input got different outputs, and the
+paper's cap of 5 instances per task (a seeded random sample).
 The ROUGE-L near-duplicate filter lives in `rouge/`, with its own reason `too_similar`.
 """
 
 from __future__ import annotations
 
+import random
 import re
 import string
 from collections.abc import Sequence
@@ -53,12 +56,13 @@ INSTANCE_REASONS = (
     "unfinished",
     "duplicate",
     "conflicting_outputs",
+    "over_instance_cap",  # valid, but the task had more than --max-instances-per-task
 )
 
 
 def instruction_rejection(item: Parsed) -> str | None:
     """The first filter `item` fails, or None if it passes them all (ROUGE-L aside)."""
-    text = item.text
+    text = item.filtered_text
     n_words = len(text.split())
     checks = (
         ("truncated", item.truncated),
@@ -114,3 +118,15 @@ def filter_instances(
             seen.add(key)
             kept.append(inst)
     return kept, rejected
+
+
+def cap_instances(
+    kept: Sequence[ParsedInstance], cap: int, rng: random.Random
+) -> tuple[list[ParsedInstance], list[tuple[ParsedInstance, str]]]:
+    """At most `cap` of a task's kept instances, a random sample as in the paper's fine-tuning
+    data (which it draws from a set, so no seed reproduces its exact pick); order is kept."""
+    if len(kept) <= cap:
+        return list(kept), []
+    chosen = set(rng.sample(range(len(kept)), cap))
+    over = [(inst, "over_instance_cap") for n, inst in enumerate(kept) if n not in chosen]
+    return [inst for n, inst in enumerate(kept) if n in chosen], over

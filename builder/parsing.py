@@ -1,9 +1,10 @@
 """Model text -> instructions, classification answers and (input, output) instances.
 
-The parsers follow the released Self-Instruct code: a numbered-list continuation is split on
+Every rule here is the released Self-Instruct code's (`bootstrap_instructions.py`,
+`generate_instances.py`, `prepare_for_finetuning.py`): a numbered-list continuation is split on
 "\\n<number>. ", instance completions on "Example <n>" (input-first) or "Class label:"
-(output-first). When a completion stopped at the token limit its last item is probably cut off;
-it is kept here, marked `truncated`, so that the filters can count it instead of losing it.
+(output-first). Items the paper drops because their completion stopped at the token limit are
+not dropped silently: they come back marked `truncated`, so the funnel can count them.
 """
 
 from __future__ import annotations
@@ -12,18 +13,32 @@ import re
 from dataclasses import dataclass
 
 _LIST_ITEM = re.compile(r"\n\d+\s?\. ")
-_EXAMPLE = re.compile(r"Example\s?\d+\s?:?")
+_WHITESPACE = re.compile(r"\s+")
+_EXAMPLE = re.compile(r"Example\s?\d*\.?")
 _OUTPUT_FIELD = re.compile(r"Output\s*\d*\s*:")
 _INPUT_FIELD = re.compile(r"Input\s*\d*\s*:")
+_LEADING_INPUT_FIELD = re.compile(r"^Input\s*\d*\s*:")
 _CLASS_LABEL = "Class label:"
+# The paper's `is_classification` test, after strip(): these three spellings and nothing else.
+CLASSIFICATION_YES = ("Yes", "yes", "YES")
 
 
 @dataclass(frozen=True)
 class Parsed:
-    """One item cut out of a completion; `truncated` when the completion ran out of tokens."""
+    """One item cut out of a completion.
+
+    `checked` is the text the paper's filters look at (its `str.capitalize()` form); `text` is what
+    is stored, the same unless the case of the rest was kept. `truncated`: the completion that
+    held it ran out of tokens, which the paper's code treats as a rejection.
+    """
 
     text: str
     truncated: bool = False
+    checked: str | None = None
+
+    @property
+    def filtered_text(self) -> str:
+        return self.text if self.checked is None else self.checked
 
 
 @dataclass(frozen=True)
@@ -34,58 +49,76 @@ class ParsedInstance:
 
 
 def _normalise(text: str) -> str:
-    return " ".join(text.split())
+    return _WHITESPACE.sub(" ", text).strip()
 
 
-def _capitalise_first(text: str) -> str:
-    # The released code calls str.capitalize(), which also lower-cases the rest ("SQL" -> "sql").
-    return text[:1].upper() + text[1:]
+def split_instructions(
+    completion: str,
+    hit_length_limit: bool,
+    *,
+    keep_case: bool = False,
+    salvage_truncated: bool = False,
+) -> list[Parsed]:
+    """Split the continuation of a numbered list (the prompt ends with "9.") into instructions.
 
-
-def split_instructions(completion: str, hit_length_limit: bool) -> list[Parsed]:
-    """Split the continuation of a numbered list (the prompt ends with "9.") into instructions."""
-    pieces = [_capitalise_first(_normalise(p)) for p in _LIST_ITEM.split("\n" + completion)]
+    The paper drops every item of a completion that hit the token limit; `salvage_truncated` is
+    Stanford Alpaca's rule instead (only the last, cut-off item goes). `keep_case` stores
+    "Write an SQL query" where the paper's `str.capitalize()` stores "Write an sql query"; the
+    filters decide on the capitalised text either way.
+    """
+    pieces = [_normalise(p) for p in _LIST_ITEM.split(completion)]
     pieces = [p for p in pieces if p]
-    return [
-        Parsed(p, truncated=hit_length_limit and i == len(pieces) - 1) for i, p in enumerate(pieces)
-    ]
+    items = []
+    for i, piece in enumerate(pieces):
+        checked = piece.capitalize()
+        stored = piece[:1].upper() + piece[1:] if keep_case else checked
+        cut = hit_length_limit and (i == len(pieces) - 1 or not salvage_truncated)
+        items.append(Parsed(stored, truncated=cut, checked=checked))
+    return items
 
 
 def parse_is_classification(completion: str) -> bool:
-    """The few-shot prompt ends with "Is it classification?"; anything starting with yes is yes."""
-    return completion.strip().lower().startswith("yes")
+    """The few-shot prompt ends with "Is it classification?": exactly Yes, yes or YES is yes."""
+    return completion.strip() in CLASSIFICATION_YES
 
 
 def _input_output(text: str) -> tuple[str, str]:
-    """Split "Input: ... Output: ..." (the input part may carry another field name, or none)."""
+    """Split "Input: ... Output: ..."; the input keeps any other field name ("List: ...")."""
     if _OUTPUT_FIELD.search(text):
-        input_text, output = _OUTPUT_FIELD.split(text, maxsplit=2)[:2]
+        pieces = _OUTPUT_FIELD.split(text)
+        input_text, output = pieces[0].strip(), pieces[1].strip()
     else:
-        input_text, output = "", text
-    output = _INPUT_FIELD.split(output)[0]  # a second pair run on after the first
-    input_text = _INPUT_FIELD.sub("", input_text.strip(), count=1)
-    return input_text.strip(), output.strip()
+        input_text, output = "", text.strip()
+    output = _INPUT_FIELD.split(output)[0].strip()  # a second pair run on after the first
+    return _LEADING_INPUT_FIELD.sub("", input_text).strip(), output
 
 
 def _input_first(completion: str) -> list[tuple[str, str]]:
-    examples = _EXAMPLE.split(completion) if _EXAMPLE.search(completion) else [completion]
-    return [_input_output(e) for e in examples if e.strip()]
+    """Examples split on "Example <n>"; without any, one instance if there is an Output field."""
+    text = completion.strip()
+    if _EXAMPLE.search(text):
+        examples = [e.strip() for e in _EXAMPLE.split(text)]
+        return [_input_output(e) for e in examples if e]
+    if _OUTPUT_FIELD.search(text):
+        return [_input_output(text)]
+    return []  # neither marker: the paper keeps nothing
 
 
 def _output_first(completion: str) -> list[tuple[str, str]]:
+    """(input, label) pairs; the input stays as written, field name included."""
     if _CLASS_LABEL not in completion:
         return []
     pairs = []
     for block in completion.split(_CLASS_LABEL)[1:]:
         label, _, rest = block.strip().partition("\n")
-        pairs.append((_INPUT_FIELD.sub("", rest.strip(), count=1).strip(), label.strip()))
+        pairs.append((rest.strip(), label.strip()))
     return pairs
 
 
 def parse_instances(
     completion: str, is_classification: bool, hit_length_limit: bool
 ) -> list[ParsedInstance]:
-    """Instances of one task: (input, output) pairs in generation order."""
+    """Instances of one task in generation order; the last is `truncated` after a length stop."""
     pairs = _output_first(completion) if is_classification else _input_first(completion)
     return [
         ParsedInstance(i, o, truncated=hit_length_limit and n == len(pairs) - 1)

@@ -23,12 +23,12 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from . import prompts
 from .backends import Backend, Completion, SamplingParams, load_backend
 from .config import PipelineConfig
-from .filters import filter_instances, instruction_rejection
+from .filters import cap_instances, filter_instances, instruction_rejection
 from .parsing import parse_instances, parse_is_classification, split_instructions
 from .previous import load_previous
+from .prompts import PromptTemplates, load_templates
 from .rouge import FilterDecision, RougeIndex
 from .runlog import USAGE_KEYS, Record, RunLog
 from .seed_lengths import check_seed_lengths
@@ -59,13 +59,15 @@ def derive_seed(*parts: Any) -> int:
     return int.from_bytes(digest[:4], "big") >> 1
 
 
-def run_identity(config: PipelineConfig, seeds: Sequence[SeedTask]) -> dict[str, Any]:
+def run_identity(
+    config: PipelineConfig, seeds: Sequence[SeedTask], templates: PromptTemplates
+) -> dict[str, Any]:
     """What decides the data of a run; stored with the log and compared on resume."""
     options = {k: v for k, v in asdict(config).items() if k not in _RESUMABLE_OPTIONS}
     return {
         **options,
         "seeds_sha256": seeds_fingerprint(seeds),
-        "prompts_sha256": prompts.templates_fingerprint(),
+        "prompts_sha256": templates.fingerprint(),
     }
 
 
@@ -81,12 +83,14 @@ class Pipeline:
     ) -> None:
         config.validate()
         self.config = config
-        self.seeds = load_seeds(config.seeds)
+        self.seed_tasks = load_seeds(config.seeds)  # all of them go into the `sft` rows
+        self.seeds = self.seed_tasks
         if config.classification_only:
             self.seeds = [s for s in self.seeds if s.is_classification]
         if not self.seeds:
             raise ValueError(f"{config.seeds}: no seed tasks to prompt with")
-        self.log = RunLog(run_dir, run_identity(config, self.seeds))
+        self.templates = load_templates(config.prompt_templates)
+        self.log = RunLog(run_dir, run_identity(config, self.seeds, self.templates))
         self._backend = backend
         self.progress = progress
         self.index = RougeIndex()
@@ -184,12 +188,12 @@ class Pipeline:
         shown = [self._sample_examples(rng) for _ in range(cfg.batch_size)]
         completions = self._ask(
             round_,
-            [prompts.instruction_prompt(ex, cfg.classification_only) for ex in shown],
+            [self.templates.instruction_prompt(ex, cfg.classification_only) for ex in shown],
             SamplingParams(
                 max_new_tokens=cfg.max_new_tokens,
                 temperature=cfg.temperature,
                 top_p=cfg.top_p,
-                stop=prompts.INSTRUCTION_STOP,
+                stop=self.templates.instruction_stop,
                 repetition_penalty=cfg.repetition_penalty,
                 presence_penalty=cfg.presence_penalty,
                 seed=derive_seed(cfg.seed, "instructions", round_),
@@ -198,7 +202,13 @@ class Pipeline:
         rejected: list[Record] = []
         candidates: list[tuple[str, list[str]]] = []
         for completion, examples in zip(completions, shown, strict=True):
-            for item in split_instructions(completion.text, completion.finish_reason == "length"):
+            items = split_instructions(
+                completion.text,
+                completion.finish_reason == "length",
+                keep_case=cfg.keep_instruction_case,
+                salvage_truncated=cfg.salvage_truncated_lists,
+            )
+            for item in items:
                 if reason := instruction_rejection(item):
                     rejected.append(_rejection(round_, item.text, reason))
                 else:
@@ -244,22 +254,26 @@ class Pipeline:
         """Classify each accepted instruction, then generate and filter its instances."""
         if not accepted:
             return
+        cfg = self.config
         texts = [r["instruction"] for r in accepted]
         labels = self._classify(round_, texts)
         completions = self._ask(
             round_,
-            [prompts.instance_prompt(t, c) for t, c in zip(texts, labels, strict=True)],
+            [self.templates.instance_prompt(t, c) for t, c in zip(texts, labels, strict=True)],
             SamplingParams(
-                max_new_tokens=self.config.instance_max_new_tokens,
-                stop=prompts.INSTANCE_STOP,
-                repetition_penalty=self.config.repetition_penalty,
-                presence_penalty=self.config.presence_penalty,
-                seed=derive_seed(self.config.seed, "instances", round_),
+                max_new_tokens=cfg.instance_max_new_tokens,
+                stop=self.templates.instance_stop_for(cfg.max_instances_per_task),
+                repetition_penalty=cfg.repetition_penalty,
+                presence_penalty=cfg.instance_presence_penalty,
+                seed=derive_seed(cfg.seed, "instances", round_),
             ),
         )
         for record, is_clf, completion in zip(accepted, labels, completions, strict=True):
             parsed = parse_instances(completion.text, is_clf, completion.finish_reason == "length")
             kept, dropped = filter_instances(parsed)
+            rng = random.Random(derive_seed(cfg.seed, "instance-cap", record["id"]))
+            kept, over = cap_instances(kept, cfg.max_instances_per_task, rng)
+            dropped += over
             record["is_classification"] = is_clf
             record["instances"] = [{"input": i.input, "output": i.output} for i in kept]
             record["rejected_instances"] = [
@@ -268,14 +282,13 @@ class Pipeline:
             ]
 
     def _classify(self, round_: int, texts: list[str]) -> list[bool]:
-        if self.config.classification_only:
-            return [True] * len(texts)
+        """Asked of every instruction, in --classification-only runs too (as the paper does)."""
         completions = self._ask(
             round_,
-            [prompts.classification_prompt(t) for t in texts],
+            [self.templates.classification_prompt(t) for t in texts],
             SamplingParams(
                 max_new_tokens=3,
-                stop=prompts.CLASSIFICATION_STOP,
+                stop=self.templates.classification_stop,
                 seed=derive_seed(self.config.seed, "classify", round_),
             ),
         )

@@ -1,133 +1,162 @@
-"""The paper's prompt formats, with in-context examples written by us.
+"""The paper's four prompt formats, filled from a template file (ours by default).
 
-Four prompts drive a run (paper section 2.2-2.3, released code `bootstrap_instructions.py`,
+A run sends four kinds of prompts (paper section 2.2-2.3, released code `bootstrap_instructions.py`,
 `identify_clf_or_not.py`, `generate_instances.py`): a numbered list of instructions for the model
 to continue, a yes/no few-shot prompt that asks whether a task is classification, and two instance
 prompts -- input-first for most tasks, output-first (class label, then an input) for
 classification tasks, so that generated inputs are not all biased towards one label.
+
+Every text (headers, demonstrations, stop sequences, `sft` layouts) lives in a YAML file,
+`templates/default.yaml` in the package; `--prompt-templates FILE` swaps in another (JSON is YAML
+too). Only the joins are code, and they are the paper's: the few-shot prefix, then the query with
+the stripped instruction in it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
-INSTRUCTION_HEADER = "Come up with a series of tasks:\n"
-CLASSIFICATION_INSTRUCTION_HEADER = (
-    "Come up with a series of classification tasks. "
-    "Try to specify the possible output labels when possible.\n"
-)
-# The paper stops after item 15 of the list, so one completion holds at most 7 new instructions.
-INSTRUCTION_STOP = ("\n\n", "\n16", "16.", "16 .")
+import yaml
 
-CLASSIFICATION_QUESTION = "Is it classification?"
-CLASSIFICATION_STOP = ("\n", "Task")
-_CLASSIFICATION_EXAMPLES = (
-    ("Decide whether the review below is positive or negative.", "Yes"),
-    ("Suggest three names for a bakery that sells only bread.", "No"),
-    ("Is the following number prime? Answer yes or no.", "Yes"),
-    ("Explain why the sky looks blue during the day.", "No"),
-    ("Label each email as spam or not spam.", "Yes"),
-    ("Rewrite the sentence in the passive voice.", "No"),
-    ("Which of the three options is a mammal: shark, dolphin or trout?", "Yes"),
-    ("Plan a three-day trip to a mountain town on a small budget.", "No"),
-    ("Tell whether the statement is a fact or an opinion.", "Yes"),
-    ("Summarize the paragraph in one sentence.", "No"),
-    ("Classify the news headline into sports, politics, science or business.", "Yes"),
-    ("Give a polite reply to a customer who received a late order.", "No"),
-)
+from .config import ConfigError
 
-INSTANCE_STOP = ("Example 6", "Task:")
-INPUT_FIRST_HEADER = (
-    "Come up with examples for the following tasks. Try to generate multiple examples when "
-    "possible. If the task doesn't require additional input, you can generate the output "
-    "directly.\n\n"
-)
-_INPUT_FIRST_EXAMPLES = (
-    "Task: Give two tips for sleeping better.\n"
-    "Output: Keep a fixed bedtime, and avoid screens for an hour before sleep.\n\n"
-    "Task: Turn the sentence into a question.\n"
-    "Example 1\nInput: The museum opens at nine.\nOutput: Does the museum open at nine?\n"
-    "Example 2\nInput: She likes green tea.\nOutput: Does she like green tea?\n\n"
-    "Task: Find the sum of the numbers.\n"
-    "Example 1\nInput: 12, 30, 8\nOutput: 50\n\n"
-)
-OUTPUT_FIRST_HEADER = (
-    "Given the classification task definition and the class labels, generate an input that "
-    "corresponds to each of the class labels. If the task doesn't require input, just generate "
-    "possible class labels.\n\n"
-)
-_OUTPUT_FIRST_EXAMPLES = (
-    "Task: Decide whether the movie review is positive or negative.\n"
-    "Class label: Positive\nInput: The acting was warm and the ending made me smile.\n"
-    "Class label: Negative\nInput: Two hours of noise and a plot that goes nowhere.\n\n"
-    "Task: Is the number even or odd?\n"
-    "Class label: Even\nInput: 42\n"
-    "Class label: Odd\nInput: 17\n\n"
-)
-
-# User-message layouts for the `sft` rows: the paper varied the instruction/input layout per
-# example so that the tuned model does not overfit one format. Ours, chosen at random per row.
-SFT_TEMPLATES_WITH_INPUT = (
-    "{instruction}\n\n{input}",
-    "{instruction}\nInput: {input}",
-    "Task: {instruction}\n\nInput: {input}",
-    "{input}\n\n{instruction}",
-    "{instruction}\n\n```\n{input}\n```",
-)
-SFT_TEMPLATES_WITHOUT_INPUT = (
-    "{instruction}",
-    "Task: {instruction}",
-    "{instruction}\nAnswer:",
-)
+DEFAULT_TEMPLATES = "default"
+DEFAULT_TEMPLATES_PATH = Path(__file__).parent / "templates" / "default.yaml"
+_WHITESPACE = re.compile(r"\s+")
+# The instance stop sequences name the first example past the cap ("Example 6" for 5).
+NEXT_EXAMPLE = "{next_example}"
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+class TemplateError(ConfigError):
+    """A template file that cannot be used; the message names the file, the key and the fix."""
 
 
-def instruction_prompt(instructions: Sequence[str], classification: bool = False) -> str:
-    """Number the in-context instructions and leave the next number open for the model."""
-    header = CLASSIFICATION_INSTRUCTION_HEADER if classification else INSTRUCTION_HEADER
-    lines = [f"{i}. {_one_line(text).rstrip(':')}\n" for i, text in enumerate(instructions, 1)]
-    return header + "".join(lines) + f"{len(instructions) + 1}."
+@dataclass(frozen=True)
+class PromptTemplates:
+    """Every prompt text of a run. Field names are the YAML keys, `section.key` flattened."""
+
+    instruction_header: str
+    classification_instruction_header: str
+    instruction_stop: tuple[str, ...]
+    classification_prefix: str
+    classification_query: str
+    classification_stop: tuple[str, ...]
+    input_first_prefix: str
+    output_first_prefix: str
+    instance_query: str
+    instance_stop: tuple[str, ...]
+    sft_with_input: tuple[str, ...]
+    sft_without_input: tuple[str, ...]
+
+    def instruction_prompt(self, instructions: Sequence[str], classification: bool = False) -> str:
+        """Number the in-context instructions and leave the next number open for the model."""
+        header = (
+            self.classification_instruction_header if classification else self.instruction_header
+        )
+        lines = [
+            f"{i}. {_WHITESPACE.sub(' ', text).strip().rstrip(':')}\n"
+            for i, text in enumerate(instructions, 1)
+        ]
+        return header + "".join(lines) + f"{len(instructions) + 1}."
+
+    def classification_prompt(self, instruction: str) -> str:
+        """Few-shot yes/no: is this a classification task with a finite label set?"""
+        return self.classification_prefix + self.classification_query.replace(
+            "{instruction}", instruction.strip()
+        )
+
+    def instance_prompt(self, instruction: str, is_classification: bool) -> str:
+        """Output-first for classification tasks, input-first otherwise (paper section 2.3)."""
+        prefix = self.output_first_prefix if is_classification else self.input_first_prefix
+        return prefix + self.instance_query.replace("{instruction}", instruction.strip())
+
+    def instance_stop_for(self, max_instances: int) -> tuple[str, ...]:
+        return tuple(s.replace(NEXT_EXAMPLE, str(max_instances + 1)) for s in self.instance_stop)
+
+    def sft_user_message(self, instruction: str, input_text: str, template: int) -> str:
+        """Fill layout number `template` of the with-input or without-input family."""
+        family = self.sft_family(input_text)
+        layout = family[template % len(family)]
+        return layout.replace("{instruction}", instruction.strip()).replace(
+            "{input}", input_text.strip()
+        )
+
+    def sft_family(self, input_text: str) -> tuple[str, ...]:
+        return self.sft_with_input if input_text.strip() else self.sft_without_input
+
+    def fingerprint(self) -> str:
+        """Hash of every text, so that a card and a run log say exactly which prompts were used."""
+        canonical = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def classification_prompt(instruction: str) -> str:
-    """Few-shot yes/no: is this a classification task with a finite label set?"""
-    question = (
-        "Can the following task be regarded as a classification task with finite output labels?"
-    )
-    shots = "".join(
-        f"Task: {task}\n{CLASSIFICATION_QUESTION} {answer}\n\n"
-        for task, answer in _CLASSIFICATION_EXAMPLES
-    )
-    return f"{question}\n\n{shots}Task: {_one_line(instruction)}\n{CLASSIFICATION_QUESTION}"
+_SECTIONS: dict[str, dict[str, str]] = {
+    "instructions": {
+        "header": "instruction_header",
+        "classification_header": "classification_instruction_header",
+        "stop": "instruction_stop",
+    },
+    "classification": {
+        "prefix": "classification_prefix",
+        "query": "classification_query",
+        "stop": "classification_stop",
+    },
+    "instances": {
+        "input_first_prefix": "input_first_prefix",
+        "output_first_prefix": "output_first_prefix",
+        "query": "instance_query",
+        "stop": "instance_stop",
+    },
+    "sft": {"with_input": "sft_with_input", "without_input": "sft_without_input"},
+}
 
 
-def instance_prompt(instruction: str, is_classification: bool) -> str:
-    """Output-first for classification tasks, input-first otherwise (paper section 2.3)."""
-    if is_classification:
-        return OUTPUT_FIRST_HEADER + _OUTPUT_FIRST_EXAMPLES + f"Task: {_one_line(instruction)}\n"
-    return INPUT_FIRST_HEADER + _INPUT_FIRST_EXAMPLES + f"Task: {_one_line(instruction)}\n"
+# The texts that the instruction is filled into: one without "{instruction}" would drop it.
+_FILLED = ("classification_query", "instance_query", "sft_with_input", "sft_without_input")
 
 
-def sft_user_message(instruction: str, input_text: str, template: int) -> str:
-    """Fill template number `template` of the with-input or without-input family."""
-    family = SFT_TEMPLATES_WITH_INPUT if input_text else SFT_TEMPLATES_WITHOUT_INPUT
-    return family[template % len(family)].format(instruction=instruction, input=input_text)
+def load_templates(source: str = DEFAULT_TEMPLATES) -> PromptTemplates:
+    """Read `source` ('default' for ours); raises `TemplateError` saying what to fix."""
+    path = DEFAULT_TEMPLATES_PATH if source == DEFAULT_TEMPLATES else Path(source)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise TemplateError(f"{path}: cannot read the prompt templates ({err.strerror})") from err
+    except yaml.YAMLError as err:
+        raise TemplateError(f"{path}: not valid YAML or JSON ({err})") from err
+    return PromptTemplates(**_fields(path, data))
 
 
-def templates_fingerprint() -> str:
-    """Hash of every prompt text, so a card can say exactly which prompts made the data."""
-    parts = [
-        INSTRUCTION_HEADER,
-        CLASSIFICATION_INSTRUCTION_HEADER,
-        *INSTRUCTION_STOP,
-        classification_prompt("x"),
-        instance_prompt("x", True),
-        instance_prompt("x", False),
-        *SFT_TEMPLATES_WITH_INPUT,
-        *SFT_TEMPLATES_WITHOUT_INPUT,
-    ]
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+def _fields(path: Path, data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise TemplateError(f"{path}: expected sections {', '.join(_SECTIONS)} at the top level")
+    values: dict[str, Any] = {}
+    for section, keys in _SECTIONS.items():
+        block = data.get(section)
+        if not isinstance(block, dict):
+            raise TemplateError(f"{path}: missing section '{section}' (see templates/default.yaml)")
+        for key, name in keys.items():
+            listed = name.endswith("_stop") or name.startswith("sft_")
+            value = values[name] = _value(path, f"{section}.{key}", block.get(key), listed)
+            if name in _FILLED and not all("{instruction}" in t for t in _texts(value)):
+                raise TemplateError(f"{path}: '{section}.{key}' must hold {{instruction}}")
+    return values
+
+
+def _texts(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    return value if isinstance(value, tuple) else (value,)
+
+
+def _value(path: Path, key: str, value: Any, listed: bool) -> str | tuple[str, ...]:
+    if not listed and isinstance(value, str):
+        return value
+    if listed and isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    expected = "a non-empty list of texts" if listed else "a text"
+    raise TemplateError(f"{path}: '{key}' must be {expected} (see templates/default.yaml)")

@@ -3,18 +3,23 @@
 `instructions`: one row per accepted machine-generated instruction, with its ROUGE-L provenance.
 `instances`: one row per kept (input, output) instance, the paper's released-data layout.
 `sft`: conversational prompt-completion rows that TRL's SFTTrainer trains on as they are
-(it masks the prompt from the loss by itself).
+(it masks the prompt from the loss by itself). They are built as the paper's
+`prepare_for_finetuning.py` builds its training data: the seed tasks' own instances join the
+generated ones, half of all inputs (seeded) lose a lone field name and their blank lines, and a
+row equal to an earlier one of its task is left out.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from datasets import Features, List, Value
 
-from .prompts import SFT_TEMPLATES_WITH_INPUT, SFT_TEMPLATES_WITHOUT_INPUT, sft_user_message
+from .prompts import PromptTemplates
+from .seeds import SeedTask
 
 CONFIG_NAMES = ("instructions", "instances", "sft")
 
@@ -84,30 +89,70 @@ def instance_rows(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
         }
 
 
-def sft_rows(record: dict[str, Any], seed: int) -> Iterator[dict[str, Any]]:
-    """Chat rows; the user-message layout is drawn per instance from (seed, instance id)."""
-    for row in instance_rows(record):
-        template = random.Random(f"{seed}:sft:{row['id']}").randrange(len(templates_for(row)))
-        user = sft_user_message(row["instruction"], row["input"], template)
+_FIELD_NAME = re.compile(r"(\w+):")
+
+
+def fine_tuning_input(text: str, rng: random.Random) -> str:
+    """The paper's input step at fine-tuning time, for half of all instances.
+
+    With one distinct field name before a colon ("Sentence: ..."), everything up to the first
+    colon goes; blank lines become single newlines. The other half keep their input as written.
+    """
+    if rng.random() >= 0.5:
+        return text
+    if len(set(_FIELD_NAME.findall(text))) == 1:
+        text = text.split(":", 1)[1]
+    return text.strip().replace("\n\n", "\n")
+
+
+def sft_rows(
+    rows: Iterable[dict[str, Any]], seed: int, templates: PromptTemplates
+) -> Iterator[dict[str, Any]]:
+    """Chat rows of one task's instances; random choices are drawn from (seed, instance id)."""
+    seen: set[tuple[str, str]] = set()
+    for row in rows:
+        rng = random.Random(f"{seed}:sft:{row['id']}")
+        input_text = fine_tuning_input(row["input"], rng)
+        template = rng.randrange(len(templates.sft_family(input_text)))
+        user = templates.sft_user_message(row["instruction"], input_text, template)
+        output = row["output"].strip()
+        if (user, output) in seen:  # the paper drops repeated (prompt, completion) pairs
+            continue
+        seen.add((user, output))
         yield {
             "id": f"{row['id']}-sft",
             "instance_id": row["id"],
             "template": template,
             "prompt": [{"role": "user", "content": user}],
-            "completion": [{"role": "assistant", "content": row["output"]}],
+            "completion": [{"role": "assistant", "content": output}],
         }
 
 
-def templates_for(row: dict[str, Any]) -> tuple[str, ...]:
-    return SFT_TEMPLATES_WITH_INPUT if row["input"] else SFT_TEMPLATES_WITHOUT_INPUT
+def seed_sft_rows(
+    seeds: Iterable[SeedTask], seed: int, templates: PromptTemplates
+) -> Iterator[dict[str, Any]]:
+    """`sft` rows of the seed tasks' own instances (the paper's --include_seed_tasks)."""
+    for task in seeds:
+        rows = (
+            {
+                "id": f"{task.id}-{k}",
+                "instruction": task.instruction,
+                "input": instance.input,
+                "output": instance.output,
+            }
+            for k, instance in enumerate(task.instances)
+        )
+        yield from sft_rows(rows, seed, templates)
 
 
-def rows_of(config_name: str, record: dict[str, Any], seed: int) -> Iterator[dict[str, Any]]:
+def rows_of(
+    config_name: str, record: dict[str, Any], seed: int, templates: PromptTemplates
+) -> Iterator[dict[str, Any]]:
     """The rows that one accepted instruction record contributes to a configuration."""
     if config_name == "instructions":
         return instruction_rows(record)
     if config_name == "instances":
         return instance_rows(record)
     if config_name == "sft":
-        return sft_rows(record, seed)
+        return sft_rows(instance_rows(record), seed, templates)
     raise ValueError(f"unknown configuration {config_name!r}: choose one of {CONFIG_NAMES}")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from .backends import Backend
 from .config import ConfigError, PipelineConfig
-from .prompts import instruction_prompt
+from .prompts import load_templates
 from .seeds import SeedFileError, SeedTask
 
 logger = logging.getLogger(__name__)
@@ -50,9 +50,10 @@ def check_seed_lengths(seeds: Sequence[SeedTask], backend: Backend, config: Pipe
 def _prompts(seeds: Sequence[SeedTask], config: PipelineConfig) -> list[str]:
     """The prompt's fixed part alone, then a prompt with each seed alone."""
     classification = config.classification_only
+    templates = load_templates(config.prompt_templates)
     return [
-        instruction_prompt([], classification),
-        *(instruction_prompt([seed.instruction], classification) for seed in seeds),
+        templates.instruction_prompt([], classification),
+        *(templates.instruction_prompt([seed.instruction], classification) for seed in seeds),
     ]
 
 

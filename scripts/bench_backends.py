@@ -254,12 +254,12 @@ def bench_pipeline(args: BenchArguments) -> list[list]:
 
 def instruction_prompts(count: int, instructions: int) -> list[str]:
     """Instruction-generation prompts as the pipeline builds them, from the bundled seeds."""
-    from self_instruct import prompts
+    from self_instruct.prompts import load_templates
     from self_instruct.seeds import load_seeds
 
-    seeds = [seed.instruction for seed in load_seeds()]
+    seeds, templates = [seed.instruction for seed in load_seeds()], load_templates()
     rng = random.Random(0)
-    return [prompts.instruction_prompt(rng.sample(seeds, instructions)) for _ in range(count)]
+    return [templates.instruction_prompt(rng.sample(seeds, instructions)) for _ in range(count)]
 
 
 def bare_generate(lm, tokenizer, prompts: list[str], batch: int, max_new_tokens: int) -> list[str]:

@@ -7,7 +7,7 @@ python scripts/evaluate_model.py \
     --output_dir eval --json eval/scores.json
 ```
 
-# Base vs tuned on our bundled seed tasks (held out: the `sft` rows hold generated tasks only)
+# Base vs tuned on our bundled seed tasks (held out if generated with --no-sft-include-seed-tasks)
 ```bash
 python scripts/evaluate_model.py \
     --models embedded checkpoints/smollm2-135m-self-instruct \

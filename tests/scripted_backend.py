@@ -12,8 +12,10 @@ import hashlib
 import random
 from collections.abc import Sequence
 
-from self_instruct import prompts
 from self_instruct.backends.base import Backend, Completion, SamplingParams, cut_at_stop
+from self_instruct.prompts import load_templates
+
+TEMPLATES = load_templates()
 
 VERBS = ("Describe", "Explain", "List", "Compare", "Summarize", "Suggest", "Rewrite", "Classify")
 TOPICS = (
@@ -49,13 +51,13 @@ class ScriptedBackend(Backend):
     def _complete(self, prompt: str, params: SamplingParams) -> Completion:
         digest = hashlib.sha256(f"{params.seed}|{prompt}".encode()).digest()
         rng = random.Random(digest)
-        if prompt.startswith(prompts.CLASSIFICATION_INSTRUCTION_HEADER) or prompt.startswith(
-            prompts.INSTRUCTION_HEADER
+        if prompt.startswith(TEMPLATES.classification_instruction_header) or prompt.startswith(
+            TEMPLATES.instruction_header
         ):
             text = self._instructions(prompt, rng)
-        elif prompt.rstrip().endswith(prompts.CLASSIFICATION_QUESTION):
+        elif prompt.startswith(TEMPLATES.classification_prefix):
             text = rng.choice((" Yes", " No", " No"))
-        elif prompt.startswith(prompts.OUTPUT_FIRST_HEADER):
+        elif prompt.startswith(TEMPLATES.output_first_prefix):
             text = "Class label: Yes\nInput: It is sunny.\nClass label: No\nInput: It rains.\n"
         else:
             n = rng.randint(1, 3)

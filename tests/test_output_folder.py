@@ -9,6 +9,7 @@ from self_instruct.builder import SelfInstruct
 from self_instruct.config import PipelineConfig
 from self_instruct.export import OutputFolderError, export, prepare_output
 from self_instruct.rows import CONFIG_NAMES, FEATURES
+from self_instruct.seeds import load_seeds
 
 
 @pytest.fixture
@@ -59,12 +60,18 @@ def test_sft_rows_are_ready_for_trl(tmp_path, scripted):
     sft = datasets.load_dataset(str(tmp_path / "out"), "sft", split="train")
     instances = datasets.load_dataset(str(tmp_path / "out"), "instances", split="train")
     by_id = {row["id"]: row for row in instances}
-    for row in sft:
+    generated = [row for row in sft if row["instance_id"] in by_id]
+    for row in generated:
         instance = by_id[row["instance_id"]]
         assert [m["role"] for m in row["prompt"]] == ["user"]
         assert row["completion"] == [{"role": "assistant", "content": instance["output"]}]
         assert instance["instruction"] in row["prompt"][0]["content"]
-        assert instance["input"] in row["prompt"][0]["content"]
+        # Half of the inputs lose their field name at fine-tuning time, as in the paper.
+        unnamed = instance["input"].split(":", 1)[-1].strip()
+        assert unnamed in row["prompt"][0]["content"]
+    seeds = [row for row in sft if row["instance_id"].startswith("seed_task_")]
+    assert len(seeds) == sum(len(task.instances) for task in load_seeds())
+    assert len(generated) + len(seeds) == len(sft)
     assert len(set(sft["template"])) > 1  # layouts vary per row, as in the paper
 
 

@@ -8,12 +8,12 @@ import json
 import pytest
 from rouge_score import rouge_scorer
 
-from self_instruct import prompts
 from self_instruct.config import PipelineConfig
 from self_instruct.export import funnel_from_log
 from self_instruct.filters import instruction_rejection
 from self_instruct.parsing import Parsed
 from self_instruct.pipeline import Pipeline
+from self_instruct.prompts import load_templates
 from self_instruct.runlog import LOG_FILE, RunConfigMismatchError, read_log
 from self_instruct.seeds import load_seeds
 
@@ -62,14 +62,20 @@ def test_prompts_mix_seeds_and_machine_instructions(tmp_path, scripted_backend):
         assert sum(s in generated for s in shown) <= 2
     assert any(any(s not in seeds for s in r["prompt_instructions"]) for r in later)
     first_prompt = scripted_backend.calls[0][0]
-    assert first_prompt.startswith(prompts.INSTRUCTION_HEADER) and first_prompt.endswith("\n9.")
+    header = load_templates().instruction_header
+    assert first_prompt.startswith(header) and first_prompt.endswith("\n9.")
 
 
 def test_classification_only_uses_classification_seeds_and_header(tmp_path, scripted_backend):
     pipeline, accepted = run(tmp_path, scripted_backend, classification_only=True)
+    templates = load_templates()
     assert all(s.is_classification for s in pipeline.seeds)
-    assert all(r["is_classification"] for r in accepted)
-    assert scripted_backend.calls[0][0].startswith(prompts.CLASSIFICATION_INSTRUCTION_HEADER)
+    assert scripted_backend.calls[0][0].startswith(templates.classification_instruction_header)
+    # The paper still asks the classifier about each new instruction (rule 7 of issue 15).
+    asked = [p for call in scripted_backend.calls for p in call]
+    logged = list(pipeline.log.iter_type("instruction"))
+    assert sum(p.startswith(templates.classification_prefix) for p in asked) == len(logged)
+    assert {r["is_classification"] for r in accepted} == {True, False}
 
 
 def test_interrupted_round_is_redone_identically(tmp_path, scripted_backend):
