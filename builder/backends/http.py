@@ -77,6 +77,8 @@ def is_transient(error: BaseException) -> bool:
     response = _response(error)
     if response is not None:
         return response.status_code in RETRY_STATUS_CODES or response.status_code >= 500
+    if isinstance(error, httpx2.UnsupportedProtocol):  # no http(s):// in the URL: never will be
+        return False
     return isinstance(
         error, (TimeoutError, httpx2.TransportError, json.JSONDecodeError, MalformedResponseError)
     )
