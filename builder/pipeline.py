@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from . import prompts
 from .backends import Backend, SamplingParams, load_backend
-from .config import PipelineConfig
+from .config import RESUMABLE_OPTIONS, PipelineConfig
 from .filters import filter_instances, instruction_rejection
 from .parsing import parse_instances, parse_is_classification, split_instructions
 from .previous import load_previous
@@ -31,8 +31,6 @@ from .rouge import FilterDecision, RougeIndex
 from .runlog import USAGE_KEYS, Record, RunLog
 from .seeds import SeedTask, load_seeds, seeds_fingerprint
 
-# Options that only say when to stop or where to send requests: a resumed run may change them.
-_RESUMABLE_OPTIONS = ("num_instructions", "patience", "endpoint", "max_concurrency", "seeds")
 TOP_K_SIMILAR = 10
 
 
@@ -44,7 +42,7 @@ def derive_seed(*parts: Any) -> int:
 
 def run_identity(config: PipelineConfig, seeds: Sequence[SeedTask]) -> dict[str, Any]:
     """What decides the data of a run; stored with the log and compared on resume."""
-    options = {k: v for k, v in asdict(config).items() if k not in _RESUMABLE_OPTIONS}
+    options = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_OPTIONS}
     return {
         **options,
         "seeds_sha256": seeds_fingerprint(seeds),

