@@ -8,6 +8,7 @@ the Hub is the local test Hub (tests/local_hub).
 
 from __future__ import annotations
 
+import json
 import shlex
 import signal
 import socket
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from _crash import data_rows, launch, run_cli, wait_for_rounds
 from local_hub import LocalHub
-from tgi_server import LocalServer, ScriptedApp
+from tgi_server import LocalServer, ScriptedApp, tgi_error
 
 ARGS = ["generate", "--num-instructions", "6", "--batch-size", "2", "--seed", "5"]
 NO_MODEL = {"SI_TEST_NO_MODEL": "1"}
@@ -119,6 +120,19 @@ def test_endpoint_that_answers_is_probed_once_then_used(tmp_path):
     assert done.returncode == 0, done.stderr
 
 
+class NeedsAKey(ScriptedApp):
+    def handle(self, method, path, body):
+        return tgi_error(401, "Invalid API key", "authentication")
+
+
+def test_endpoint_that_refuses_the_key_stops_before_the_run(tmp_path):
+    out = tmp_path / "out"
+    with LocalServer(NeedsAKey()) as server:
+        args = ["generate", "--backend", "openai", "--endpoint", server.url, "--output", str(out)]
+        fails_first(args, f"{server.url}/v1/models refuses our credentials (HTTP 401)")
+    assert not out.exists()
+
+
 def test_run_that_fails_before_its_first_round_leaves_nothing_behind(tmp_path):
     """The server answers its probe but rejects every request (HTTP 400): the same command then
     fails the same way, not with "already holds a run"."""
@@ -215,3 +229,18 @@ def test_probe_of_an_openai_v1_base_url():
     for url in ("http://h:8000", "http://h:8000/", "http://h:8000/v1"):
         assert _probe_url(url, "/v1/models") == "http://h:8000/v1/models"
     assert _probe_url("http://h:8080/", "/health") == "http://h:8080/health"
+
+
+def test_resume_of_a_run_without_an_options_file(tmp_path):
+    """A run started before options were stored (or through the builder) resumes from what its
+    config.json holds: the options that decide the data."""
+    from self_instruct.cli.resume import resumed_config
+    from self_instruct.runlog import RunConfigMismatchError
+
+    (tmp_path / ".self-instruct").mkdir()
+    stored = {"seed": 5, "batch_size": 2, "seeds_sha256": "0" * 64}
+    (tmp_path / ".self-instruct" / "config.json").write_text(json.dumps(stored))
+    config = resumed_config(tmp_path, {"num_instructions": 9})
+    assert (config.seed, config.batch_size, config.num_instructions) == (5, 2, 9)
+    with pytest.raises(RunConfigMismatchError, match="--batch-size: 2 -> 4"):
+        resumed_config(tmp_path, {"batch_size": 4})

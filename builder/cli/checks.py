@@ -135,7 +135,7 @@ def check_endpoints(config: PipelineConfig) -> None:
     path = PROBES[config.backend]
     timeout = min(PROBE_TIMEOUT, config.request_timeout)
     with ThreadPoolExecutor(max_workers=min(16, len(config.endpoint))) as pool:
-        answers = pool.map(lambda url: _probe(_probe_url(url, path), timeout), config.endpoint)
+        answers = pool.map(lambda url: _probe(url, _probe_url(url, path), timeout), config.endpoint)
         down = {url: why for url, why in zip(config.endpoint, answers, strict=True) if why}
     if len(down) == len(config.endpoint):
         listed = "; ".join(f"{url} ({why})" for url, why in down.items())
@@ -172,8 +172,8 @@ def _probe_url(url: str, path: str) -> str:
     return url.rstrip("/") + path
 
 
-def _probe(url: str, timeout: float) -> str | None:
-    """Why `url` cannot serve the run, or None when it answers (any HTTP status but 401/403).
+def _probe(url: str, probe: str, timeout: float) -> str | None:
+    """Why `url` cannot serve the run, or None when `probe` answers (any status but 401/403).
 
     Only no answer at all counts against a server: a 503 while the model loads or a 404 from a
     server without this route still says it is there, and requests are retried anyway. A
@@ -182,13 +182,13 @@ def _probe(url: str, timeout: float) -> str | None:
     import httpx2
 
     try:
-        response = httpx2.get(url, headers=_auth(url), timeout=timeout)
+        response = httpx2.get(probe, headers=_auth(url), timeout=timeout)
     except httpx2.HTTPError as err:
         return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
     if response.status_code in (401, 403):
         raise ConfigError(
-            f"--endpoint {url} refuses our credentials (HTTP {response.status_code}): set "
-            "SELF_INSTRUCT_API_KEY to the server's key."
+            f"--endpoint {url}: {probe} refuses our credentials (HTTP {response.status_code}): "
+            "set SELF_INSTRUCT_API_KEY to the server's key."
         )
     return None
 
