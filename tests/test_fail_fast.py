@@ -106,12 +106,13 @@ def test_no_endpoint_answers_names_every_endpoint(tmp_path, form):
     assert not out.exists()
 
 
-def test_endpoint_that_answers_is_probed_once_then_used(tmp_path):
+def test_endpoint_that_does_not_answer_is_named_and_the_others_serve(tmp_path):
     """One live server and one closed port: a warning, then the run uses the live one."""
     dead = closed_port_url()
     with LocalServer(ScriptedApp()) as server:
         done = run_cli(
             [*ARGS, "--backend", "openai", "--endpoint", dead, server.url, "--patience", "2"]
+            + ["--max-attempts", "2"]
             + ["--output", str(tmp_path / "out")],
             REAL_BACKENDS,
         )

@@ -105,9 +105,11 @@ def _run(config: PipelineConfig, args: GenerateArguments, folder: Path, argv: Se
 
     created = not folder.exists()
     prepare_output(folder, resume=args.resume, overwrite=args.overwrite)
-    resume.save_options(folder, config)
     try:
+        resume.save_options(folder, config)
         return _export(config, args, folder, argv)
+    except RunStoppedError:  # its message gives the resume command: keep what it resumes
+        raise
     except Exception:
         if not args.resume and not resume.has_rounds(folder):
             _remove_empty_run(folder, created)
