@@ -10,6 +10,7 @@ import ast
 import configparser
 import json
 import re
+import shutil
 import subprocess
 import sys
 from importlib.metadata import packages_distributions
@@ -156,14 +157,20 @@ def test_install_requires_declares_every_import():
 
 
 def test_building_prints_no_package_data_warning(tmp_path):
-    """setuptools warns when a data folder is importable but not a declared package."""
+    """setuptools warns when a data folder is importable but not a declared package. Built from
+    a copy: the build writes its egg-info beside setup.cfg."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("setup.cfg", "pyproject.toml", "README.md", "builder", "dataset_card"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
+        copy(ROOT / name, source / name)
     done = subprocess.run(
         [sys.executable, "-c", "import setuptools; setuptools.setup()"]
-        + ["-q", "build_py", "-d", str(tmp_path)],
-        cwd=ROOT,
+        + ["-q", "build_py", "-d", str(tmp_path / "build")],
+        cwd=source,
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr
     assert "as data is deprecated" not in done.stderr, done.stderr
-    assert (tmp_path / "self_instruct" / "data" / "seed_tasks.jsonl").exists()
+    assert (tmp_path / "build" / "self_instruct" / "data" / "seed_tasks.jsonl").exists()
