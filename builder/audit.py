@@ -275,18 +275,18 @@ then: datasets.load_dataset("my-data", "audit")"""
 
 def audit_main(argv: list[str]) -> None:
     """`self-instruct audit DIR [options]`: judge, write the configuration and card, print."""
-    from .cli import _parse, _parser
+    from .cli.args import make_parser, parse
     from .dataset_card.audit import LABELS, write_audit
 
-    parser = _parser(
+    parser = make_parser(
         (AuditConfig,),
         "self-instruct audit",
         "Have a judge model review a sample of a generated dataset with the three questions of "
         "the Self-Instruct paper's Table 2; the card gains a 'Quality audit' section.",
         _EXAMPLES,
+        positional=("folder",),
     )
-    named = ["--folder", argv[0]] if argv and not argv[0].startswith("-") else []
-    (config,) = _parse(parser, [*named, *argv[len(named) // 2 :]])
+    (config,), _ = parse(parser, argv)
     try:
         result = run_audit(config)
     except KeyboardInterrupt:

@@ -14,10 +14,26 @@ from typing import Literal
 EMBEDDED_MODEL = "embedded"
 BUNDLED_SEEDS = "bundled"
 BackendName = Literal["transformers", "tgi", "openai"]
+# Options that only say when to stop or where to send requests (and --seeds, the same tasks from
+# another place: their hash is checked): a resumed run may change them, the data stays the same.
+RESUMABLE_OPTIONS = (
+    "num_instructions",
+    "patience",
+    "endpoint",
+    "max_concurrency",
+    "max_attempts",
+    "request_timeout",
+    "seeds",
+)
 
 
 class ConfigError(ValueError):
     """An option value that cannot work; the message names the option and the value."""
+
+
+def flag(name: str) -> str:
+    """An option as every user-facing text spells it: `num_instructions` -> `--num-instructions`."""
+    return "--" + name.replace("_", "-")
 
 
 def _opt(default, help: str, **kwargs):
@@ -54,7 +70,7 @@ class PipelineConfig:
         "variable SELF_INSTRUCT_API_KEY (never stored; a user:password@ in the URL is refused); "
         "without one, your Hugging Face token goes only to Hugging Face's inference hosts "
         "(Inference Endpoints, the router) over https.",
-        nargs="*",
+        action="extend",  # --endpoint A --endpoint B is --endpoint A B
     )
     max_concurrency: int = _opt(8, "Requests in flight per endpoint (tgi/openai backends).")
     batch_size: int = _opt(
@@ -132,7 +148,7 @@ class PipelineConfig:
         None,
         "Grow an earlier version: a Hub dataset id with an optional @revision (me/data@v1) or a "
         "local output folder. Its instructions join the ROUGE-L pool, and the new data holds its "
-        "rows followed by the new ones; --num_instructions counts only the new ones.",
+        "rows followed by the new ones; --num-instructions counts only the new ones.",
     )
     chat: bool = _opt(
         False,
@@ -164,15 +180,15 @@ class PipelineConfig:
         )
         for name in (*positive, "num_prompt_instructions", "patience", "max_concurrency"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{flag(name)} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.num_machine_instructions <= self.num_prompt_instructions:
             raise ConfigError(
-                "--num_machine_instructions must be between 0 and --num_prompt_instructions "
+                "--num-machine-instructions must be between 0 and --num-prompt-instructions "
                 f"({self.num_prompt_instructions}), got {self.num_machine_instructions}"
             )
         if not 0.0 <= self.rouge_threshold <= 1.0:
-            raise ConfigError(f"--rouge_threshold must be in [0, 1], got {self.rouge_threshold}")
+            raise ConfigError(f"--rouge-threshold must be in [0, 1], got {self.rouge_threshold}")
         if self.temperature < 0:
             raise ConfigError(f"--temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ConfigError(f"--top_p must be in (0, 1], got {self.top_p}")
+            raise ConfigError(f"--top-p must be in (0, 1], got {self.top_p}")

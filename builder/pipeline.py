@@ -24,7 +24,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from .backends import Backend, Completion, SamplingParams, load_backend
-from .config import PipelineConfig
+from .config import RESUMABLE_OPTIONS, PipelineConfig
 from .filters import cap_instances, filter_instances, instruction_rejection
 from .parsing import parse_instances, parse_is_classification, split_instructions
 from .previous import load_previous
@@ -34,8 +34,6 @@ from .runlog import USAGE_KEYS, Record, RunLog
 from .seed_lengths import check_seed_lengths
 from .seeds import SeedTask, load_seeds, seeds_fingerprint
 
-# Options that only say when to stop or where to send requests: a resumed run may change them.
-_RESUMABLE_OPTIONS = ("num_instructions", "patience", "endpoint", "max_concurrency", "seeds")
 TOP_K_SIMILAR = 10
 # Characters of a rejected text kept in the run log: enough to see why it was rejected. A server
 # that answers 10 MB would otherwise grow the log by as much per rejected item.
@@ -63,7 +61,7 @@ def run_identity(
     config: PipelineConfig, seeds: Sequence[SeedTask], templates: PromptTemplates
 ) -> dict[str, Any]:
     """What decides the data of a run; stored with the log and compared on resume."""
-    options = {k: v for k, v in asdict(config).items() if k not in _RESUMABLE_OPTIONS}
+    options = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_OPTIONS}
     return {
         **options,
         "seeds_sha256": seeds_fingerprint(seeds),

@@ -55,7 +55,7 @@ def load_previous(source: str) -> list[dict[str, Any]]:
             )
         except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as err:
             raise PreviousVersionError(
-                f"--resume_from {source}: cannot load its 'instructions' and 'instances' ({err})."
+                f"--resume-from {source}: cannot load its 'instructions' and 'instances' ({err})."
                 " Give a dataset written by self-instruct: a Hub id with an optional @revision, "
                 "or a local output folder."
             ) from err

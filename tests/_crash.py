@@ -12,6 +12,8 @@ time to land mid-run). Two more switches simulate a broken environment in that p
                            the write fails with EFBIG, as a full disk fails it with ENOSPC)
     SI_TEST_KILL_AT_RENAME=NAME  the process kills itself with SIGKILL at the `os.replace` onto a
                            file called NAME, before the rename (a `kill -9` at that exact point)
+    SI_TEST_NO_MODEL=1     loading any backend fails with "MODEL LOADED": proof that an error
+                           came from a check made before the model loads
 """
 
 from __future__ import annotations
@@ -107,7 +109,12 @@ def _patch_backend() -> None:
             time.sleep(delay)
             return super().generate(prompts_, params)
 
-    self_instruct.pipeline.load_backend = lambda config: SlowScriptedBackend()
+    def load_backend(config):
+        if os.environ.get("SI_TEST_NO_MODEL"):
+            raise AssertionError("MODEL LOADED before the checks that need no model")
+        return SlowScriptedBackend()
+
+    self_instruct.pipeline.load_backend = load_backend
 
 
 def _fill_disk_after(budget: int) -> None:

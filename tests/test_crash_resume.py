@@ -96,8 +96,7 @@ def test_signal_stops_cleanly_and_says_how_to_resume(tmp_path, uninterrupted, si
     assert process.returncode == code, stderr
     assert "Traceback" not in stderr
     assert says in stderr and "has no export yet" in stderr
-    resume = f"self-instruct {' '.join(ARGS)} --output {folder} --resume"
-    assert f"To continue: {resume}" in stderr
+    assert f"To continue: self-instruct generate --output {folder} --resume" in stderr
     assert_log_ends_with_a_round(folder)  # the round in flight was dropped whole
     assert not (folder / "README.md").exists()
     done = run_cli([*ARGS, "--output", str(folder), "--resume"])
@@ -150,21 +149,17 @@ def test_reopening_cuts_a_torn_round_and_appends_cleanly(tmp_path, tail):
     assert [r["round"] for r in read_log(tmp_path) if r["type"] == "round"] == [0, 1]
 
 
-GENERATE = "self-instruct generate"
-
-
 @pytest.mark.parametrize(
-    ("argv", "command"),
+    ("folder", "push", "command"),
     [
-        (["--output", "my dir", "--overwrite"], f"{GENERATE} --output 'my dir' --resume"),
-        (["--overwrite", "true", "--output", "d", "--resume"], f"{GENERATE} --output d --resume"),
-        (
-            ["--config", "r.yaml"],
-            f"set `resume: true` in r.yaml, then run {GENERATE} --config r.yaml",
-        ),
+        ("my dir", None, "self-instruct generate --output 'my dir' --resume"),
+        ("d", "me/ds", "self-instruct generate --output d --resume --push-to-hub me/ds"),
     ],
 )
-def test_resume_hint_never_deletes_the_run(argv, command):
-    from self_instruct.cli import _resume_command
+def test_resume_hint_never_deletes_the_run(folder, push, command):
+    """The run's options are stored with it: the hint needs the folder only, never --overwrite."""
+    from pathlib import Path
 
-    assert _resume_command(argv) == command
+    from self_instruct.cli.resume import resume_command
+
+    assert resume_command(Path(folder), push) == command

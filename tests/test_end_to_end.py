@@ -68,5 +68,5 @@ def test_generate_help_documents_every_option_and_default():
     flat = " ".join(out.split())
     for f in fields(PipelineConfig):
         default = f.default_factory() if f.default is MISSING else f.default
-        assert f"--{f.name}" in out
+        assert f"--{f.name.replace('_', '-')}" in out
         assert f"(default: {default})" in flat, f.name

@@ -11,7 +11,7 @@ from _crash import data_file, run_cli
 from scripted_backend import ScriptedBackend
 from tgi_server import LocalServer, ModelTGIApp, tgi_error
 
-from self_instruct.cli import EXIT_REQUESTS_FAILED
+from self_instruct.cli.generate import EXIT_REQUESTS_FAILED
 from self_instruct.rows import CONFIG_NAMES
 from self_instruct.runlog import RUN_DIR, read_log
 

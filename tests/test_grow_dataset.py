@@ -1,4 +1,4 @@
-"""Growing a Hub dataset: v2 starts from v1's instructions (--resume_from) and holds both."""
+"""Growing a Hub dataset: v2 starts from v1's instructions (--resume-from) and holds both."""
 
 from __future__ import annotations
 
@@ -70,4 +70,4 @@ def test_v2_grows_from_v1_and_v1_stays_exact(hub, tmp_path, capsys):
 def test_unknown_version_to_grow_from_is_a_clear_error(hub, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         generate(tmp_path / "x", "--resume_from", f"{REPO}@v9")
-    assert "--resume_from alice/grown@v9: cannot load" in str(exit_.value.code)
+    assert "--resume-from alice/grown@v9: cannot load" in str(exit_.value.code)

@@ -97,9 +97,9 @@ def test_output_folder_is_not_clobbered(tmp_path):
 
 
 def test_builder_config_rejects_bad_values():
-    with pytest.raises(ValueError, match="--num_instructions must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="--num-instructions must be >= 1, got 0"):
         SelfInstruct(config_name="instances", num_instructions=0)
-    with pytest.raises(ValueError, match="--rouge_threshold must be in"):
+    with pytest.raises(ValueError, match="--rouge-threshold must be in"):
         SelfInstruct(config_name="sft", rouge_threshold=1.5)
     with pytest.raises(ValueError, match="not found"):
         SelfInstruct(config_name="everything")

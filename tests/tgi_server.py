@@ -312,6 +312,10 @@ class ScriptedApp:
             "/v1/completions": _openai,
             "/v1/chat/completions": _chat,
         }
+        if (method, path) == ("GET", "/health"):  # what `generate` probes before a run
+            return Reply(200, b"")
+        if (method, path) == ("GET", "/v1/models"):
+            return Reply(200, {"object": "list", "data": [{"id": "echo", "object": "model"}]})
         if method != "POST" or path not in routes:
             return tgi_error(404, f"no route {method} {path}", "validation")
         prompt = body["messages"][-1]["content"] if path.endswith("chat/completions") else None

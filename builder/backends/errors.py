@@ -48,6 +48,8 @@ def is_transient(error: BaseException) -> bool:
     response = response_of(error)
     if response is not None:
         return response.status_code in RETRY_STATUS_CODES or response.status_code >= 500
+    if isinstance(error, httpx2.UnsupportedProtocol):  # no http(s):// in the URL: never will be
+        return False
     return isinstance(error, (TimeoutError, httpx2.TransportError, MalformedResponseError))
 
 

@@ -1,0 +1,104 @@
+"""`self-instruct generate | push | stats | audit`: the command line.
+
+    args.py      options from dataclass fields: dash spelling, no abbreviations, --config YAML
+    checks.py    what `generate` checks before a model loads: folder, seeds, Hub, endpoints
+    resume.py    a run folder's stored options, how far it got, the command that continues it
+    generate.py  `generate`: checks, model, run, summary, push; stop messages
+    push.py      `push`, `stats` and `audit` (the audit itself is in audit.py)
+
+Heavy imports wait until a command runs, so `--help` and the checks answer in seconds.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+
+
+class RunStoppedError(RuntimeError):
+    """The environment stopped a run (disk full, folder gone); its finished rounds are kept."""
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are a user's mistake or a broken environment: a message, not a traceback."""
+    from ..audit import AuditError
+    from ..backends.http import BackendError
+    from ..backends.transformers import ModelNotFoundError
+    from ..config import ConfigError
+    from ..export import NothingToExportError, OutputFolderError
+    from ..hub import PushError
+    from ..previous import PreviousVersionError
+    from ..runlock import RunDirLockedError
+    from ..runlog import RunConfigMismatchError, RunLogDamagedError, StoredConfigError
+    from ..seeds import SeedFileError
+
+    return (
+        RunStoppedError,
+        ConfigError,
+        SeedFileError,
+        OutputFolderError,
+        RunConfigMismatchError,
+        RunLogDamagedError,
+        StoredConfigError,
+        RunDirLockedError,
+        NothingToExportError,
+        PreviousVersionError,
+        ModelNotFoundError,
+        PushError,
+        BackendError,
+        AuditError,
+    )
+
+
+def cause(err: BaseException | None, types) -> BaseException | None:
+    """`err` or the error behind it: `datasets` wraps what a generator raises in its own error."""
+    while err is not None and not isinstance(err, types):
+        err = err.__cause__
+    return err
+
+
+def describe(err: OSError) -> str:
+    return f"{err.strerror}: {err.filename}" if err.strerror and err.filename else str(err)
+
+
+def _commands():
+    from .generate import generate
+    from .push import audit, push, stats
+
+    return {"generate": generate, "push": push, "stats": stats, "audit": audit}
+
+
+USAGE = """usage: self-instruct {generate,push,stats,audit} [options]
+
+  generate  bootstrap a Self-Instruct dataset from seed tasks with a model
+  push      upload a generated folder to the Hub as a new version (tag)
+  stats     print the paper's Table 1 statistics for a dataset
+  audit     have a judge model review a sample, as the paper's Table 2
+
+`self-instruct COMMAND --help` explains each command's options and defaults;
+`self-instruct --version` prints the version."""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--version"]:
+        print(f"self-instruct {__version__}")
+        return
+    commands = _commands()
+    if not argv or argv[0] not in commands:
+        asked = argv[:1] in (["-h"], ["--help"])
+        print(USAGE, file=sys.stdout if asked else sys.stderr)
+        sys.exit(0 if asked else 2)
+    try:
+        commands[argv[0]](argv[1:])
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        sys.exit(130)
+    except Exception as err:
+        if (expected := cause(err, expected_errors())) is not None:
+            sys.exit(f"self-instruct {argv[0]}: error: {expected}")
+        if (os_error := cause(err, OSError)) is not None:  # a file or disk problem, not a bug
+            sys.exit(f"self-instruct {argv[0]}: error: {describe(os_error)}")
+        raise

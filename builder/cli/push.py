@@ -1,0 +1,60 @@
+"""`self-instruct push FOLDER REPO_ID`, `self-instruct stats DATA` and `self-instruct audit DIR`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .args import make_parser, parse
+
+
+def push(argv: Sequence[str]) -> None:
+    """Push a generated folder as a new version (tag) of a Hub dataset."""
+    from ..hub import PushConfig, push_main
+    from ..runlock import locked
+    from ..runlog import RUN_DIR
+
+    parser = make_parser(
+        (PushConfig,),
+        "self-instruct push",
+        "Push a folder written by `self-instruct generate` to a Hub dataset repo: one commit, "
+        "tagged as the next version (v1, v2, ...). The token comes from HF_TOKEN or "
+        "`hf auth login`.",
+        "example:\n  self-instruct push my-data my-name/my-self-instruct --private",
+        positional=("folder", "repo_id"),
+    )
+    (config,), _ = parse(parser, argv)
+    with locked(Path(config.folder) / RUN_DIR, only_if_exists=True):  # not while a run writes
+        push_main(config)
+
+
+@dataclass
+class StatsArguments:
+    data: str = field(
+        metadata={
+            "help": "A seed_tasks.jsonl-style file, a folder written by `self-instruct generate`, "
+            "or a Hub dataset id."
+        }
+    )
+
+
+def stats(argv: Sequence[str]) -> None:
+    """Print the paper's Table 1 for a seed file, an output folder or a Hub dataset."""
+    parser = make_parser(
+        (StatsArguments,),
+        "self-instruct stats",
+        "Print the paper's Table 1 statistics (instructions, instances, lengths) for a dataset.",
+        positional=("data",),
+    )
+    (args,), _ = parse(parser, argv)
+    from ..dataset_card import stats_main
+
+    print(stats_main(args.data))
+
+
+def audit(argv: Sequence[str]) -> None:
+    """A judge model's review of a sample of a generated folder (audit.py has the options)."""
+    from ..audit import audit_main
+
+    audit_main(list(argv))

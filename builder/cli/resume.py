@@ -1,0 +1,96 @@
+"""What a run folder remembers: its options, how far it got, and the command that continues it.
+
+`generate` stores every option of a run in `DIR/.self-instruct/options.json` before the first
+round, and again on each resume. `--resume` starts from those: a bare
+`self-instruct generate --output DIR --resume` continues the run as it was started, and an
+option retyped on the command line must either be one that only says when to stop or where to
+send requests (`RESUMABLE_OPTIONS`), or equal the stored value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from ..config import RESUMABLE_OPTIONS, PipelineConfig, flag
+from ..runlog import CONFIG_FILE, LOG_FILE, RUN_DIR, read_log
+
+OPTIONS_FILE = "options.json"  # in the run directory, beside the run log; never uploaded
+CARD = "README.md"
+
+
+def save_options(folder: Path, config: PipelineConfig) -> None:
+    """Store every option of the run (atomically: a reader never sees half a file)."""
+    path = folder / RUN_DIR / OPTIONS_FILE
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(config), indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def stored_options(folder: Path) -> dict[str, Any]:
+    """The options a run was made with.
+
+    A run started by an older version, or through the builder, has no options file: its
+    `config.json` (the options that decide the data) is the next best thing.
+    """
+    run_dir = folder / RUN_DIR
+    path = run_dir / OPTIONS_FILE if (run_dir / OPTIONS_FILE).exists() else run_dir / CONFIG_FILE
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    names = {f.name for f in fields(PipelineConfig)}
+    return {k: v for k, v in stored.items() if k in names}
+
+
+def resumed_config(folder: Path, given: dict[str, Any]) -> PipelineConfig:
+    """The stored options, updated by the resumable ones given; refuse any other change.
+
+    Raises RunConfigMismatchError listing each refused option as `--name: stored -> given`.
+    """
+    from ..runlog import RunConfigMismatchError
+
+    stored = {**asdict(PipelineConfig()), **stored_options(folder)}
+    fixed = {k: v for k, v in given.items() if k in stored and k not in RESUMABLE_OPTIONS}
+    if diffs := [f"{flag(k)}: {stored[k]!r} -> {v!r}" for k, v in fixed.items() if stored[k] != v]:
+        resumable = ", ".join(flag(name) for name in RESUMABLE_OPTIONS)
+        raise RunConfigMismatchError(
+            f"--resume: {folder} holds a run made with other options:\n  "
+            + "\n  ".join(diffs)
+            + f"\n--resume continues a run with its own options; only {resumable} may change. "
+            "Drop the others, or choose another --output (or --overwrite to discard the run)."
+        )
+    return PipelineConfig(**{**stored, **{k: v for k, v in given.items() if k in stored}})
+
+
+def resume_command(folder: Path, push_to_hub: str | None) -> str:
+    """The command that continues the run in `folder`: its options are stored with it."""
+    words = ["self-instruct", "generate", "--output", str(folder), "--resume"]
+    words += ["--push-to-hub", push_to_hub] if push_to_hub else []
+    return shlex.join(words)
+
+
+def progress(folder: Path) -> str:
+    """How far the run in `folder` got, in words: instructions kept, rounds logged."""
+    kept = rounds = 0
+    for record in read_log(folder / RUN_DIR):
+        kept += record["type"] == "instruction"
+        rounds += record["type"] == "round"
+    quota = stored_options(folder).get("num_instructions")
+    kept, of = (min(kept, quota), f" of {quota}") if quota else (kept, "")  # surplus: not kept
+    return f"{kept}{of} instructions kept in {rounds} rounds ({folder / RUN_DIR / LOG_FILE})"
+
+
+def has_export(folder: Path) -> bool:
+    """Whether the folder holds an export (a card naming data files) from this run or before."""
+    return (folder / CARD).exists()
+
+
+def has_rounds(folder: Path) -> bool:
+    """Whether the run log holds at least one finished round."""
+    return any(record["type"] == "round" for record in read_log(folder / RUN_DIR))

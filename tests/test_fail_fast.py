@@ -1,0 +1,247 @@
+"""`self-instruct generate` reports every mistake that needs no model before the model loads.
+
+Each case runs the real CLI in a subprocess (tests/_crash.py) with `SI_TEST_NO_MODEL=1`: loading
+any backend fails loudly, so an error that arrives as the check's own message was found first.
+Endpoints are real HTTP servers on 127.0.0.1 (tests/tgi_server.py) or ports nothing listens on;
+the Hub is the local test Hub (tests/local_hub).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import socket
+from pathlib import Path
+
+import pytest
+from _crash import data_rows, launch, run_cli, wait_for_rounds
+from local_hub import LocalHub
+from tgi_server import LocalServer, ScriptedApp, tgi_error
+
+ARGS = ["generate", "--num-instructions", "6", "--batch-size", "2", "--seed", "5"]
+NO_MODEL = {"SI_TEST_NO_MODEL": "1"}
+REAL_BACKENDS = {"SI_TEST_REAL_MODEL": "1"}  # the real HTTP backends (they load no model)
+
+
+def fails_first(args: list[str], message: str, env: dict | None = None) -> str:
+    """Run the CLI; expect one error line with `message`, found before any model was loaded."""
+    done = run_cli(args, {**NO_MODEL, **(env or {})}, timeout=60)
+    assert done.returncode != 0
+    assert "MODEL LOADED" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "self-instruct generate: error:" in line]
+    assert len(errors) == 1, done.stderr
+    assert message in done.stderr, done.stderr
+    return done.stderr
+
+
+def closed_port_url() -> str:
+    """A loopback URL on which nothing listens (the port was free a moment ago)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("finished") / "out"
+    done = run_cli([*ARGS, "--output", str(folder)])
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+def test_output_that_is_a_file(tmp_path):
+    (tmp_path / "out").write_text("x")
+    fails_first([*ARGS, "--output", str(tmp_path / "out")], "is a file, not a folder")
+
+
+def test_output_that_cannot_be_written(tmp_path):
+    """/proc takes no new files, for root too."""
+    fails_first([*ARGS, "--output", "/proc/self-instruct-out"], "cannot write to")
+
+
+def test_output_that_holds_other_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    fails_first([*ARGS, "--output", str(tmp_path)], "holds other files, not a Self-Instruct run")
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_resume_with_nothing_to_resume(tmp_path):
+    fails_first([*ARGS, "--output", str(tmp_path / "new"), "--resume"], "holds no run to resume")
+    assert not (tmp_path / "new").exists()
+
+
+def test_resume_with_other_options_before_the_model(finished_run):
+    stderr = fails_first(
+        [*ARGS, "--seed", "7", "--output", str(finished_run), "--resume"],
+        "holds a run made with other options",
+    )
+    assert "--seed: 5 -> 7" in stderr
+
+
+def test_resume_and_overwrite_together(finished_run):
+    fails_first(["generate", "--output", str(finished_run), "--resume", "--overwrite"], "not both")
+
+
+@pytest.mark.parametrize("url", ["localhost:8080", "ftp://gpu1:8080", "http://"])
+def test_endpoint_that_is_not_an_http_url(tmp_path, url):
+    out = tmp_path / "out"
+    args = ["generate", "--backend", "openai", "--endpoint", url, "--output", str(out)]
+    fails_first(args, f"--endpoint {url}: give the server's base URL with http:// or https://")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("form", ["repeated", "listed"])
+def test_no_endpoint_answers_names_every_endpoint(tmp_path, form):
+    """Both spellings of two endpoints keep both; a closed port is reported at once, not retried."""
+    one, two = closed_port_url(), closed_port_url()
+    urls = ["--endpoint", one, *(["--endpoint"] if form == "repeated" else []), two]
+    out = tmp_path / "out"
+    stderr = fails_first(
+        ["generate", "--backend", "tgi", *urls, "--output", str(out)],
+        "no --endpoint answers GET /health",
+        REAL_BACKENDS,
+    )
+    assert one in stderr and two in stderr
+    assert not out.exists()
+
+
+def test_endpoint_that_does_not_answer_is_named_and_the_others_serve(tmp_path):
+    """One live server and one closed port: a warning, then the run uses the live one."""
+    dead = closed_port_url()
+    with LocalServer(ScriptedApp()) as server:
+        done = run_cli(
+            [*ARGS, "--backend", "openai", "--endpoint", dead, server.url, "--patience", "2"]
+            + ["--max-attempts", "2"]
+            + ["--output", str(tmp_path / "out")],
+            REAL_BACKENDS,
+        )
+    assert f"warning: --endpoint {dead} does not answer" in done.stderr, done.stderr
+    assert server.app.outcomes["ok"] > 0
+    assert done.returncode == 0, done.stderr
+
+
+class NeedsAKey(ScriptedApp):
+    def handle(self, method, path, body):
+        return tgi_error(401, "Invalid API key", "authentication")
+
+
+def test_endpoint_that_refuses_the_key_stops_before_the_run(tmp_path):
+    out = tmp_path / "out"
+    with LocalServer(NeedsAKey()) as server:
+        args = ["generate", "--backend", "openai", "--endpoint", server.url, "--output", str(out)]
+        fails_first(args, f"{server.url}/v1/models refuses our credentials (HTTP 401)")
+    assert not out.exists()
+
+
+def test_run_that_fails_before_its_first_round_leaves_nothing_behind(tmp_path):
+    """The server answers its probe but rejects every request (HTTP 400): the same command then
+    fails the same way, not with "already holds a run"."""
+    out = tmp_path / "out"
+    app = ScriptedApp(faults=lambda prompt, attempt: "400")
+    args = [*ARGS, "--backend", "openai", "--output", str(out)]
+    with LocalServer(app) as server:
+        for _ in range(2):
+            done = run_cli([*args, "--endpoint", server.url], REAL_BACKENDS)
+            assert done.returncode != 0 and "rejected a request with HTTP 400" in done.stderr
+            assert "already holds" not in done.stderr
+            assert not out.exists()
+
+
+@pytest.fixture
+def hub(tmp_path):
+    with LocalHub(tmp_path / "hub", users={"alice": "token-a"}, patch_clients=False) as hub:
+        yield {**hub.env(), "HF_HUB_OFFLINE": "0", "HF_TOKEN": ""}
+
+
+@pytest.mark.parametrize(
+    ("token", "repo", "message"),
+    [
+        ("", "alice/data", "no Hugging Face token"),
+        ("token-wrong", "alice/data", "rejects the token (HTTP 401)"),
+        ("token-a", "bob/data", "the token of alice cannot write to bob/"),
+        ("token-a", "just-a-name", "give the namespace too"),
+    ],
+)
+def test_push_to_hub_is_checked_before_the_run(tmp_path, hub, token, repo, message):
+    out = tmp_path / "out"
+    args = [*ARGS, "--output", str(out), "--push-to-hub", repo]
+    fails_first(args, message, {**hub, "HF_TOKEN": token})
+    assert not out.exists()
+
+
+def test_push_to_hub_while_offline(tmp_path):
+    fails_first([*ARGS, "--output", str(tmp_path), "--push-to-hub", "me/data"], "HF_HUB_OFFLINE")
+
+
+def test_bare_resume_continues_with_the_stored_options(tmp_path, finished_run):
+    """`--output DIR --resume` alone: the run's own options (seed 5, batch 2), not the defaults,
+    and a resumable option (the quota) may grow."""
+    folder = tmp_path / "out"
+    assert run_cli([*ARGS, "--num-instructions", "3", "--output", str(folder)]).returncode == 0
+    done = run_cli(["generate", "--output", str(folder), "--resume", "--num-instructions", "6"])
+    assert done.returncode == 0, done.stderr
+    assert data_rows(folder) == data_rows(finished_run)
+
+
+def test_retry_options_may_change_on_resume(tmp_path, finished_run):
+    folder = tmp_path / "out"
+    assert run_cli([*ARGS, "--output", str(folder), "--num-instructions", "3"]).returncode == 0
+    again = ["--max-attempts", "2", "--request-timeout", "9", "--num-instructions", "6"]
+    done = run_cli([*ARGS, *again, "--output", str(folder), "--resume"])
+    assert done.returncode == 0, done.stderr
+    assert data_rows(folder) == data_rows(finished_run)
+
+
+def test_rerun_after_kill_9_says_how_far_and_how_to_resume(tmp_path, finished_run):
+    """The original command, rerun after `kill -9`, prints the run's progress and the exact
+    command that continues it; that command finishes the run as if it had never stopped."""
+    folder = tmp_path / "out"
+    process = launch([*ARGS, "--output", str(folder)], {"SI_TEST_DELAY": "0.3"})
+    assert wait_for_rounds(folder, 1, process)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    stderr = fails_first([*ARGS, "--output", str(folder)], "already holds a Self-Instruct run")
+    assert "of 6 instructions kept in" in stderr and "no export yet" in stderr
+    command = stderr.split("continue it with its own options: ")[1].splitlines()[0]
+    assert command == f"self-instruct generate --output {shlex.quote(str(folder))} --resume"
+    done = run_cli(shlex.split(command)[1:])
+    assert done.returncode == 0, done.stderr
+    assert data_rows(folder) == data_rows(finished_run)
+
+
+def test_a_url_without_http_is_never_retried(caplog):
+    """What the check above keeps from the CLI, the backend itself must not retry either."""
+    import httpx2
+
+    from self_instruct.backends.base import SamplingParams
+    from self_instruct.backends.openai import OpenAIBackend
+
+    backend = OpenAIBackend(["localhost:8080"], model="m")
+    with pytest.raises(httpx2.UnsupportedProtocol):
+        backend.generate(["Hello"], SamplingParams(max_new_tokens=4))
+    backend.close()
+    assert "Retrying" not in caplog.text
+
+
+def test_probe_of_an_openai_v1_base_url():
+    from self_instruct.cli.checks import _probe_url
+
+    for url in ("http://h:8000", "http://h:8000/", "http://h:8000/v1"):
+        assert _probe_url(url, "/v1/models") == "http://h:8000/v1/models"
+    assert _probe_url("http://h:8080/", "/health") == "http://h:8080/health"
+
+
+def test_resume_of_a_run_without_an_options_file(tmp_path):
+    """A run started before options were stored (or through the builder) resumes from what its
+    config.json holds: the options that decide the data."""
+    from self_instruct.cli.resume import resumed_config
+    from self_instruct.runlog import RunConfigMismatchError
+
+    (tmp_path / ".self-instruct").mkdir()
+    stored = {"seed": 5, "batch_size": 2, "seeds_sha256": "0" * 64}
+    (tmp_path / ".self-instruct" / "config.json").write_text(json.dumps(stored))
+    config = resumed_config(tmp_path, {"num_instructions": 9})
+    assert (config.seed, config.batch_size, config.num_instructions) == (5, 2, 9)
+    with pytest.raises(RunConfigMismatchError, match="--batch-size: 2 -> 4"):
+        resumed_config(tmp_path, {"batch_size": 4})
