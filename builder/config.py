@@ -133,7 +133,8 @@ class PipelineConfig:
     sft_include_seed_tasks: bool = _opt(
         True,
         "Add the seed tasks' own instances to the `sft` rows, as the paper's fine-tuning data "
-        "does (its --include_seed_tasks); the `instances` rows stay machine-generated only.",
+        "does (`include_seed_tasks` in its prepare_for_finetuning.py); the `instances` rows "
+        "stay machine-generated only.",
     )
     rouge_threshold: float = _opt(
         0.7,

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 from _crash import run_cli
-from test_faults import dead_url, fast_retries
+from test_faults import fast_retries
 from tgi_server import LocalServer, Reply, ScriptedApp, tgi_error, tgi_headers
 
 from self_instruct.backends import load_backend
@@ -233,27 +234,39 @@ def test_urls_are_redacted_wherever_the_tool_writes_them():
 # --- a backend that stops the run: finished rounds kept, the resume command printed -----------
 
 
-def stops_with(tmp_path, server_url: str, *extra: str) -> str:
-    out = tmp_path / "out"
+def after_first_round(out: Path, fault: str):
+    """A fault for every request once the run log holds a finished round: the run then has
+    something to keep and to resume (a failure before it leaves no folder at all)."""
+
+    def faults(prompt: str, attempt: int) -> str | None:
+        log = out / ".self-instruct" / "log.jsonl"
+        return fault if log.exists() and b'"type": "round"' in log.read_bytes() else None
+
+    return faults
+
+
+def stops_with(out: Path, server_url: str, *extra: str) -> str:
     args = ["generate", "--backend", "tgi", "--endpoint", server_url, "--output", str(out)]
-    args += ["--num-instructions", "4", "--batch-size", "2", *extra]
+    args += ["--num-instructions", "40", "--batch-size", "2", *extra]
     done = run_cli(args, {"SI_TEST_REAL_MODEL": "1"})
     assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
     assert "Every finished round is kept" in done.stderr, done.stderr
-    assert f"To continue: self-instruct generate {' '.join(args[1:])} --resume" in done.stderr
+    assert f"To continue: self-instruct generate --output {out} --resume" in done.stderr
     return done.stderr
 
 
 def test_a_refused_key_stops_the_run_with_the_resume_command(tmp_path):
-    app = ScriptedApp(faults=lambda prompt, attempt: "401")
+    app = ScriptedApp(faults=after_first_round(tmp_path / "out", "401"))
     app._fault = lambda fault: tgi_error(401, "Unauthorized", "authentication")
     with LocalServer(app) as server:
-        stderr = stops_with(tmp_path, server.url)
+        stderr = stops_with(tmp_path / "out", server.url)
     assert "HTTP 401" in stderr and API_KEY_ENV in stderr
 
 
 def test_a_server_gone_stops_the_run_with_the_resume_command(tmp_path):
-    stderr = stops_with(tmp_path, dead_url(), "--max-attempts", "1")
+    app = ScriptedApp(faults=after_first_round(tmp_path / "out", "drop"))
+    with LocalServer(app) as server:
+        stderr = stops_with(tmp_path / "out", server.url, "--max-attempts", "1")
     assert "failed for good" in stderr  # the round is not logged: a resume sends it again
 
 

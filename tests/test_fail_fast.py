@@ -109,7 +109,17 @@ def test_no_endpoint_answers_names_every_endpoint(tmp_path, form):
 def test_endpoint_that_does_not_answer_is_named_and_the_others_serve(tmp_path):
     """One live server and one closed port: a warning, then the run uses the live one."""
     dead = closed_port_url()
-    with LocalServer(ScriptedApp()) as server:
+
+    def reply(prompt: str) -> str:
+        """A new task for a list prompt (ends in its next number), "No" for the classifier, an
+        instance otherwise."""
+        if prompt.endswith("?"):
+            return " No"
+        if prompt.endswith("."):
+            return f" Name the number {len(prompt)} in words, then spell it backwards."
+        return "Output: forty-two"
+
+    with LocalServer(ScriptedApp(reply=reply)) as server:
         done = run_cli(
             [*ARGS, "--backend", "openai", "--endpoint", dead, server.url, "--patience", "2"]
             + ["--max-attempts", "2"]

@@ -102,9 +102,10 @@ def test_repair_log_moves_the_damaged_round_aside_and_keeps_every_other(run_fold
 def test_deleted_config_does_not_let_resume_change_the_options(run_folder):
     stored = (run_folder / CONFIG).read_bytes()
     (run_folder / CONFIG).unlink()
+    (run_folder / CONFIG).with_name("options.json").unlink()  # every copy but the log's header
     log = (run_folder / LOG).read_bytes()
     stderr = refused([*ARGS, "--temperature", "1.0", "--output", str(run_folder), "--resume"])
-    assert "holds a run made with other options (as log.jsonl records them)" in stderr
+    assert "holds a run made with other options" in stderr
     assert "temperature: 0.7 -> 1.0" in stderr
     assert (run_folder / LOG).read_bytes() == log and not (run_folder / CONFIG).exists()
     done = run_cli([*ARGS, "--output", str(run_folder), "--resume"])  # the original options

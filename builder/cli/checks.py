@@ -115,15 +115,16 @@ def check_hub(repo_id: str) -> None:
         raise PushError(f"{where}: the token of {me['name']} is read-only; use a write token.")
 
 
-def check_endpoints(config: PipelineConfig) -> None:
-    """Valid URLs, and at least one server that answers its protocol's probe."""
+def check_endpoints(config: PipelineConfig) -> list[str]:
+    """Valid URLs, and at least one server that answers its protocol's probe; return those that
+    answer (a server that is not there would only fail its share of the requests)."""
     if config.backend == "transformers":
         if config.endpoint:
             raise ConfigError(
                 "--endpoint is for --backend tgi or openai (inference servers); --backend "
                 "transformers runs the model in-process."
             )
-        return
+        return []
     if not config.endpoint:
         raise ConfigError(f"--backend {config.backend} needs at least one --endpoint URL")
     for url in config.endpoint:
@@ -140,21 +141,26 @@ def check_endpoints(config: PipelineConfig) -> None:
         )
     for url, why in down.items():
         print(
-            f"warning: --endpoint {url} does not answer ({why}); going on with the others.",
+            f"warning: --endpoint {url} does not answer ({why}); going on with the others "
+            "(add it again on --resume once it is up).",
             file=sys.stderr,
         )
+    return [url for url in config.endpoint if url not in down]
 
 
 def _check_url(url: str) -> None:
     import httpx2
 
+    from ..backends.urls import check_endpoint_url, redact_url
+
+    check_endpoint_url(url)  # credentials in the URL: refused without repeating them
     try:
         parsed = httpx2.URL(url)
     except httpx2.InvalidURL as err:
-        raise ConfigError(f"--endpoint {url}: not a valid URL ({err})") from None
+        raise ConfigError(f"--endpoint {redact_url(url)}: not a valid URL ({err})") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ConfigError(
-            f"--endpoint {url}: give the server's base URL with http:// or https:// "
+            f"--endpoint {redact_url(url)}: give the server's base URL with http:// or https:// "
             f"(as in http://localhost:8080)"
         )
 
@@ -195,7 +201,7 @@ def _auth(url: str) -> dict[str, str]:
 
     from huggingface_hub import get_token
 
-    from ..backends.endpoints import API_KEY_ENV, is_hugging_face
+    from ..backends.urls import API_KEY_ENV, may_receive_hf_token
 
-    token = os.environ.get(API_KEY_ENV) or (get_token() if is_hugging_face(url) else None)
+    token = os.environ.get(API_KEY_ENV) or (get_token() if may_receive_hf_token(url) else None)
     return {"Authorization": f"Bearer {token}"} if token else {}

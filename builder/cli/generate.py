@@ -9,6 +9,7 @@ run that fails before its first round is logged leaves nothing behind that block
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import signal
 import sys
@@ -101,7 +102,8 @@ def generate(argv: Sequence[str]) -> None:
             config = resume.resumed_config(folder, given)
         checks.check_seeds(config)
         load_templates(config.prompt_templates)
-        checks.check_endpoints(config)
+        if (answering := checks.check_endpoints(config)) != config.endpoint:
+            config = dataclasses.replace(config, endpoint=answering)
         if args.push_to_hub:
             checks.check_hub(args.push_to_hub)
         _load_model(config)
@@ -201,6 +203,8 @@ def _export(config: PipelineConfig, args: GenerateArguments, folder: Path, argv:
             print(f"self-instruct generate: error: {stopped}", file=sys.stderr)
             sys.exit(EXIT_REQUESTS_FAILED)
         if (backend_error := cause(err, BackendError)) is not None:
+            if not resume.has_rounds(folder):  # nothing to resume: _run leaves no folder behind
+                raise
             why = f"Stopped: {str(backend_error).rstrip('.')}"
             raise RunStoppedError(_stopped(folder, args, why)) from err
         os_error = cause(err, OSError)

@@ -35,17 +35,25 @@ def save_options(folder: Path, config: PipelineConfig) -> None:
 def stored_options(folder: Path) -> dict[str, Any]:
     """The options a run was made with.
 
-    A run started by an older version, or through the builder, has no options file: its
-    `config.json` (the options that decide the data) is the next best thing.
+    A run started through the builder has no options file: its `config.json` (the options that
+    decide the data) is the next best thing, and the run log's header (the same options) the
+    last, when both files were deleted.
     """
+    from ..logfile import scan
+
     run_dir = folder / RUN_DIR
-    path = run_dir / OPTIONS_FILE if (run_dir / OPTIONS_FILE).exists() else run_dir / CONFIG_FILE
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    stored: Any = None
+    for path in (run_dir / OPTIONS_FILE, run_dir / CONFIG_FILE):
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            break
+        except (OSError, ValueError):
+            continue
+    else:
+        header = scan(run_dir / LOG_FILE).header
+        stored = header["identity"] if header else {}
     names = {f.name for f in fields(PipelineConfig)}
-    return {k: v for k, v in stored.items() if k in names}
+    return {k: v for k, v in stored.items() if k in names} if isinstance(stored, dict) else {}
 
 
 def resumed_config(folder: Path, given: dict[str, Any]) -> PipelineConfig:
