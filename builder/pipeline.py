@@ -22,7 +22,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from . import prompts
-from .backends import Backend, SamplingParams, load_backend
+from .backends import Backend, SamplingParams, load_backend, resolve_defaults
 from .config import PipelineConfig
 from .filters import filter_instances, instruction_rejection
 from .parsing import parse_instances, parse_is_classification, split_instructions
@@ -63,7 +63,7 @@ class Pipeline:
         progress: bool = True,
     ) -> None:
         config.validate()
-        self.config = config
+        self.config = config = resolve_defaults(config)
         self.seeds = load_seeds(config.seeds)
         if config.classification_only:
             self.seeds = [s for s in self.seeds if s.is_classification]
