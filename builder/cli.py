@@ -146,6 +146,17 @@ class GenerateArguments:
         default=None,
         metadata={"help": "Also push the result as a new version (tag vN) of this Hub dataset."},
     )
+    quiet: bool = field(
+        default=False,
+        metadata={"help": "No progress bar and errors only (also from datasets and transformers)."},
+    )
+    verbose: bool = field(
+        default=False,
+        metadata={
+            "help": "Info lines too (run directory, each round). The default level can also be "
+            "set with SELF_INSTRUCT_VERBOSITY=debug|info|warning|error."
+        },
+    )
 
 
 def _parser(dataclasses: tuple, prog: str, description: str, epilog: str | None = None):
@@ -179,6 +190,7 @@ def generate(argv: Sequence[str]) -> None:
         _GENERATE_EXAMPLES,
     )
     config, args = _parse(parser, argv)
+    _set_verbosity(args)
     folder = Path(args.output)
     _check_inputs(config)
     prepare_output(folder, resume=args.resume, overwrite=args.overwrite)
@@ -190,6 +202,22 @@ def generate(argv: Sequence[str]) -> None:
 
         pushed = push_folder(folder, args.push_to_hub)
         print(f"Pushed {pushed.repo_id}@{pushed.tag} ({pushed.commit_url})")
+
+
+def _set_verbosity(args: GenerateArguments) -> None:
+    """--quiet / --verbose, as transformers' and datasets' set_verbosity_* do for their logs."""
+    import logging
+
+    from . import verbosity
+
+    if args.quiet and args.verbose:
+        sys.exit("self-instruct generate: error: --quiet and --verbose contradict each other")
+    if args.quiet:
+        verbosity.set_verbosity(logging.ERROR)
+        verbosity.disable_progress_bars()
+        verbosity.quiet_other_libraries()
+    else:
+        verbosity.set_verbosity(logging.INFO if args.verbose else verbosity.default_level())
 
 
 def _export(config: PipelineConfig, folder: Path, argv: Sequence[str]):
@@ -217,9 +245,10 @@ def _summary(result, seconds: float) -> str:
     lines = [f"\nDone in {seconds / 60:.1f} min. Filtering funnel:"]
     for stage, funnel in result.funnel.items():
         rejected = ", ".join(f"{k} {v}" for k, v in funnel["rejected"].items()) or "none"
+        imported = f"  imported {funnel['imported']}" if funnel.get("imported") else ""
         lines.append(
             f"  {stage:<12} generated {funnel['generated']:>6}  kept {funnel['kept']:>6}"
-            f"  rejected: {rejected}"
+            f"  rejected: {rejected}{imported}"
         )
     rows = ", ".join(f"{name} {n}" for name, n in result.num_rows.items())
     lines += [

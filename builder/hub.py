@@ -174,14 +174,18 @@ def _config_files(config: dict, files: dict[str, Path], folder: Path) -> list[st
 
 
 def _record_version(api, repo_id, head, folder: Path, files, tag, rows, provenance) -> None:
-    """Write the version history (the previous card's, plus this version) into the card."""
+    """Write the version history (the previous card's, plus this version) into the card, and
+    name the repo and tag in its loading example."""
     previous = read_history(_card_at(api, repo_id, head))
     data = data_fingerprint([f for f in files if f.startswith("data/")])
     history = previous
     if not previous or previous[-1]["data"] != data:  # an unchanged re-push records nothing
         history = [*previous, new_entry(tag, rows, provenance.get("model"), data, previous)]
+    from .dataset_card.render import with_load_example  # the card's snippet names this version
+
     readme = folder / "README.md"
-    readme.write_text(with_history(readme.read_text(encoding="utf-8"), history), encoding="utf-8")
+    card = with_load_example(readme.read_text(encoding="utf-8"), repo_id, tag)
+    readme.write_text(with_history(card, history), encoding="utf-8")
 
 
 def _card_at(api, repo_id: str, commit: str | None) -> str | None:

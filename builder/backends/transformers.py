@@ -164,7 +164,10 @@ class TransformersBackend(Backend):
         start = time.perf_counter()
         completions: list[Completion] = []
         for i in range(0, len(prompts), self.batch_size):
-            completions += self._generate_batch(prompts[i : i + self.batch_size], params)
+            batch = prompts[i : i + self.batch_size]
+            self._report("started", len(batch))
+            completions += self._generate_batch(batch, params)
+            self._report("finished", len(batch))
         self.usage.add(completions, time.perf_counter() - start)
         return completions
 
