@@ -29,8 +29,19 @@ logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 0.2  # a fast server finishes hundreds of requests a second
 _BAR_FORMAT = (
-    "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}"
+    "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {counts}"
 )
+
+
+class _Bar(tqdm):
+    """A tqdm bar with the run's counts as its `{counts}` field (tqdm's own postfix would start
+    with ', ')."""
+
+    counts = ""
+
+    @property
+    def format_dict(self):
+        return {**super().format_dict, "counts": self.counts}
 
 
 class RunProgress:
@@ -44,7 +55,7 @@ class RunProgress:
         enabled = enabled and is_progress_bar_enabled()
         terminal = self.file.isatty()
         self.plain = enabled and not terminal
-        self._bar = tqdm(
+        self._bar = _Bar(
             total=total,
             initial=self.kept,
             desc="Instructions",
@@ -90,6 +101,7 @@ class RunProgress:
         self.rejected["beyond_quota"] += accepted - counted
         self.rejected += Counter()  # drop zero counts
         self.kept += counted
+        self._bar.counts = self.describe()  # before update(): its redraw shows the new counts
         self._bar.update(counted)
         self._refresh(force=True)
         if self.plain:
@@ -113,4 +125,5 @@ class RunProgress:
         if self._bar.disable or not (force or now - self._last_refresh >= REFRESH_SECONDS):
             return
         self._last_refresh = now
-        self._bar.set_postfix_str(self.describe(), refresh=True)
+        self._bar.counts = self.describe()
+        self._bar.refresh()
