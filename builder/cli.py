@@ -218,6 +218,8 @@ def _set_verbosity(args: GenerateArguments) -> None:
         verbosity.quiet_other_libraries()
     else:
         verbosity.set_verbosity(logging.INFO if args.verbose else verbosity.default_level())
+    if not sys.stderr.isatty():  # a log file or CI: plain lines, no library's cursor codes
+        verbosity.disable_other_progress_bars()
 
 
 def _export(config: PipelineConfig, folder: Path, argv: Sequence[str]):

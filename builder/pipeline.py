@@ -120,7 +120,7 @@ class Pipeline:
         idle, round_ = self._idle_rounds(), next_round
         with RunProgress(cfg.num_instructions, self.accepted, self.progress) as progress:
             progress.rejected.update(self.rejected)
-            self._progress, self.backend.on_request = progress, progress.on_request
+            self._progress = progress
             try:
                 while self.accepted < cfg.num_instructions and idle < cfg.patience:
                     accepted, rejected = self._round(round_)
@@ -129,7 +129,9 @@ class Pipeline:
                     round_ += 1
                     yield from accepted
             finally:
-                self._progress, self.backend.on_request = None, None
+                self._progress = None
+                if self._backend is not None:
+                    self._backend.on_request = None
         if idle >= cfg.patience:
             tqdm.write(
                 f"Stopped: {cfg.patience} rounds in a row accepted nothing "
@@ -153,8 +155,10 @@ class Pipeline:
         return examples
 
     def _step(self, step: str, requests: int) -> None:
+        """Show `step` starting, and have the backend report its requests to the display."""
         if self._progress is not None:
             self._progress.begin_step(step, requests)
+            self.backend.on_request = self._progress.on_request
 
     def _round(self, round_: int) -> tuple[list[Record], Counter[str]]:
         """One round, logged; its accepted records and its rejections by reason."""

@@ -50,7 +50,19 @@ def quiet_other_libraries() -> None:
 
     datasets.logging.set_verbosity_error()
     transformers.logging.set_verbosity_error()
+    disable_other_progress_bars()
+
+
+def disable_other_progress_bars() -> None:
+    """No bars from the libraries we call (model loading, downloads, Arrow writes): for --quiet,
+    and for a stderr that is not a terminal, where their cursor codes would litter a log."""
+    import datasets
+    import transformers
+    from huggingface_hub.utils import disable_progress_bars as disable_hub_bars
+
+    datasets.disable_progress_bars()
     transformers.logging.disable_progress_bar()
+    disable_hub_bars()
 
 
 def disable_progress_bars() -> None:
