@@ -32,11 +32,23 @@ def default_level() -> int:
     return LEVELS.get(os.environ.get(VERBOSITY_ENV, "").lower(), logging.WARNING)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time (pytest and notebooks replace it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ sets it; the property decides
+        pass
+
+
 def set_verbosity(level: int) -> None:
     """Log at `level` and above to stderr, through one handler of the library logger."""
     logger = logging.getLogger(LIBRARY_LOGGER)
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False  # as transformers does: no second copy through the root logger

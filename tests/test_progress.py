@@ -115,8 +115,7 @@ def test_log_lines_go_through_the_bar(tmp_path, terminal, monkeypatch):
     library = logging.getLogger(verbosity.LIBRARY_LOGGER)
     monkeypatch.setattr(library, "handlers", [])  # the CLI's handler, for this test only
     monkeypatch.setattr(library, "propagate", True)
-    verbosity.set_verbosity(logging.WARNING)
-    monkeypatch.setattr(library.handlers[0], "stream", terminal)
+    verbosity.set_verbosity(logging.WARNING)  # its handler writes to sys.stderr, the terminal
     with RunProgress(total=5, kept=0):
         logging.getLogger("self_instruct.backends.http").warning("Retrying in 1.0s [2/6]")
     # tqdm.write clears the bar line first, prints the message on its own line, then redraws.
