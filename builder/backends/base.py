@@ -9,11 +9,15 @@ arrival order.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 FinishReason = Literal["stop", "length"]
+# What a backend reports of each request as it goes, for a live progress display: it started
+# (is being generated, holds a server slot), went back to wait for a retry, or finished for good.
+RequestEvent = Literal["started", "retried", "finished"]
+RequestHook = Callable[[RequestEvent, int], None]
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,11 @@ class Backend(abc.ABC):
 
     def __init__(self) -> None:
         self.usage = Usage()
+        self.on_request: RequestHook | None = None  # set by whoever displays progress
+
+    def _report(self, event: RequestEvent, n: int = 1) -> None:
+        if self.on_request is not None:
+            self.on_request(event, n)
 
     @abc.abstractmethod
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion | None]:

@@ -224,8 +224,9 @@ class HTTPBackend(Backend):
             reraise=True,
         )
         try:
-            return await retrying(self._attempt, prompt, params)
+            completion = await retrying(self._attempt, prompt, params)
         except Exception as error:
+            self._report("finished")
             response = response_of(error)
             if not is_transient(error):
                 if response is None:
@@ -235,9 +236,12 @@ class HTTPBackend(Backend):
             attempts = self.retry.max_attempts
             logger.error("Request failed for good after %d attempts: %s", attempts, describe(error))
             return None
+        self._report("finished")
+        return completion
 
     async def _attempt(self, prompt: str, params: SamplingParams) -> Completion:
         slot = await self._pool.acquire()
+        self._report("started")
         endpoint = slot.endpoint
         start = time.perf_counter()
         try:
@@ -264,6 +268,7 @@ class HTTPBackend(Backend):
         return completion
 
     def _log_retry(self, state: RetryCallState) -> None:
+        self._report("retried")
         logger.warning(
             "Retrying in %.1fs [attempt %d/%d]: %s",
             state.next_action.sleep if state.next_action else 0.0,

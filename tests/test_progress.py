@@ -1,0 +1,167 @@
+"""The run's one progress display: per request, honest counts, plain lines off a terminal.
+
+The request hook is checked on the real HTTP backend against a local TGI-protocol server (with
+retried faults) and on the transformers backend; the display on a pipeline run with the scripted
+backend; the CLI's stderr in a subprocess whose stderr is a pipe, as in CI.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections import Counter
+
+import pytest
+from _crash import run_cli
+from tgi_server import LocalServer, ScriptedApp
+
+from self_instruct import progress as progress_module
+from self_instruct import verbosity
+from self_instruct.backends import SamplingParams
+from self_instruct.backends.endpoints import RetryPolicy
+from self_instruct.backends.tgi import TGIBackend
+from self_instruct.config import PipelineConfig
+from self_instruct.export import funnel_from_log
+from self_instruct.pipeline import Pipeline
+from self_instruct.progress import RunProgress
+from self_instruct.runlog import read_log
+
+CURSOR_CODES = re.compile(r"\r|\x1b\[")
+
+
+class Terminal(io.StringIO):
+    """What tqdm writes to a terminal, kept as text."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+class Events:
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.in_flight = self.peak = 0
+
+    def __call__(self, event: str, n: int) -> None:
+        self.counts[event] += n
+        self.in_flight += {"started": n, "retried": -n, "finished": -n}[event]
+        self.peak = max(self.peak, self.in_flight)
+
+
+def test_http_backend_reports_each_request_and_its_retries():
+    fail_once = {"p1", "p4"}
+    app = ScriptedApp(
+        latency=0.05, faults=lambda p, n: "503" if p in fail_once and n == 0 else None
+    )
+    events = Events()
+    with LocalServer(app) as server:
+        retry = RetryPolicy(initial_wait=0.01, max_wait=0.02, jitter=0.0)
+        backend = TGIBackend([server.url], model="m", max_concurrency=3, retry=retry)
+        backend.on_request = events
+        prompts = [f"p{i}" for i in range(8)]
+        assert all(backend.generate(prompts, SamplingParams(4)))
+        backend.close()
+    assert events.counts == {"started": 10, "retried": 2, "finished": 8}
+    assert events.in_flight == 0 and events.peak == 3  # never more than the slots
+
+
+def test_transformers_backend_reports_each_batch(tmp_path, monkeypatch):
+    from test_device import save_tiny_model
+
+    from self_instruct.backends.transformers import TransformersBackend
+
+    save_tiny_model(tmp_path)
+    backend = TransformersBackend(str(tmp_path), batch_size=2, device="cpu")
+    seen = []
+    backend.on_request = lambda event, n: seen.append((event, n))
+    backend.generate(["write a poem", "list one", "list two"], SamplingParams(2))
+    assert seen == [("started", 2), ("finished", 2), ("started", 1), ("finished", 1)]
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """Call it in the test body: pytest sets its own sys.stderr again after fixtures ran."""
+
+    def attach() -> Terminal:
+        screen = Terminal()
+        monkeypatch.setattr(progress_module, "REFRESH_SECONDS", 0.0)  # show every update
+        monkeypatch.setattr(progress_module.sys, "stderr", screen)
+        return screen
+
+    return attach
+
+
+def test_bar_moves_per_request_and_agrees_with_the_funnel(tmp_path, scripted_backend, terminal):
+    config = PipelineConfig(num_instructions=7, batch_size=4)
+    pipeline = Pipeline(config, tmp_path / "run", backend=scripted_backend)
+    screen = terminal()
+    assert len(list(pipeline)) == 7
+    screen = screen.getvalue()
+    for k in range(1, 5):  # each request of a step shows, not only the end of a round
+        assert f"instruction lists {k}/4 requests" in screen
+    assert re.search(r"classification \d/\d requests", screen)
+    assert re.search(r"instances \d/\d requests \(1 in flight\)", screen)
+    last = CURSOR_CODES.split(screen.rstrip())[-1]
+    funnel = funnel_from_log(read_log(tmp_path / "run"), limit=7)["instructions"]
+    assert f"kept {funnel['kept']}/7" in last and funnel["kept"] == 7
+    assert "7/7" in last and "8/7" not in screen  # never more kept than the quota
+    for reason, n in funnel["rejected"].items():  # beyond_quota included, as the summary says
+        assert f"{reason} {n}" in last
+    assert "beyond_quota" in funnel["rejected"]
+
+
+def test_log_lines_go_through_the_bar(tmp_path, terminal, monkeypatch):
+    terminal = terminal()
+    library = logging.getLogger(verbosity.LIBRARY_LOGGER)
+    monkeypatch.setattr(library, "handlers", [])  # the CLI's handler, for this test only
+    monkeypatch.setattr(library, "propagate", True)
+    verbosity.set_verbosity(logging.WARNING)  # its handler writes to sys.stderr, the terminal
+    with RunProgress(total=5, kept=0):
+        logging.getLogger("self_instruct.backends.http").warning("Retrying in 1.0s [2/6]")
+    # tqdm.write clears the bar line first, prints the message on its own line, then redraws.
+    assert re.search(r"\r\s*\rWARNING: Retrying in 1\.0s \[2/6\]\n", terminal.getvalue())
+
+
+def test_quiet_switches_the_bar_off(tmp_path, scripted_backend, terminal, monkeypatch):
+    monkeypatch.setattr(verbosity, "_progress_bars", False)
+    screen = terminal()
+    config = PipelineConfig(num_instructions=3, batch_size=4)
+    assert list(Pipeline(config, tmp_path, backend=scripted_backend))
+    assert screen.getvalue() == ""
+
+
+def cli(tmp_path, *extra):
+    args = ["generate", "--num-instructions", "6", "--batch-size", "4", "--output", str(tmp_path)]
+    done = run_cli([*args, *extra])
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_redirected_stderr_gets_plain_lines_and_no_second_bar(tmp_path):
+    done = cli(tmp_path / "out")
+    assert not CURSOR_CODES.search(done.stderr), done.stderr[-2000:]
+    rounds = [line for line in done.stderr.splitlines() if line.startswith("round ")]
+    assert rounds and "kept 6/6" in rounds[-1]
+    for other in ("Generating train split", "Flattening the indices", "Creating parquet"):
+        assert other not in done.stderr
+    kept = re.search(r"instructions\s+generated\s+\d+\s+kept\s+(\d+)", done.stdout)
+    assert kept and kept[1] == "6"  # the bar's last count is the summary's
+
+
+def test_quiet_and_verbose(tmp_path):
+    quiet = cli(tmp_path / "quiet", "--quiet")
+    assert quiet.stderr == "" and "Filtering funnel" in quiet.stdout
+    verbose = cli(tmp_path / "verbose", "--verbose")
+    assert "INFO: Self-Instruct run directory" in verbose.stderr
+    assert "run directory" not in cli(tmp_path / "default").stderr
+
+
+@pytest.mark.slow
+def test_redirected_stderr_has_no_cursor_codes_with_the_real_model(tmp_path):
+    """Model loading draws transformers' bars (GGUF conversion, weights): not into a log."""
+    options = ["--num-instructions", "1", "--max-new-tokens", "24", "--patience", "1"]
+    options += ["--instance-max-new-tokens", "16", "--batch-size", "1", "--output", str(tmp_path)]
+    done = run_cli(["generate", *options], env={"SI_TEST_REAL_MODEL": "1"}, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not CURSOR_CODES.search(done.stderr), done.stderr[-2000:]
+    assert "round 0:" in done.stderr
