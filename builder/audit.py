@@ -23,7 +23,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from . import judge
-from .backends import Backend, SamplingParams, load_backend
+from .backends import Backend, SamplingParams, load_backend, resolve_defaults
 from .config import BackendName, ConfigError, PipelineConfig
 from .runlog import RUN_DIR, RunLog
 
@@ -38,6 +38,10 @@ PAPER_SHARES = {
 }
 BACKEND_OPTIONS = (
     "model",
+    "model_revision",
+    "device",
+    "dtype",
+    "device_map",
     "backend",
     "endpoint",
     "max_concurrency",
@@ -77,17 +81,21 @@ class AuditConfig:
         default=3, metadata={"help": "Items judged 'no' shown on the card per question."}
     )
     model: str = _generation_option("model")
+    model_revision: str | None = _generation_option("model_revision")
+    device: str = _generation_option("device")
+    dtype: str = _generation_option("dtype")
+    device_map: str | None = _generation_option("device_map")
     backend: BackendName = _generation_option("backend")
     endpoint: list[str] = _generation_option("endpoint")
     max_concurrency: int = _generation_option("max_concurrency")
-    batch_size: int = _generation_option("batch_size")
+    batch_size: int | None = _generation_option("batch_size")
     chat: bool = _generation_option("chat")
     request_timeout: float = _generation_option("request_timeout")
     max_attempts: int = _generation_option("max_attempts")
 
     def __post_init__(self) -> None:
         for name in ("sample_size", "max_new_tokens", "batch_size"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(
                     f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
                 )
@@ -95,8 +103,10 @@ class AuditConfig:
             raise ConfigError(f"--examples must be >= 0, got {self.examples}")
 
     def backend_config(self) -> PipelineConfig:
-        """The generation options that reach the judge (`load_backend` reads only these)."""
-        return PipelineConfig(**{name: getattr(self, name) for name in BACKEND_OPTIONS})
+        """The generation options that reach the judge (`load_backend` reads only these), an
+        unset batch size and 'auto' device made concrete for this machine."""
+        options = {name: getattr(self, name) for name in BACKEND_OPTIONS}
+        return resolve_defaults(PipelineConfig(**options))
 
     def identity(self) -> dict[str, Any]:
         """What decides a judgment (not where the judge runs): judgments are reused only for it."""
@@ -189,8 +199,9 @@ def _judge(
     params = SamplingParams(max_new_tokens=config.max_new_tokens)  # greedy: reproducible
     judged: dict[str, dict] = {}
     bar = tqdm(total=len(pending), desc="Judged", unit="item", disable=not progress)
-    for batch_number, start in enumerate(range(0, len(pending), config.batch_size)):
-        batch = pending[start : start + config.batch_size]
+    size = config.backend_config().batch_size
+    for batch_number, start in enumerate(range(0, len(pending), size)):
+        batch = pending[start : start + size]
         prompts = [judge.audit_prompt(i["instruction"], i["input"], i["output"]) for i in batch]
         results = judge.ask(backend, prompts, params, judge.parse_audit)
         records = [
@@ -239,7 +250,7 @@ def share(yes: int, n: int) -> dict[str, Any]:
 
 def summarize(items: list[dict[str, Any]], config: AuditConfig) -> dict[str, Any]:
     """Share "yes" per question and for all fields, over the items the judge answered."""
-    from .export import describe_model
+    from .provenance import describe_model
 
     answered = [i for i in items if not i["failure"]]
     shares = {
@@ -251,7 +262,7 @@ def summarize(items: list[dict[str, Any]], config: AuditConfig) -> dict[str, Any
         for name in (judge.UNPARSEABLE, judge.REQUEST_FAILED)
     }
     return {
-        "judge": describe_model(config.backend_config()),
+        "judge": " at ".join(filter(None, describe_model(config.backend_config()))),
         "backend": config.backend,
         "date": datetime.now(UTC).date().isoformat(),
         "sample_size": len(items),
