@@ -146,9 +146,10 @@ def _to_task(record: dict, where: str) -> Task:
 def chat_prompts(tokenizer, tasks: list[Task]) -> list[str]:
     """The user message of the plainest `sft` template, in the model's chat format if it has
     one (a base model without a chat template gets the message as it is)."""
-    from self_instruct.prompts import sft_user_message
+    from self_instruct.prompts import load_templates
 
-    messages = [sft_user_message(t.instruction, t.input, 0) for t in tasks]
+    templates = load_templates()
+    messages = [templates.sft_user_message(t.instruction, t.input, 0) for t in tasks]
     if tokenizer.chat_template is None:
         return messages
     return [

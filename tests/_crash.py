@@ -57,6 +57,14 @@ def run_cli(
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
+def finished_run_of(args: list[str], parent: Path) -> Path:
+    """The folder of `self-instruct ARGS --output parent/out`, run to the end (for fixtures)."""
+    folder = parent / "out"
+    done = run_cli([*args, "--output", str(folder)])
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
 def refused(args: list[str], command: str = "generate") -> str:
     """Run `self-instruct ARGS`; expect exit 1 with one error line and no traceback; stderr."""
     done = run_cli(args)

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _crash import LOG, data_rows, run_cli
+from _crash import LOG, data_rows, finished_run_of, run_cli
 
 from self_instruct.export import RUN_DIR
 
@@ -39,10 +39,7 @@ def fails_with(args: list[str], message: str, env: dict | None = None, **popen) 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
     """A finished run's folder; tests copy it before changing anything."""
-    folder = tmp_path_factory.mktemp("finished") / "out"
-    done = run_cli([*ARGS, "--output", str(folder)])
-    assert done.returncode == 0, done.stderr
-    return folder
+    return finished_run_of(ARGS, tmp_path_factory.mktemp("finished"))
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from _crash import data_rows, launch, run_cli, wait_for_rounds
+from _crash import data_rows, finished_run_of, launch, run_cli, wait_for_rounds
 from local_hub import LocalHub
 from tgi_server import LocalServer, ScriptedApp, tgi_error
 
@@ -44,10 +44,7 @@ def closed_port_url() -> str:
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("finished") / "out"
-    done = run_cli([*ARGS, "--output", str(folder)])
-    assert done.returncode == 0, done.stderr
-    return folder
+    return finished_run_of(ARGS, tmp_path_factory.mktemp("finished"))
 
 
 def test_output_that_is_a_file(tmp_path):

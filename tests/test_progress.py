@@ -159,8 +159,9 @@ def test_quiet_and_verbose(tmp_path):
 @pytest.mark.slow
 def test_redirected_stderr_has_no_cursor_codes_with_the_real_model(tmp_path):
     """Model loading draws transformers' bars (GGUF conversion, weights): not into a log."""
-    options = ["--num-instructions", "1", "--max-new-tokens", "24", "--patience", "1"]
-    options += ["--instance-max-new-tokens", "16", "--batch-size", "1", "--output", str(tmp_path)]
+    # Three instructions: the 135M model writes an instance the paper's parser keeps for one.
+    options = ["--num-instructions", "3", "--max-new-tokens", "24", "--patience", "2"]
+    options += ["--instance-max-new-tokens", "64", "--batch-size", "2", "--output", str(tmp_path)]
     done = run_cli(["generate", *options], env={"SI_TEST_REAL_MODEL": "1"}, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert not CURSOR_CODES.search(done.stderr), done.stderr[-2000:]

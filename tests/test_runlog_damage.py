@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _crash import LOG, data_rows, refused, run_cli
+from _crash import LOG, data_rows, finished_run_of, refused, run_cli
 
 from self_instruct.runlog import CONFIG_FILE, RUN_DIR, RunLogDamagedError, read_log
 
@@ -30,10 +30,7 @@ DAMAGE = {
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("finished") / "out"
-    done = run_cli([*ARGS, "--output", str(folder)])
-    assert done.returncode == 0, done.stderr
-    return folder
+    return finished_run_of(ARGS, tmp_path_factory.mktemp("finished"))
 
 
 @pytest.fixture
