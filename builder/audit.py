@@ -239,7 +239,7 @@ def share(yes: int, n: int) -> dict[str, Any]:
 
 def summarize(items: list[dict[str, Any]], config: AuditConfig) -> dict[str, Any]:
     """Share "yes" per question and for all fields, over the items the judge answered."""
-    from .export import describe_model
+    from .provenance import describe_model
 
     answered = [i for i in items if not i["failure"]]
     shares = {

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from _crash import data_rows, launch, run_cli, wait_for_rounds
 from local_hub import LocalHub
-from tgi_server import LocalServer, ScriptedApp, tgi_error
+
+from self_instruct.testing.tgi_server import LocalServer, ScriptedApp, tgi_error
 
 ARGS = ["generate", "--num-instructions", "6", "--batch-size", "2", "--seed", "5"]
 NO_MODEL = {"SI_TEST_NO_MODEL": "1"}

@@ -2,8 +2,8 @@
 
 - `ModelTGIApp`: Text Generation Inference's `/generate`, `/tokenize`, `/info` and `/health`,
   answered by a real model (a `TransformersBackend`); like TGI, a prompt over `max_input_tokens`
-  gets a 422. Requests and responses are checked against TGI's published
-  OpenAPI schema when `../shared/anchors/tgi/openapi.json` is present: a request our client
+  gets a 422. Given TGI's published OpenAPI schema (`openapi=`, the tests pass the anchors'
+  `tgi/openapi.json` when present), requests are checked against it: a request our client
   builds wrongly gets TGI's own 422. Like TGI's router, `/generate` sends the token counts in
   `x-prompt-tokens` and `x-generated-tokens` headers (the schema has no place for headers).
 - `ScriptedApp`: no model. It echoes each prompt, or answers what its `reply` makes of it (TGI
@@ -24,12 +24,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
-from anchors import TGI_OPENAPI
-
-from self_instruct.backends.base import Backend, SamplingParams
-
-OPENAPI = TGI_OPENAPI
+from ..backends.base import Backend, SamplingParams
 
 
 @dataclass
@@ -119,17 +116,18 @@ class LocalServer:
         self.httpd.server_close()
 
 
-def openapi_validator(schema_name: str) -> Callable[[object], None] | None:
+def openapi_validator(schema_name: str, openapi: Path | None) -> Callable[[object], None] | None:
     """A function that raises `jsonschema.ValidationError` unless an object fits TGI's schema.
 
-    None when the anchor file is absent. OpenAPI 3.0's `nullable` is not JSON Schema: it becomes
-    `anyOf [..., null]` so that, say, a null `logprob` is accepted as TGI's spec means it.
+    None without the schema file `openapi` (reference data, not shipped with the package).
+    OpenAPI 3.0's `nullable` is not JSON Schema: it becomes `anyOf [..., null]` so that, say, a
+    null `logprob` is accepted as TGI's spec means it.
     """
-    if not OPENAPI.is_file():
+    if openapi is None or not openapi.is_file():
         return None
     import jsonschema
 
-    spec = _nullable_to_json_schema(json.loads(OPENAPI.read_text()))
+    spec = _nullable_to_json_schema(json.loads(openapi.read_text()))
     schema = {"components": spec["components"], "$ref": f"#/components/schemas/{schema_name}"}
     return jsonschema.Draft202012Validator(schema).validate
 
@@ -148,10 +146,15 @@ def _nullable_to_json_schema(node):
 class ModelTGIApp:
     """TGI's native API over a real model; one generation at a time, like a batch-size-1 server."""
 
-    def __init__(self, backend: Backend, model_id: str = "HuggingFaceTB/SmolLM2-135M-Instruct"):
+    def __init__(
+        self,
+        backend: Backend,
+        model_id: str = "HuggingFaceTB/SmolLM2-135M-Instruct",
+        openapi: Path | None = None,
+    ):
         self.backend = backend
         self.model_id = model_id
-        self.check_request = openapi_validator("GenerateRequest")
+        self.check_request = openapi_validator("GenerateRequest", openapi)
         self._lock = threading.Lock()
 
     def handle(self, method: str, path: str, body) -> Reply:
@@ -184,7 +187,7 @@ class ModelTGIApp:
             "max_total_tokens": 4096,
             "validation_workers": 1,
             "max_client_batch_size": 1,
-            "router": "tests/tgi_server.py",
+            "router": "self_instruct.testing.tgi_server",
             "version": "0.0.0-test",
         }
 
