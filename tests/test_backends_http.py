@@ -17,8 +17,8 @@ import time
 
 import httpx2
 import pytest
-from anchors import TGI_OPENAPI
 from huggingface_hub import constants
+from tgi_schema import openapi_validator, request_check
 
 from self_instruct.backends import load_backend
 from self_instruct.backends.base import SamplingParams
@@ -28,12 +28,7 @@ from self_instruct.backends.openai import OpenAIBackend, completions_url, sampli
 from self_instruct.backends.tgi import TGIBackend, generate_parameters
 from self_instruct.backends.urls import API_KEY_ENV
 from self_instruct.config import PipelineConfig
-from self_instruct.testing.tgi_server import (
-    LocalServer,
-    ModelTGIApp,
-    ScriptedApp,
-    openapi_validator,
-)
+from self_instruct.testing.tgi_server import LocalServer, ModelTGIApp, ScriptedApp
 
 GREEDY = SamplingParams(max_new_tokens=8)
 PROMPTS = ["The capital of France is", "List three colors:"]
@@ -212,7 +207,7 @@ def embedded():
 
 @pytest.fixture(scope="module")
 def tgi(embedded):
-    with LocalServer(ModelTGIApp(embedded, openapi=TGI_OPENAPI)) as server:
+    with LocalServer(ModelTGIApp(embedded, check_request=request_check())) as server:
         yield server
 
 
@@ -243,8 +238,7 @@ def test_tgi_server_validation_error_stops_the_run(tgi):
 
 def test_tgi_server_answers_in_tgis_published_schema(tgi):
     schemas = {
-        name: openapi_validator(name, TGI_OPENAPI)
-        for name in ("GenerateResponse", "Info", "ErrorResponse")
+        name: openapi_validator(name) for name in ("GenerateResponse", "Info", "ErrorResponse")
     }
     if None in schemas.values():
         pytest.skip("../shared/anchors/tgi/openapi.json is absent")

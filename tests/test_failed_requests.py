@@ -8,7 +8,7 @@ import threading
 
 import pytest
 from _crash import data_file, run_cli
-from anchors import TGI_OPENAPI
+from tgi_schema import request_check
 
 from self_instruct.cli.generate import EXIT_REQUESTS_FAILED
 from self_instruct.rows import CONFIG_NAMES
@@ -24,7 +24,7 @@ class FlakyTGIApp(ModelTGIApp):
     """TGI over the scripted model; the `fail_at`-th /generate request answers 503."""
 
     def __init__(self, fail_at: int | None = None) -> None:
-        super().__init__(ScriptedBackend(), openapi=TGI_OPENAPI)
+        super().__init__(ScriptedBackend(), check_request=request_check())
         self.fail_at, self.count = fail_at, 0
         self._count_lock = threading.Lock()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from _crash import run_cli
-from anchors import TGI_OPENAPI
+from tgi_schema import request_check
 
 from self_instruct.backends.openai import OpenAIBackend
 from self_instruct.backends.tgi import TGIBackend
@@ -100,7 +100,7 @@ def test_the_cli_names_the_seed_before_any_request_to_tgi(tmp_path, real_backend
     """Through the real CLI and a TGI-protocol server over the real model (its tokenizer, its
     `max_input_tokens` of 2048): refused at once, nothing generated, no output folder."""
     out = tmp_path / "out"
-    app = CountsGenerations(real_backend, openapi=TGI_OPENAPI)
+    app = CountsGenerations(real_backend, check_request=request_check())
     with LocalServer(app) as server:
         args = ["generate", "--backend", "tgi", "--endpoint", server.url, "--output", str(out)]
         done = run_cli([*args, "--seeds", str(seed_file(tmp_path))], {"SI_TEST_REAL_MODEL": "1"})
