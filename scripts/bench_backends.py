@@ -190,6 +190,10 @@ class WaveRecorder:
         self.waves: list[int] = []
         self.seconds = 0.0
 
+    def __getattr__(self, name: str):
+        """Everything else (the seed-length check's `prompt_room`, ...) is the backend's."""
+        return getattr(self.backend, name)
+
     def generate(self, prompts, params):
         self.waves.append(len(prompts))
         start = time.perf_counter()
