@@ -2,6 +2,7 @@
 
     >>> from self_instruct.builder import SelfInstruct
     >>> builder = SelfInstruct(config_name="instances", num_instructions=50, run_dir="runs/demo")
+    >>> # or SelfInstruct(..., backend_instance=my_backend): any `self_instruct.backends.Backend`
     >>> builder.download_and_prepare(); ds = builder.as_dataset(split="train")
     >>> for row in builder.as_streaming_dataset(split="train"): ...  # rows as they are accepted
 
@@ -22,6 +23,7 @@ import datasets
 from datasets.builder import Key
 
 from . import CITATION
+from .backends import Backend
 from .config import PipelineConfig
 from .pipeline import Pipeline
 from .rows import CONFIG_NAMES, FEATURES, rows_of, seed_sft_rows
@@ -65,7 +67,11 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
     DEFAULT_CONFIG_NAME = "instances"
     DEFAULT_WRITER_BATCH_SIZE = 64  # rows arrive slowly: flush the Arrow writer often
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, backend_instance: Backend | None = None, **kwargs):
+        """`backend_instance` generates for this builder's run (else the backend the `backend`
+        option names is loaded when rounds remain); an object, not an option, it stays out of
+        the config and its hash (`backend=` is that option: "transformers", "tgi", "openai")."""
+        self.backend_instance = backend_instance
         super().__init__(*args, **kwargs)
         # datasets sets config kwargs on a copy of a predefined config, after its __post_init__
         self.config.validate()
@@ -90,7 +96,7 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
 
     def _generate_examples(self):
         config = self.config.pipeline_config()
-        pipeline = Pipeline(config, self._run_dir())
+        pipeline = Pipeline(config, self._run_dir(), backend=self.backend_instance)
         logger.info("Self-Instruct run directory: %s", pipeline.log.dir)
         idx = 0
         for record in pipeline:

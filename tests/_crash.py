@@ -105,10 +105,9 @@ def data_file(folder: Path, name: str) -> Path:
     return folder / relative
 
 
-def _patch_backend() -> None:
-    from scripted_backend import ScriptedBackend
-
-    import self_instruct.pipeline
+def _scripted_loader():
+    """What builds the run's backend in place of `load_backend`: a scripted, maybe slow, model."""
+    from self_instruct.testing.scripted_backend import ScriptedBackend
 
     delay = float(os.environ.get("SI_TEST_DELAY", "0"))
 
@@ -122,7 +121,7 @@ def _patch_backend() -> None:
             raise AssertionError("MODEL LOADED before the checks that need no model")
         return SlowScriptedBackend()
 
-    self_instruct.pipeline.load_backend = load_backend
+    return load_backend
 
 
 def _fill_disk_after(budget: int) -> None:
@@ -165,8 +164,7 @@ def main() -> None:
     # as `make test &` would then test the caller's shell, not our Ctrl-C handling.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, str(HERE))
-    if not os.environ.get("SI_TEST_REAL_MODEL"):
-        _patch_backend()
+    load_backend = None if os.environ.get("SI_TEST_REAL_MODEL") else _scripted_loader()
     if os.environ.get("SI_TEST_NO_EMBEDDED"):
         import self_instruct.backends.transformers as transformers_backend
 
@@ -179,7 +177,7 @@ def main() -> None:
         _kill_at_rename(name)
     from self_instruct.cli import main as cli_main
 
-    cli_main(sys.argv[1:])
+    cli_main(sys.argv[1:], load_backend=load_backend)
 
 
 if __name__ == "__main__":

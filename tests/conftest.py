@@ -24,7 +24,7 @@ def real_backend():
 
 @pytest.fixture
 def scripted_backend():
-    from scripted_backend import ScriptedBackend
+    from self_instruct.testing.scripted_backend import ScriptedBackend
 
     return ScriptedBackend()
 
@@ -43,7 +43,8 @@ def generated_dataset(tmp_path_factory, real_backend, paper_seeds):
     or push.
     """
     from self_instruct.config import PipelineConfig
-    from self_instruct.export import export, prepare_output
+    from self_instruct.output_folder import prepare_output
+    from self_instruct.run import run_to_folder
 
     folder = tmp_path_factory.mktemp("generated") / "out"
     config = PipelineConfig(
@@ -53,8 +54,6 @@ def generated_dataset(tmp_path_factory, real_backend, paper_seeds):
         max_new_tokens=96,
         instance_max_new_tokens=64,
     )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("self_instruct.pipeline.load_backend", lambda _: real_backend)
-        prepare_output(folder, resume=False, overwrite=False)
-        result = export(config, folder, command="pytest")
+    prepare_output(folder, resume=False, overwrite=False)
+    result = run_to_folder(config, folder, command="pytest", backend=real_backend)
     return config, folder, result

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from _crash import run_cli
 from test_faults import fast_retries
-from tgi_server import LocalServer, Reply, ScriptedApp, tgi_error, tgi_headers
 
 from self_instruct.backends import load_backend
 from self_instruct.backends.base import SamplingParams
@@ -20,9 +19,10 @@ from self_instruct.backends.openai import OpenAIBackend
 from self_instruct.backends.tgi import TGIBackend
 from self_instruct.backends.urls import API_KEY_ENV, may_receive_hf_token, redact_urls
 from self_instruct.config import ConfigError, PipelineConfig
-from self_instruct.export import provenance
 from self_instruct.pipeline import MAX_REJECTED_CHARS, Pipeline
+from self_instruct.provenance import provenance
 from self_instruct.runlog import LOG_FILE, read_log
+from self_instruct.testing.tgi_server import LocalServer, Reply, ScriptedApp, tgi_error, tgi_headers
 
 PARAMS = SamplingParams(max_new_tokens=8)
 TGI_COUNTS = {"x-prompt-tokens": "2", "x-generated-tokens": "3"}

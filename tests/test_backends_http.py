@@ -18,7 +18,7 @@ import time
 import httpx2
 import pytest
 from huggingface_hub import constants
-from tgi_server import LocalServer, ModelTGIApp, ScriptedApp, openapi_validator
+from tgi_schema import openapi_validator, request_check
 
 from self_instruct.backends import load_backend
 from self_instruct.backends.base import SamplingParams
@@ -28,6 +28,7 @@ from self_instruct.backends.openai import OpenAIBackend, completions_url, sampli
 from self_instruct.backends.tgi import TGIBackend, generate_parameters
 from self_instruct.backends.urls import API_KEY_ENV
 from self_instruct.config import PipelineConfig
+from self_instruct.testing.tgi_server import LocalServer, ModelTGIApp, ScriptedApp
 
 GREEDY = SamplingParams(max_new_tokens=8)
 PROMPTS = ["The capital of France is", "List three colors:"]
@@ -206,7 +207,7 @@ def embedded():
 
 @pytest.fixture(scope="module")
 def tgi(embedded):
-    with LocalServer(ModelTGIApp(embedded)) as server:
+    with LocalServer(ModelTGIApp(embedded, check_request=request_check())) as server:
         yield server
 
 

@@ -17,7 +17,8 @@ from _sft import SCRIPTS, load_script, smollm2_checkpoint
 from anchors import USER_ORIENTED
 from matplotlib.image import imread
 from rouge_score.rouge_scorer import RougeScorer
-from tgi_server import LocalServer, ScriptedApp
+
+from self_instruct.testing.tgi_server import LocalServer, ScriptedApp
 
 evaluate_model = load_script("evaluate_model")
 

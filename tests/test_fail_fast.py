@@ -2,8 +2,8 @@
 
 Each case runs the real CLI in a subprocess (tests/_crash.py) with `SI_TEST_NO_MODEL=1`: loading
 any backend fails loudly, so an error that arrives as the check's own message was found first.
-Endpoints are real HTTP servers on 127.0.0.1 (tests/tgi_server.py) or ports nothing listens on;
-the Hub is the local test Hub (tests/local_hub).
+Endpoints are real HTTP servers on 127.0.0.1 (self_instruct.testing.tgi_server) or ports nothing
+listens on; the Hub is the local test Hub (tests/local_hub).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from _crash import data_rows, finished_run_of, launch, run_cli, wait_for_rounds
 from local_hub import LocalHub
-from tgi_server import LocalServer, ScriptedApp, tgi_error
+
+from self_instruct.testing.tgi_server import LocalServer, ScriptedApp, tgi_error
 
 ARGS = ["generate", "--num-instructions", "6", "--batch-size", "2", "--seed", "5"]
 NO_MODEL = {"SI_TEST_NO_MODEL": "1"}

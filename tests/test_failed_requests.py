@@ -8,12 +8,13 @@ import threading
 
 import pytest
 from _crash import data_file, run_cli
-from scripted_backend import ScriptedBackend
-from tgi_server import LocalServer, ModelTGIApp, tgi_error
+from tgi_schema import request_check
 
 from self_instruct.cli.generate import EXIT_REQUESTS_FAILED
 from self_instruct.rows import CONFIG_NAMES
 from self_instruct.runlog import RUN_DIR, read_log
+from self_instruct.testing.scripted_backend import ScriptedBackend
+from self_instruct.testing.tgi_server import LocalServer, ModelTGIApp, tgi_error
 
 ARGS = ["generate", "--backend", "tgi", "--num-instructions", "10", "--batch-size", "3"]
 SERVER = {"SI_TEST_REAL_MODEL": "1"}  # the real tgi backend, not the launcher's stand-in
@@ -23,7 +24,7 @@ class FlakyTGIApp(ModelTGIApp):
     """TGI over the scripted model; the `fail_at`-th /generate request answers 503."""
 
     def __init__(self, fail_at: int | None = None) -> None:
-        super().__init__(ScriptedBackend())
+        super().__init__(ScriptedBackend(), check_request=request_check())
         self.fail_at, self.count = fail_at, 0
         self._count_lock = threading.Lock()
 

@@ -10,13 +10,13 @@ import asyncio
 import socket
 
 import pytest
-from tgi_server import LocalServer, ScriptedApp
 
 from self_instruct.backends.base import SamplingParams
 from self_instruct.backends.endpoints import Endpoint, EndpointPool, RetryPolicy, Slot
 from self_instruct.backends.http import EndpointsUnavailableError, RequestRejectedError
 from self_instruct.backends.openai import OpenAIBackend
 from self_instruct.backends.tgi import TGIBackend
+from self_instruct.testing.tgi_server import LocalServer, ScriptedApp
 
 BACKENDS = [TGIBackend, OpenAIBackend]
 PARAMS = SamplingParams(max_new_tokens=8, stop=("###",))

@@ -19,8 +19,10 @@ from local_hub import LocalHub
 from test_hub_push import ALICE, REPO, load_rows
 
 from self_instruct.config import PipelineConfig
-from self_instruct.export import OutputFolderError, export, prepare_output
+from self_instruct.files import OutputFolderError
 from self_instruct.hub import push_folder
+from self_instruct.output_folder import prepare_output
+from self_instruct.run import run_to_folder
 
 RUN = ["generate", "--num-instructions", "4", "--batch-size", "4"]
 USER_FILES = {
@@ -72,21 +74,25 @@ def test_overwrite_removes_only_the_run_and_says_what(tmp_path):
 
 
 @pytest.fixture
-def scripted(monkeypatch):
-    from scripted_backend import ScriptedBackend
+def scripted():
+    """Runs to the folder with a fresh scripted backend each."""
+    from self_instruct.testing.scripted_backend import ScriptedBackend
 
-    monkeypatch.setattr("self_instruct.pipeline.load_backend", lambda config: ScriptedBackend())
+    def run(config, folder):
+        return run_to_folder(config, folder, command="test", backend=ScriptedBackend())
+
+    return run
 
 
 def test_export_deletes_only_its_own_stale_shards_and_figures(tmp_path, scripted):
     out = tmp_path / "out"
     prepare_output(out, resume=False, overwrite=False)
-    export(PipelineConfig(num_instructions=4, batch_size=4), out, command="test")
+    scripted(PipelineConfig(num_instructions=4, batch_size=4), out)
     first = card_files(out)
     add_user_files(out)
 
     prepare_output(out, resume=True, overwrite=False)
-    export(PipelineConfig(num_instructions=8, batch_size=4), out, command="test")
+    scripted(PipelineConfig(num_instructions=8, batch_size=4), out)
     assert_user_files_kept(out)
     assert first - card_files(out)  # the first export's shards were replaced...
     assert tool_files(out) == card_files(out) | {"README.md"}  # ...and removed
@@ -96,7 +102,7 @@ def test_export_deletes_only_its_own_stale_shards_and_figures(tmp_path, scripted
 def test_overwrite_with_an_edited_manifest_deletes_nothing(tmp_path, scripted, manifest):
     out = tmp_path / "out"
     prepare_output(out, resume=False, overwrite=False)
-    export(PipelineConfig(num_instructions=4, batch_size=4), out, command="test")
+    scripted(PipelineConfig(num_instructions=4, batch_size=4), out)
     (out / ".self-instruct" / "manifest.json").write_text(manifest)
     before = sorted(p for p in out.rglob("*"))
     with pytest.raises(OutputFolderError, match="not a manifest written by self-instruct"):

@@ -15,15 +15,14 @@ REPO = "alice/grown"
 
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
-    from scripted_backend import ScriptedBackend
-
-    monkeypatch.setattr("self_instruct.pipeline.load_backend", lambda config: ScriptedBackend())
     with LocalHub(tmp_path / "hub", users={"alice": TOKEN}) as hub:
         monkeypatch.setenv("HF_TOKEN", TOKEN)
         yield hub
 
 
 def generate(folder, *extra):
+    from self_instruct.testing.scripted_backend import ScriptedBackend
+
     main(
         [
             "generate",
@@ -34,7 +33,8 @@ def generate(folder, *extra):
             "--output",
             str(folder),
             *extra,
-        ]
+        ],
+        load_backend=lambda config: ScriptedBackend(),
     )
 
 

@@ -7,34 +7,33 @@ import pytest
 
 from self_instruct.builder import SelfInstruct
 from self_instruct.config import PipelineConfig
-from self_instruct.export import OutputFolderError, export, prepare_output
+from self_instruct.files import OutputFolderError
+from self_instruct.output_folder import prepare_output
 from self_instruct.rows import CONFIG_NAMES, FEATURES
+from self_instruct.run import run_to_folder
 from self_instruct.seeds import load_seeds
+from self_instruct.testing.scripted_backend import ScriptedBackend
 
 
 @pytest.fixture
-def scripted(monkeypatch):
-    """Every pipeline in this module talks to a fresh scripted backend."""
-    from scripted_backend import ScriptedBackend
-
-    backends = []
-
-    def load(config):
-        backends.append(ScriptedBackend())
-        return backends[-1]
-
-    monkeypatch.setattr("self_instruct.pipeline.load_backend", load)
-    return backends
+def scripted():
+    """The scripted backends passed to this test's runs, one fresh backend per run."""
+    return []
 
 
-def write(folder, **options):
+def fresh(backends: list) -> ScriptedBackend:
+    backends.append(ScriptedBackend())
+    return backends[-1]
+
+
+def write(folder, backends, **options):
     config = PipelineConfig(**{"num_instructions": 6, "batch_size": 4, **options})
     prepare_output(folder, resume=False, overwrite=True)
-    return export(config, folder, command="test")
+    return run_to_folder(config, folder, command="test", backend=fresh(backends))
 
 
 def test_every_configuration_loads_from_the_folder(tmp_path, scripted):
-    result = write(tmp_path / "out")
+    result = write(tmp_path / "out", scripted)
     assert len(scripted) == 1  # one generation serves all three configurations
     for name in CONFIG_NAMES:
         ds = datasets.load_dataset(str(tmp_path / "out"), name, split="train")
@@ -47,16 +46,16 @@ def test_every_configuration_loads_from_the_folder(tmp_path, scripted):
 
 def test_rewritten_folder_is_not_served_from_a_stale_cache(tmp_path, scripted):
     folder = tmp_path / "out"
-    write(folder, seed=1)
+    write(folder, scripted, seed=1)
     first = datasets.load_dataset(str(folder), "instances", split="train")["instruction"]
-    write(folder, seed=2)
+    write(folder, scripted, seed=2)
     second = datasets.load_dataset(str(folder), "instances", split="train")["instruction"]
     assert first != second
     assert len(list((folder / "data").glob("instances-*.parquet"))) == 1  # old shard removed
 
 
 def test_sft_rows_are_ready_for_trl(tmp_path, scripted):
-    write(tmp_path / "out")
+    write(tmp_path / "out", scripted)
     sft = datasets.load_dataset(str(tmp_path / "out"), "sft", split="train")
     instances = datasets.load_dataset(str(tmp_path / "out"), "instances", split="train")
     by_id = {row["id"]: row for row in instances}
@@ -77,7 +76,11 @@ def test_sft_rows_are_ready_for_trl(tmp_path, scripted):
 
 def test_streaming_yields_rows_before_the_run_ends(tmp_path, scripted):
     builder = SelfInstruct(
-        config_name="instances", num_instructions=40, batch_size=2, run_dir=str(tmp_path / "run")
+        config_name="instances",
+        num_instructions=40,
+        batch_size=2,
+        run_dir=str(tmp_path / "run"),
+        backend_instance=fresh(scripted),
     )
     first = next(iter(builder.as_streaming_dataset(split="train")))
     assert first["instruction"]

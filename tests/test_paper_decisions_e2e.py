@@ -19,9 +19,9 @@ from pathlib import Path
 
 import datasets
 import pytest
-from tgi_server import LocalServer, Reply
 
 from self_instruct.prompts import load_templates
+from self_instruct.testing.tgi_server import LocalServer, Reply
 
 TEMPLATES = load_templates()
 CLI = Path(sys.executable).parent / "self-instruct"

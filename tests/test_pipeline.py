@@ -9,11 +9,11 @@ import pytest
 from rouge_score import rouge_scorer
 
 from self_instruct.config import PipelineConfig
-from self_instruct.export import funnel_from_log
 from self_instruct.filters import instruction_rejection
 from self_instruct.parsing import Parsed
 from self_instruct.pipeline import Pipeline
 from self_instruct.prompts import load_templates
+from self_instruct.run import funnel_from_log
 from self_instruct.runlog import LOG_FILE, RunConfigMismatchError, read_log
 from self_instruct.seeds import load_seeds
 
@@ -79,7 +79,7 @@ def test_classification_only_uses_classification_seeds_and_header(tmp_path, scri
 
 
 def test_interrupted_round_is_redone_identically(tmp_path, scripted_backend):
-    from scripted_backend import ScriptedBackend
+    from self_instruct.testing.scripted_backend import ScriptedBackend
 
     _, full = run(tmp_path, scripted_backend, name="full")
     _, partial = run(tmp_path, ScriptedBackend(), name="cut", num_instructions=5)
@@ -115,7 +115,7 @@ def test_resume_with_other_options_says_what_differs(tmp_path, scripted_backend)
 
 
 def test_same_seed_same_run_other_seed_other_run(tmp_path):
-    from scripted_backend import ScriptedBackend
+    from self_instruct.testing.scripted_backend import ScriptedBackend
 
     def texts(name, seed):
         _, accepted = run(tmp_path, ScriptedBackend(), name=name, seed=seed, num_instructions=6)
@@ -146,9 +146,8 @@ def test_ids_are_unique_and_ordered(tmp_path, scripted_backend):
 
 
 def test_a_request_that_failed_for_good_keeps_its_round_out_of_the_log(tmp_path):
-    from scripted_backend import ScriptedBackend
-
     from self_instruct.pipeline import RequestsFailedError
+    from self_instruct.testing.scripted_backend import ScriptedBackend
 
     class Flaky(ScriptedBackend):
         """The 21st request fails for good, as a server backend reports it (None)."""

@@ -14,7 +14,6 @@ from collections import Counter
 
 import pytest
 from _crash import run_cli
-from tgi_server import LocalServer, ScriptedApp
 
 from self_instruct import progress as progress_module
 from self_instruct import verbosity
@@ -22,10 +21,11 @@ from self_instruct.backends import SamplingParams
 from self_instruct.backends.endpoints import RetryPolicy
 from self_instruct.backends.tgi import TGIBackend
 from self_instruct.config import PipelineConfig
-from self_instruct.export import funnel_from_log
 from self_instruct.pipeline import Pipeline
 from self_instruct.progress import RunProgress
+from self_instruct.run import funnel_from_log
 from self_instruct.runlog import read_log
+from self_instruct.testing.tgi_server import LocalServer, ScriptedApp
 
 CURSOR_CODES = re.compile(r"\r|\x1b\[")
 

@@ -17,9 +17,9 @@ from anchors import PAPER_CODE, PAPER_TEMPLATES
 from rouge_score import rouge_scorer
 
 from self_instruct.config import PipelineConfig
-from self_instruct.export import provenance
 from self_instruct.pipeline import run_identity
 from self_instruct.prompts import DEFAULT_TEMPLATES_PATH, TemplateError, load_templates
+from self_instruct.provenance import provenance
 from self_instruct.seeds import load_seeds
 
 needs_paper = pytest.mark.skipif(

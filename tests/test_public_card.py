@@ -16,9 +16,10 @@ from self_instruct.config import PipelineConfig
 from self_instruct.dataset_card import render as render_module
 from self_instruct.dataset_card import render_card
 from self_instruct.dataset_card.analysis import VerbNounResult
-from self_instruct.export import export, funnel_from_log, prepare_output
 from self_instruct.hub import push_folder
+from self_instruct.output_folder import prepare_output
 from self_instruct.provenance import provenance
+from self_instruct.run import funnel_from_log, run_to_folder
 from self_instruct.runlog import RUN_DIR, read_log
 from self_instruct.seeds import load_seeds
 
@@ -109,15 +110,15 @@ def test_funnel_counts_imports_and_empty_instance_completions():
     }  # fmt: skip
 
 
-def test_a_grown_version_counts_its_imported_rows(tmp_path, scripted_backend, monkeypatch):
-    monkeypatch.setattr("self_instruct.pipeline.load_backend", lambda _: scripted_backend)
+def test_a_grown_version_counts_its_imported_rows(tmp_path, scripted_backend):
     first = tmp_path / "one"
     prepare_output(first, resume=False, overwrite=False)
-    export(PipelineConfig(num_instructions=5, batch_size=4), first, command="one")
+    config = PipelineConfig(num_instructions=5, batch_size=4)
+    run_to_folder(config, first, command="one", backend=scripted_backend)
     grown = tmp_path / "two"
     prepare_output(grown, resume=False, overwrite=False)
     config = PipelineConfig(num_instructions=3, batch_size=4, seed=7, resume_from=str(first))
-    result = export(config, grown, command="two")
+    result = run_to_folder(config, grown, command="two", backend=scripted_backend)
     instructions = result.funnel["instructions"]
     assert instructions["imported"] == 5 and instructions["kept"] == 3
     new = [r for r in read_log(grown / RUN_DIR) if r["type"] == "instruction"][5:]

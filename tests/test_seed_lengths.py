@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 from _crash import run_cli
-from tgi_server import LocalServer, ModelTGIApp, Reply, ScriptedApp
+from tgi_schema import request_check
 
 from self_instruct.backends.openai import OpenAIBackend
 from self_instruct.backends.tgi import TGIBackend
 from self_instruct.config import ConfigError, PipelineConfig
 from self_instruct.seed_lengths import check_seed_lengths
 from self_instruct.seeds import SeedFileError, load_seeds
+from self_instruct.testing.tgi_server import LocalServer, ModelTGIApp, Reply, ScriptedApp
 
 LONG_SEED = "the_long_one"
 TOO_LONG = rf"1 seed task\(s\) too long for the model: '{LONG_SEED}' \(\d+ tokens\)"
@@ -99,7 +100,7 @@ def test_the_cli_names_the_seed_before_any_request_to_tgi(tmp_path, real_backend
     """Through the real CLI and a TGI-protocol server over the real model (its tokenizer, its
     `max_input_tokens` of 2048): refused at once, nothing generated, no output folder."""
     out = tmp_path / "out"
-    app = CountsGenerations(real_backend)
+    app = CountsGenerations(real_backend, check_request=request_check())
     with LocalServer(app) as server:
         args = ["generate", "--backend", "tgi", "--endpoint", server.url, "--output", str(out)]
         done = run_cli([*args, "--seeds", str(seed_file(tmp_path))], {"SI_TEST_REAL_MODEL": "1"})

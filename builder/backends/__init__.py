@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 
 from ..config import CPU_BATCH_SIZE, GPU_BATCH_SIZE, ConfigError, PipelineConfig
 from .base import Backend, Completion, SamplingParams
+
+BackendLoader = Callable[[PipelineConfig], Backend]  # the options -> the backend they name
 
 
 def resolve_defaults(config: PipelineConfig) -> PipelineConfig:
@@ -23,13 +26,29 @@ def resolve_defaults(config: PipelineConfig) -> PipelineConfig:
     )
 
 
-def load_backend(config: PipelineConfig) -> Backend:
-    """Build the backend named by `config.backend` (imports stay lazy: torch is slow to load)."""
-    config = resolve_defaults(config)
-    if config.backend == "transformers":
+def backend_class(name: str) -> type[Backend]:
+    """The class behind `--backend NAME`, imported only when asked for (torch is slow to load)."""
+    if name == "transformers":
         from .transformers import TransformersBackend
 
-        return TransformersBackend(
+        return TransformersBackend
+    if name == "tgi":
+        from .tgi import TGIBackend
+
+        return TGIBackend
+    if name == "openai":
+        from .openai import OpenAIBackend
+
+        return OpenAIBackend
+    raise ConfigError(f"unknown backend {name!r}: choose transformers, tgi or openai")
+
+
+def load_backend(config: PipelineConfig) -> Backend:
+    """Build the backend named by `config.backend`."""
+    config = resolve_defaults(config)
+    cls = backend_class(config.backend)
+    if config.backend == "transformers":
+        return cls(
             config.model,
             batch_size=config.batch_size,
             revision=config.model_revision,
@@ -49,15 +68,17 @@ def load_backend(config: PipelineConfig) -> Backend:
         "timeout": config.request_timeout,
         "retry": RetryPolicy(max_attempts=config.max_attempts),
     }
-    if config.backend == "tgi":
-        from .tgi import TGIBackend
-
-        return TGIBackend(config.endpoint, **common)
     if config.backend == "openai":
-        from .openai import OpenAIBackend
-
-        return OpenAIBackend(config.endpoint, chat=config.chat, **common)
-    raise ConfigError(f"unknown backend {config.backend!r}: choose transformers, tgi or openai")
+        return cls(config.endpoint, chat=config.chat, **common)
+    return cls(config.endpoint, **common)
 
 
-__all__ = ["Backend", "Completion", "SamplingParams", "load_backend", "resolve_defaults"]
+__all__ = [
+    "Backend",
+    "BackendLoader",
+    "Completion",
+    "backend_class",
+    "SamplingParams",
+    "load_backend",
+    "resolve_defaults",
+]

@@ -11,7 +11,10 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from ..config import PipelineConfig
 
 FinishReason = Literal["stop", "length"]
 # What a backend reports of each request as it goes, for a live progress display: it started
@@ -82,10 +85,12 @@ class Backend(abc.ABC):
         only); it is counted in `usage.failed_requests`, and the pipeline skips it.
         """
 
-    @property
-    def model_name(self) -> str:
-        """What the dataset card names as the model."""
-        return self.name
+    @classmethod
+    def describe_model(cls, config: PipelineConfig) -> tuple[str, str | None]:
+        """(model, revision) as the dataset card names them, from the options alone: naming a
+        model must not load it (a finished run's card is rewritten without a model). A server's
+        model is what `--model` asked it for, at `--model-revision` if given."""
+        return config.model, config.model_revision
 
     def prompt_room(self, max_new_tokens: int) -> int | None:
         """The most prompt tokens one request generating `max_new_tokens` may carry; `None`

@@ -123,10 +123,6 @@ class HTTPBackend(Backend):
         self._pool: EndpointPool | None = None
         self._last_error: str = ""  # of the latest request that failed for good
 
-    @property
-    def model_name(self) -> str:
-        return self.model
-
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion | None]:
         """One completion per prompt, in prompt order; `None` where a request failed for good."""
         start = time.perf_counter()

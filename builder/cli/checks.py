@@ -22,7 +22,7 @@ PROBE_TIMEOUT = 10.0  # seconds; a server that is up answers these at once
 
 def check_output(folder: Path, *, resume: bool, overwrite: bool, push_to_hub: str | None) -> None:
     """The folder can be written, and holds what --resume / --overwrite / neither expect."""
-    from ..export import OutputFolderError
+    from ..files import OutputFolderError
 
     if resume and overwrite:
         raise ConfigError(
@@ -57,7 +57,7 @@ def _check_writable(folder: Path) -> None:
     A file that is created and deleted at once is the only proof: `os.access` says yes to root
     on a read-only mount, and nothing is left behind either way.
     """
-    from ..export import OutputFolderError
+    from ..files import OutputFolderError
 
     existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
     try:

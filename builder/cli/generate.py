@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..backends import Backend, BackendLoader
 from ..config import ConfigError, PipelineConfig
 from ..prompts import load_templates
 from ..runlock import locked
@@ -90,8 +91,14 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that `kill PID` stops a run just as cleanly."""
 
 
-def generate(argv: Sequence[str]) -> None:
-    """Run the pipeline into a folder, print the funnel, optionally push."""
+def generate(argv: Sequence[str], load_backend: BackendLoader | None = None) -> None:
+    """Run the pipeline into a folder, print the funnel, optionally push.
+
+    `load_backend` builds the backend from the options (by default `backends.load_backend`);
+    tests and benchmarks pass one that returns a scripted stand-in.
+    """
+    if load_backend is None:
+        from ..backends import load_backend
     parser = make_parser(
         (PipelineConfig, GenerateArguments),
         "self-instruct generate",
@@ -118,9 +125,9 @@ def generate(argv: Sequence[str]) -> None:
             config = dataclasses.replace(config, endpoint=answering)
         if args.push_to_hub:
             checks.check_hub(args.push_to_hub)
-        _load_model(config)
+        _load_model(config, load_backend)
         start = time.monotonic()
-        result = _run(config, args, folder, argv)
+        result = _run(config, args, folder, argv, load_backend)
         print(_summary(result, time.monotonic() - start))
 
 
@@ -142,24 +149,29 @@ def _set_verbosity(args: GenerateArguments) -> None:
         verbosity.disable_other_progress_bars()
 
 
-def _load_model(config: PipelineConfig) -> None:
+def _load_model(config: PipelineConfig, load_backend: BackendLoader) -> None:
     """Load the model before --output is touched (--overwrite empties it), and check the seeds
     fit its context; the model stays cached for the run."""
-    from .. import pipeline
     from ..seed_lengths import check_seed_lengths
     from ..seeds import load_seeds
 
-    backend = pipeline.load_backend(config)
+    backend = load_backend(config)
     try:
         check_seed_lengths(load_seeds(config.seeds), backend, config)
     finally:
         backend.close()
 
 
-def _run(config: PipelineConfig, args: GenerateArguments, folder: Path, argv: Sequence[str]):
+def _run(
+    config: PipelineConfig,
+    args: GenerateArguments,
+    folder: Path,
+    argv: Sequence[str],
+    load_backend: BackendLoader,
+):
     """Prepare the folder, run and push under the folder's lock; clean up after a run that
     failed before its first round."""
-    from ..export import prepare_output
+    from ..output_folder import prepare_output
 
     created = not folder.exists()
     if removed := prepare_output(folder, resume=args.resume, overwrite=args.overwrite):
@@ -169,7 +181,7 @@ def _run(config: PipelineConfig, args: GenerateArguments, folder: Path, argv: Se
             resume.save_options(folder, config)
             if args.repair_log:
                 print(_repair(config, folder))
-            result = _export(config, args, folder, argv)
+            result = _export(config, args, folder, argv, load_backend(config))
         except RunStoppedError:  # its message gives the resume command: keep what it resumes
             raise
         except Exception:
@@ -212,16 +224,23 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _export(config: PipelineConfig, args: GenerateArguments, folder: Path, argv: Sequence[str]):
-    """Run the export; a signal, a failing disk or a server that cannot go on (refused requests,
-    every endpoint down) ends it with a message on how to resume."""
+def _export(
+    config: PipelineConfig,
+    args: GenerateArguments,
+    folder: Path,
+    argv: Sequence[str],
+    backend: Backend,
+):
+    """Run into the folder; a signal, a failing disk or a server that cannot go on (refused
+    requests, every endpoint down) ends it with a message on how to resume."""
     from ..backends.http import BackendError
-    from ..export import export
     from ..pipeline import RequestsFailedError
+    from ..run import run_to_folder
 
+    command = "self-instruct generate " + " ".join(argv)
     try:
         with _sigterm_interrupts():
-            return export(config, folder, command="self-instruct generate " + " ".join(argv))
+            return run_to_folder(config, folder, command=command, backend=backend)
     except KeyboardInterrupt as stop:
         terminated = isinstance(stop, Terminated)
         why = "Stopped by SIGTERM" if terminated else "Interrupted"

@@ -2,9 +2,9 @@
 
 - `ModelTGIApp`: Text Generation Inference's `/generate`, `/tokenize`, `/info` and `/health`,
   answered by a real model (a `TransformersBackend`); like TGI, a prompt over `max_input_tokens`
-  gets a 422. Requests and responses are checked against TGI's published
-  OpenAPI schema when `../shared/anchors/tgi/openapi.json` is present: a request our client
-  builds wrongly gets TGI's own 422. Like TGI's router, `/generate` sends the token counts in
+  gets a 422. Given a `check_request` (the tests' one checks TGI's published OpenAPI schema,
+  reference data that the package does not ship), a request our client builds wrongly gets
+  TGI's own 422. Like TGI's router, `/generate` sends the token counts in
   `x-prompt-tokens` and `x-generated-tokens` headers (the schema has no place for headers).
 - `ScriptedApp`: no model. It echoes each prompt, or answers what its `reply` makes of it (TGI
   `/generate`, OpenAI `/v1/completions` and `/v1/chat/completions`), after a fixed latency with
@@ -25,11 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from anchors import TGI_OPENAPI
-
-from self_instruct.backends.base import Backend, SamplingParams
-
-OPENAPI = TGI_OPENAPI
+from ..backends.base import Backend, SamplingParams
 
 
 @dataclass
@@ -119,39 +115,18 @@ class LocalServer:
         self.httpd.server_close()
 
 
-def openapi_validator(schema_name: str) -> Callable[[object], None] | None:
-    """A function that raises `jsonschema.ValidationError` unless an object fits TGI's schema.
-
-    None when the anchor file is absent. OpenAPI 3.0's `nullable` is not JSON Schema: it becomes
-    `anyOf [..., null]` so that, say, a null `logprob` is accepted as TGI's spec means it.
-    """
-    if not OPENAPI.is_file():
-        return None
-    import jsonschema
-
-    spec = _nullable_to_json_schema(json.loads(OPENAPI.read_text()))
-    schema = {"components": spec["components"], "$ref": f"#/components/schemas/{schema_name}"}
-    return jsonschema.Draft202012Validator(schema).validate
-
-
-def _nullable_to_json_schema(node):
-    if isinstance(node, list):
-        return [_nullable_to_json_schema(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    node = {key: _nullable_to_json_schema(value) for key, value in node.items()}
-    if node.pop("nullable", False):
-        return {"anyOf": [node, {"type": "null"}]}
-    return node
-
-
 class ModelTGIApp:
     """TGI's native API over a real model; one generation at a time, like a batch-size-1 server."""
 
-    def __init__(self, backend: Backend, model_id: str = "HuggingFaceTB/SmolLM2-135M-Instruct"):
+    def __init__(
+        self,
+        backend: Backend,
+        model_id: str = "HuggingFaceTB/SmolLM2-135M-Instruct",
+        check_request: Callable[[dict], str | None] | None = None,
+    ):
         self.backend = backend
         self.model_id = model_id
-        self.check_request = openapi_validator("GenerateRequest")
+        self.check_request = check_request  # a request -> what is wrong with it, or None
         self._lock = threading.Lock()
 
     def handle(self, method: str, path: str, body) -> Reply:
@@ -184,18 +159,13 @@ class ModelTGIApp:
             "max_total_tokens": 4096,
             "validation_workers": 1,
             "max_client_batch_size": 1,
-            "router": "tests/tgi_server.py",
+            "router": "self_instruct.testing.tgi_server",
             "version": "0.0.0-test",
         }
 
     def generate(self, request: dict) -> Reply:
-        if self.check_request is not None:
-            import jsonschema
-
-            try:
-                self.check_request(request)
-            except jsonschema.ValidationError as error:
-                return tgi_error(422, f"Input validation error: {error.message}", "validation")
+        if self.check_request is not None and (wrong := self.check_request(request)):
+            return tgi_error(422, f"Input validation error: {wrong}", "validation")
         parameters = request.get("parameters") or {}
         problem = _invalid_parameters(parameters)
         if problem:
