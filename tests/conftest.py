@@ -53,6 +53,9 @@ def generated_dataset(tmp_path_factory, real_backend, paper_seeds):
         batch_size=4,
         max_new_tokens=96,
         instance_max_new_tokens=64,
+        # Generated rows only: the SFT test trains on every row at once (the seed tasks' own
+        # rows are tested by test_paper_rules.py and test_paper_decisions_e2e.py).
+        sft_include_seed_tasks=False,
     )
     prepare_output(folder, resume=False, overwrite=False)
     result = run_to_folder(config, folder, command="pytest", backend=real_backend)
