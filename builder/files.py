@@ -19,11 +19,10 @@ import hashlib
 import json
 import os
 import shutil
-import stat
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
+from .logfile import write_durably
 from .runlog import RUN_DIR
 
 MANIFEST = "manifest.json"
@@ -79,24 +78,6 @@ def changed(folder: Path, records: dict[str, dict]) -> list[str]:
     return problems
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` through a synced temporary file and a rename: a full disk or a
-    kill leaves the old file whole, never a cut one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
-        os.chmod(tmp, mode)  # mkstemp creates 0600; keep the file as readable as before
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def read_manifest(folder: Path) -> list[str]:
     """The files earlier exports put in `folder`, relative to it; [] before the first export."""
     path = folder / RUN_DIR / MANIFEST
@@ -116,7 +97,7 @@ def read_manifest(folder: Path) -> list[str]:
 
 def write_manifest(folder: Path, files: Iterable[str]) -> None:
     text = json.dumps({"files": sorted(set(files))}, indent=2) + "\n"
-    atomic_write(folder / RUN_DIR / MANIFEST, text.encode("utf-8"))
+    write_durably(folder / RUN_DIR / MANIFEST, text.encode("utf-8"))
 
 
 def remove_files(folder: Path, files: Iterable[str]) -> list[str]:

@@ -21,8 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from .files import atomic_write
 from .history import data_fingerprint, new_entry, read_history, with_history
+from .logfile import write_durably
 from .version_files import CARD, FolderVersion, PushError, owned_files, read_folder
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def push_folder(
 def _save_card(path: Path, card: str) -> None:
     """The folder's card gets the version history too, replaced whole or not at all."""
     try:
-        atomic_write(path, card.encode("utf-8"))
+        write_durably(path, card.encode("utf-8"))
     except OSError as err:
         raise PushError(
             f"cannot write {path} ({err.strerror or err}): nothing was pushed and the card is "

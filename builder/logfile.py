@@ -13,8 +13,11 @@ own and keeps every complete round before and after them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -209,13 +212,21 @@ def encode(records: list[Record]) -> bytes:
 
 
 def write_durably(path: Path, data: bytes) -> None:
-    """Write through a temporary file, fsync, rename, fsync the folder: all of it or nothing."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Replace `path` with `data`, all of it or nothing: a synced temporary file, a rename, then
+    the folder synced too. A full disk or a kill leaves the old file whole, never a cut one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
+        os.chmod(tmp, mode)  # mkstemp creates 0600; keep the file as readable as before
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     folder = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(folder)

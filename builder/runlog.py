@@ -35,6 +35,7 @@ from .logfile import (
     require_intact,
     scan,
     units,
+    write_durably,
 )
 
 RUN_DIR = ".self-instruct"  # inside an output folder: the run log and options, never uploaded
@@ -176,7 +177,7 @@ class RunLog:
                     "resume it, or choose another output folder (or --overwrite to discard it)."
                 )
         if stored is None:
-            _write_atomic(config_path, json.dumps(self.config, indent=2, sort_keys=True))
+            write_durably(config_path, json.dumps(self.config, indent=2, sort_keys=True).encode())
 
     def repair(self) -> Repair:
         """Move the log's damaged round(s) aside (see logfile.repair); keep every other round.
@@ -236,10 +237,3 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file and rename, so readers never see half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -18,8 +18,9 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard
 
-from self_instruct.files import atomic_write, describe, read_manifest, remove_files, write_manifest
+from self_instruct.files import describe, read_manifest, remove_files, write_manifest
 from self_instruct.judge import QUESTIONS
+from self_instruct.logfile import write_durably
 
 from .render import SPLIT, _dataset_info, _environment
 
@@ -93,7 +94,7 @@ def add_audit(folder: Path, name: str, data_file: str, rows: Dataset, section: s
     files = {k: v for k, v in (origin.get("files") or {}).items() if k not in stale}
     card.data["self_instruct"] = {**origin, "files": files | describe(folder, [data_file])}
     card.text = _with_section(card.text, section)
-    atomic_write(path, str(card).encode("utf-8"))
+    write_durably(path, str(card).encode("utf-8"))
     return stale
 
 

@@ -10,7 +10,6 @@ send requests (`RESUMABLE_OPTIONS`), or equal the stored value.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -25,11 +24,11 @@ CARD = "README.md"
 
 def save_options(folder: Path, config: PipelineConfig) -> None:
     """Store every option of the run (atomically: a reader never sees half a file)."""
+    from ..logfile import write_durably
+
     path = folder / RUN_DIR / OPTIONS_FILE
     path.parent.mkdir(exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(config), indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    write_durably(path, json.dumps(asdict(config), indent=2, sort_keys=True).encode("utf-8"))
 
 
 def stored_options(folder: Path) -> dict[str, Any]:
