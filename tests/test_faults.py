@@ -124,7 +124,9 @@ def test_failing_endpoint_leaves_rotation_and_the_healthy_one_serves_all(make):
 
 def test_every_endpoint_down_raises(make):
     urls = [dead_url(), dead_url()]
-    retry = fast_retries(max_attempts=2, failures_to_cooldown=1, cooldown=0.2)
+    # A cool-down shorter than the batch: over by the time the last request gives up, and the
+    # endpoints have still not answered once.
+    retry = fast_retries(max_attempts=2, failures_to_cooldown=1, cooldown=0.01)
     backend = make(OpenAIBackend, urls, retry=retry)
     match = "3 of 3 requests failed.*Last error: ConnectError"
     with pytest.raises(EndpointsUnavailableError, match=match) as error:

@@ -115,8 +115,13 @@ class EndpointPool:
             self._cool_down(endpoint)
 
     def all_down(self) -> bool:
-        now = time.monotonic()
-        return all(endpoint.down_until > now for endpoint in self.endpoints)
+        """Whether every endpoint failed its latest attempts, enough to be sent to rest.
+
+        Judged by the failures, not by the clock: a cool-down may be over by the time a batch's
+        last request gives up, and the endpoint has still not answered since.
+        """
+        enough = self.policy.failures_to_cooldown
+        return all(endpoint.consecutive_failures >= enough for endpoint in self.endpoints)
 
     def _pick(self) -> Endpoint | None:
         now = time.monotonic()
