@@ -35,6 +35,18 @@ TOPICS = (
 ANGLES = ("for a child", "in three sentences", "with one example", "for a beginner", "briefly")
 
 
+OUTPUT_FIRST_TEXT = "Class label: Yes\nInput: It is sunny.\nClass label: No\nInput: It rains.\n"
+
+
+def input_first_text(rng: random.Random) -> str:
+    """One to three "Example k / Input / Output" instances (also the simulated server's)."""
+    n = rng.randint(1, 3)
+    return "".join(
+        f"Example {k}\nInput: case {k} of {rng.choice(TOPICS)}\nOutput: answer {k}\n"
+        for k in range(1, n + 1)
+    )
+
+
 class ScriptedBackend(Backend):
     name = "scripted"
 
@@ -62,13 +74,9 @@ class ScriptedBackend(Backend):
         elif prompt.startswith(TEMPLATES.classification_prefix):
             text = rng.choice((" Yes", " No", " No"))
         elif prompt.startswith(TEMPLATES.output_first_prefix):
-            text = "Class label: Yes\nInput: It is sunny.\nClass label: No\nInput: It rains.\n"
+            text = OUTPUT_FIRST_TEXT
         else:
-            n = rng.randint(1, 3)
-            text = "".join(
-                f"Example {k}\nInput: case {k} of {rng.choice(TOPICS)}\nOutput: answer {k}\n"
-                for k in range(1, n + 1)
-            )
+            text = input_first_text(rng)
         text, _ = cut_at_stop(text, params.stop)
         return Completion(text, "stop", prompt_tokens=len(prompt.split()), completion_tokens=9)
 
