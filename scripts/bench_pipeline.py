@@ -1,7 +1,7 @@
 """
 # Benchmark whole runs, side by side: this project, the paper's code and Stanford Alpaca's
 ```bash
-python scripts/bench_pipeline.py                     # ~15 minutes on 2 cores
+python scripts/bench_pipeline.py                     # 17 minutes on 2 busy cores
 python scripts/bench_pipeline.py --skip-peers --num-instructions 100 --ceiling-sizes 500
 ```
 
@@ -44,7 +44,7 @@ def default_anchors() -> str:
 
 @dataclass
 class BenchArguments:
-    """What to run; the defaults take about 15 minutes on 2 CPU cores."""
+    """What to run; the defaults took 17 minutes on 2 CPU cores shared with other jobs."""
 
     num_instructions: int = field(
         default=300,
@@ -133,7 +133,8 @@ class Bench:
     def ours(self, protocol: str, endpoints: int, tuned: bool, n: int, near_zero=False) -> Row:
         c = self.args.tuned_concurrency
         options = ["--max-concurrency", str(c), "--batch-size", str(c * endpoints)] if tuned else []
-        name = f"ours, {protocol}, {'tuned' if tuned else 'defaults'}, {endpoints} endpoint(s)"
+        plural = "s" if endpoints > 1 else ""
+        name = f"ours, {protocol}, {'tuned' if tuned else 'defaults'}, {endpoints} endpoint{plural}"
 
         def steps(urls, out):
             return bench_runs.ours(urls, protocol, n, options, out)
