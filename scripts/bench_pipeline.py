@@ -12,7 +12,7 @@ law per kind of prompt (the long tail of real completions). Fresh servers for ev
 
 - This project through its command line (`self-instruct generate --backend openai`), at its
   defaults and tuned (`--max-concurrency 64`, `--batch-size` 64 x endpoints: one wave fills every
-  slot), on 1 and 4 endpoints.
+  slot; other options with `--tuned`), on 1 and 4 endpoints.
 - The paper's released code and Stanford Alpaca's generator, unchanged, each in its own virtual
   environment under `--cache-dir`, on 1 endpoint (see `bench_runs.py`). Skipped, with a note,
   when the reference data folder (`--anchors`) is absent, or with `--skip-peers`.
@@ -69,8 +69,13 @@ class BenchArguments:
     capacity: int = field(default=64, metadata={"help": "Concurrent generations per endpoint."})
     base_latency: float = field(default=0.3, metadata={"help": "Seconds per generation."})
     token_latency: float = field(default=0.01, metadata={"help": "Seconds per generated token."})
-    tuned_concurrency: int = field(
-        default=64, metadata={"help": "--max-concurrency of the tuned rows."}
+    tuned: str = field(
+        default="--max-concurrency {capacity} --batch-size {slots}",
+        metadata={
+            "help": "Options of the tuned rows; {capacity} is --capacity, {slots} capacity x "
+            "endpoints (one wave fills every slot). Once the window follows --max-concurrency "
+            "x endpoints by itself, '--max-concurrency {capacity}' is the tuning."
+        },
     )
     skip_peers: bool = field(default=False, metadata={"help": "Skip the paper's and Alpaca's."})
     skip_ceiling: bool = field(default=False, metadata={"help": "Skip the near-zero rows."})
@@ -131,8 +136,9 @@ class Bench:
         return row
 
     def ours(self, protocol: str, endpoints: int, tuned: bool, n: int, near_zero=False) -> Row:
-        c = self.args.tuned_concurrency
-        options = ["--max-concurrency", str(c), "--batch-size", str(c * endpoints)] if tuned else []
+        slots = self.args.capacity * endpoints
+        options = self.args.tuned.format(capacity=self.args.capacity, slots=slots).split()
+        options = options if tuned else []
         plural = "s" if endpoints > 1 else ""
         name = f"ours, {protocol}, {'tuned' if tuned else 'defaults'}, {endpoints} endpoint{plural}"
 

@@ -161,7 +161,7 @@ def test_latency_model_is_long_tailed_and_capped():
 def test_bench_runs_end_to_end_without_peers(tmp_path):
     """A tiny benchmark: both tables, and the note that the peers were skipped."""
     argv = [sys.executable, str(REPO / "scripts" / "bench_pipeline.py"), "--num-instructions", "5"]
-    argv += ["--endpoints", "1", "--ceiling-sizes", "10", "--tuned-concurrency", "4"]
+    argv += ["--endpoints", "1", "--ceiling-sizes", "10", "--capacity", "4"]
     argv += [
         "--base-latency",
         "0.01",
