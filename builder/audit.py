@@ -25,9 +25,9 @@ from tqdm.auto import tqdm
 from . import judge
 from .backends import Backend, SamplingParams, load_backend, resolve_defaults
 from .config import BackendName, ConfigError, PipelineConfig
-from .runlog import RUN_DIR, RunLog
+from .layout import AUDIT_DIR, CARD
+from .runlog import RunLog
 
-AUDIT_DIR = f"{RUN_DIR}/audit"
 CONFIG_NAME = "audit"
 # The share of "yes" the paper's expert reviewers gave GPT-3's data (Table 2), for comparison.
 PAPER_SHARES = {
@@ -128,9 +128,9 @@ def load_instances(folder: Path) -> list[dict[str, Any]]:
     """The folder's `instances` rows, read the way a user reads them."""
     import datasets
 
-    if not (folder / "README.md").is_file():
+    if not (folder / CARD).is_file():
         raise AuditError(
-            f"{folder} has no README.md: pass the output folder of `self-instruct generate`."
+            f"{folder} has no {CARD}: pass the output folder of `self-instruct generate`."
         )
     try:
         rows = datasets.load_dataset(str(folder), "instances", split="train")
@@ -318,5 +318,5 @@ def audit_main(argv: list[str]) -> None:
             f"[{100 * q['low']:.1f}%, {100 * q['high']:.1f}%]  paper {100 * s['paper'][key]:.0f}%"
         )
     print("Not answered: " + ", ".join(f"{k} {v}" for k, v in s["failures"].items()))
-    print(f"Data: {folder / data_file} (card: {folder / 'README.md'})")
+    print(f"Data: {folder / data_file} (card: {folder / CARD})")
     print(f'Load: datasets.load_dataset("{folder}", "{CONFIG_NAME}")')

@@ -18,10 +18,9 @@ from typing import Any
 
 from datasets import Features, List, Value
 
+from .layout import CONFIG_NAMES
 from .prompts import PromptTemplates
 from .seeds import SeedTask
-
-CONFIG_NAMES = ("instructions", "instances", "sft")
 
 _MESSAGE = {"role": Value("string"), "content": Value("string")}
 

@@ -12,8 +12,8 @@ from .args import make_parser, parse
 def push(argv: Sequence[str]) -> None:
     """Push a generated folder as a new version (tag) of a Hub dataset."""
     from ..hub import PushConfig, push_main
+    from ..layout import RUN_DIR
     from ..runlock import locked
-    from ..runlog import RUN_DIR
 
     parser = make_parser(
         (PushConfig,),
