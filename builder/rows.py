@@ -130,7 +130,7 @@ def sft_rows(
 def seed_sft_rows(
     seeds: Iterable[SeedTask], seed: int, templates: PromptTemplates
 ) -> Iterator[dict[str, Any]]:
-    """`sft` rows of the seed tasks' own instances (the paper's --include_seed_tasks)."""
+    """`sft` rows of the seed tasks' own instances (the paper's `include_seed_tasks` option)."""
     for task in seeds:
         rows = (
             {

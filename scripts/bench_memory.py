@@ -132,10 +132,16 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def make_parser(prog: str | None = None):
     from transformers import HfArgumentParser
 
-    (args,) = HfArgumentParser(BenchArguments).parse_args_into_dataclasses()
+    from self_instruct.cli.args import show_dashes
+
+    return show_dashes(HfArgumentParser(BenchArguments, prog=prog))
+
+
+def main() -> None:
+    (args,) = make_parser().parse_args_into_dataclasses()
     print(table(run(args)))
 
 
