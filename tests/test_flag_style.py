@@ -14,7 +14,13 @@ UNDERSCORE_FLAG = re.compile(r"(?<![\w-])--[a-z0-9]+(?:_[a-z0-9]+)+")
 # What users read: the README, the Makefile's commands, the package's and the scripts' strings
 # (help, messages, docstrings), their recipes and the card templates. Tests are left out: they
 # type underscore flags on purpose, to check that that spelling still parses.
-PATTERNS = ("builder/**/*.py", "builder/**/*.yaml", "dataset_card/*", "scripts/**/*")
+PATTERNS = (
+    "builder/**/*.py",
+    "builder/**/*.yaml",
+    "builder/**/*.md",
+    "dataset_card/*",
+    "scripts/**/*",
+)
 SCRIPTS_WITH_PARSERS = (
     "sft",
     "evaluate_model",
