@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import sys
 from collections import defaultdict
 from dataclasses import MISSING, dataclass, field
 from datetime import UTC, datetime
@@ -25,9 +24,9 @@ from tqdm.auto import tqdm
 from . import judge
 from .backends import Backend, SamplingParams, load_backend, resolve_defaults
 from .config import BackendName, ConfigError, PipelineConfig
-from .runlog import RUN_DIR, RunLog
+from .layout import AUDIT_DIR, CARD
+from .runlog import RunLog
 
-AUDIT_DIR = f"{RUN_DIR}/audit"
 CONFIG_NAME = "audit"
 # The share of "yes" the paper's expert reviewers gave GPT-3's data (Table 2), for comparison.
 PAPER_SHARES = {
@@ -128,9 +127,9 @@ def load_instances(folder: Path) -> list[dict[str, Any]]:
     """The folder's `instances` rows, read the way a user reads them."""
     import datasets
 
-    if not (folder / "README.md").is_file():
+    if not (folder / CARD).is_file():
         raise AuditError(
-            f"{folder} has no README.md: pass the output folder of `self-instruct generate`."
+            f"{folder} has no {CARD}: pass the output folder of `self-instruct generate`."
         )
     try:
         rows = datasets.load_dataset(str(folder), "instances", split="train")
@@ -273,50 +272,3 @@ def summarize(items: list[dict[str, Any]], config: AuditConfig) -> dict[str, Any
         "paper": PAPER_SHARES,
         "templates_sha256": judge.templates_fingerprint(),
     }
-
-
-_EXAMPLES = """examples:
-  self-instruct audit my-data                              # the embedded 135M model judges
-  self-instruct audit my-data --backend openai --chat --endpoint http://gpu1:8000 \\
-      --model Qwen/Qwen2.5-72B-Instruct                    # a strong judge: numbers worth reading
-  self-instruct audit my-data --sample-size 50 --seed 1
-
-then: datasets.load_dataset("my-data", "audit")"""
-
-
-def audit_main(argv: list[str]) -> None:
-    """`self-instruct audit DIR [options]`: judge, write the configuration and card, print."""
-    from .cli.args import make_parser, parse
-    from .dataset_card.audit import LABELS, write_audit
-
-    parser = make_parser(
-        (AuditConfig,),
-        "self-instruct audit",
-        "Have a judge model review a sample of a generated dataset with the three questions of "
-        "the Self-Instruct paper's Table 2; the card gains a 'Quality audit' section.",
-        _EXAMPLES,
-        positional=("folder",),
-    )
-    (config,), _ = parse(parser, argv)
-    try:
-        result = run_audit(config)
-    except KeyboardInterrupt:
-        where = Path(config.folder) / AUDIT_DIR
-        print(
-            f"\nJudgments so far are kept in {where}: rerun the command to go on.", file=sys.stderr
-        )
-        raise
-    folder = Path(config.folder)
-    data_file = write_audit(folder, result, CONFIG_NAME, config.examples)
-    s = result.summary
-    print(f"\nQuality audit of {folder}: {s['sample_size']} items, judge {s['judge']}")
-    for key, label in LABELS.items():
-        q = s["shares"][key]
-        shown = "-" if q["share"] is None else f"{100 * q['share']:5.1f}%"
-        print(
-            f"  {label:<48} {q['yes']:>4}/{q['n']:<4} {shown}  "
-            f"[{100 * q['low']:.1f}%, {100 * q['high']:.1f}%]  paper {100 * s['paper'][key]:.0f}%"
-        )
-    print("Not answered: " + ", ".join(f"{k} {v}" for k, v in s["failures"].items()))
-    print(f"Data: {folder / data_file} (card: {folder / 'README.md'})")
-    print(f'Load: datasets.load_dataset("{folder}", "{CONFIG_NAME}")')

@@ -6,9 +6,9 @@
     >>> builder.download_and_prepare(); ds = builder.as_dataset(split="train")
     >>> for row in builder.as_streaming_dataset(split="train"): ...  # rows as they are accepted
 
-All configurations of the same options share one run directory, where the pipeline keeps its run
-log: the first one prepared generates, the others replay the log, and a run stopped halfway
-resumes there (`download_and_prepare` deletes its own unfinished output on any error, so the
+All configurations of one run share one run directory, where the pipeline keeps its run log:
+the first one prepared generates, the others replay the log, and a run stopped halfway resumes
+there (`download_and_prepare` deletes its own unfinished output on any error, so the
 pipeline, not the builder cache, must be what keeps generated work).
 """
 
@@ -16,34 +16,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import datasets
 from datasets.builder import Key
 
 from . import CITATION
-from .backends import Backend
+from .backends import Backend, resolve_defaults
 from .config import PipelineConfig
-from .pipeline import Pipeline
-from .rows import CONFIG_NAMES, FEATURES, rows_of, seed_sft_rows
+from .layout import CONFIG_DESCRIPTIONS, CONFIG_NAMES, DEFAULT_CONFIG
+from .pipeline import Pipeline, run_identity
+from .prompts import load_templates
+from .rows import FEATURES, rows_of, seed_sft_rows
+from .seeds import load_seeds, prompting_seeds
 
 logger = datasets.logging.get_logger(__name__)
-
-_DESCRIPTIONS = {
-    "instructions": "Accepted machine-generated instructions with their ROUGE-L provenance.",
-    "instances": "Instruction, input and output of every kept instance (the paper's layout).",
-    "sft": "Conversational prompt-completion rows for TRL's SFTTrainer: every instance and, as "
-    "in the paper's fine-tuning data, the seed tasks' own.",
-}
 
 
 @dataclass
 class SelfInstructConfig(datasets.BuilderConfig, PipelineConfig):
     """A configuration name (`instructions`, `instances`, `sft`) plus the run's options.
 
-    run_dir: where the run log lives; by default a folder in the builder's cache named by a hash
-    of the options, so that the three configurations of one run share it.
+    run_dir: where the run log lives; by default a folder in the builder's cache named by the run
+    identity (`default_run_dir`), so that the three configurations of one run share it.
     """
 
     run_dir: str | None = None
@@ -62,9 +58,9 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
 
     BUILDER_CONFIG_CLASS = SelfInstructConfig
     BUILDER_CONFIGS = [
-        SelfInstructConfig(name=n, description=_DESCRIPTIONS[n]) for n in CONFIG_NAMES
+        SelfInstructConfig(name=n, description=CONFIG_DESCRIPTIONS[n]) for n in CONFIG_NAMES
     ]
-    DEFAULT_CONFIG_NAME = "instances"
+    DEFAULT_CONFIG_NAME = DEFAULT_CONFIG
     DEFAULT_WRITER_BATCH_SIZE = 64  # rows arrive slowly: flush the Arrow writer often
 
     def __init__(self, *args, backend_instance: Backend | None = None, **kwargs):
@@ -78,7 +74,7 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
-            description=_DESCRIPTIONS[self.config.name],
+            description=CONFIG_DESCRIPTIONS[self.config.name],
             features=FEATURES[self.config.name],
             citation=CITATION,
             homepage="https://aclanthology.org/2023.acl-long.754/",
@@ -90,9 +86,7 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
     def _run_dir(self) -> Path:
         if self.config.run_dir:
             return Path(self.config.run_dir)
-        options = json.dumps(asdict(self.config.pipeline_config()), sort_keys=True)
-        digest = hashlib.sha256(options.encode()).hexdigest()[:16]
-        return Path(self._cache_dir_root) / "self_instruct_runs" / digest
+        return default_run_dir(Path(self._cache_dir_root), self.config.pipeline_config())
 
     def _generate_examples(self):
         config = self.config.pipeline_config()
@@ -107,3 +101,18 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
             for row in seed_sft_rows(pipeline.seed_tasks, config.seed, pipeline.templates):
                 yield Key(0, idx), row
                 idx += 1
+
+
+def default_run_dir(cache_root: Path, config: PipelineConfig) -> Path:
+    """A builder's run directory in its cache, named by the run identity (`run_identity`).
+
+    The identity is what the run log records and checks on reopening: the options that decide
+    the data, with 'auto' values resolved, and the hashes of the seeds and prompt templates.
+    Naming the folder by it, rather than by every option, lets a run asked later for more
+    instructions, or sent to other endpoints, reopen its own log and extend it.
+    """
+    config = resolve_defaults(config)
+    seeds = prompting_seeds(load_seeds(config.seeds), config.classification_only)
+    identity = run_identity(config, seeds, load_templates(config.prompt_templates))
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return cache_root / "self_instruct_runs" / hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -22,10 +22,9 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
+from .layout import CARD, MANIFEST, RUN_DIR
 from .logfile import write_durably
-from .runlog import RUN_DIR
 
-MANIFEST = "manifest.json"
 HASH_CHARS = 12  # of the sha256 in a file name: names differ whenever contents do
 
 
@@ -104,7 +103,7 @@ def remove_files(folder: Path, files: Iterable[str]) -> list[str]:
     """Delete `files` (relative to `folder`) that exist, then the folders they leave empty;
     return what was deleted. The card goes first, so no card outlives its data."""
     removed = []
-    for relative in sorted(files, key=lambda f: (f != "README.md", f)):
+    for relative in sorted(files, key=lambda f: (f != CARD, f)):
         path = folder / relative
         if path.is_file() or path.is_symlink():
             path.unlink()

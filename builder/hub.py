@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .history import data_fingerprint, new_entry, read_history, with_history
+from .layout import CARD
 from .logfile import write_durably
-from .version_files import CARD, FolderVersion, PushError, owned_files, read_folder
+from .version_files import FolderVersion, PushError, owned_files, read_folder
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ def _card_at(api, repo_id: str, commit: str | None) -> str | None:
     if commit is None:
         return None
     try:
-        path = api.hf_hub_download(repo_id, "README.md", repo_type=REPO_TYPE, revision=commit)
+        path = api.hf_hub_download(repo_id, CARD, repo_type=REPO_TYPE, revision=commit)
     except EntryNotFoundError:
         return None
     return Path(path).read_text(encoding="utf-8")

@@ -30,11 +30,7 @@ from .files import (
     remove_run,
     write_manifest,
 )
-from .runlog import RUN_DIR
-
-STAGE_DIR = f"{RUN_DIR}/export"  # an export is written here, then moved into place
-DATA_DIR = "data"
-CARD = Path("README.md")
+from .layout import CARD, DATA_DIR, RUN_DIR
 
 
 def prepare_output(folder: Path, *, resume: bool, overwrite: bool) -> list[str]:
@@ -104,7 +100,7 @@ def publish(stage: Path, folder: Path) -> None:
     write_manifest(folder, [*previous, *staged])
     for relative in staged:
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-        if relative != CARD.name:
+        if relative != CARD:
             os.replace(stage / relative, folder / relative)
     os.replace(stage / CARD, folder / CARD)
     remove_files(folder, set(previous) - set(staged))

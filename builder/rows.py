@@ -18,10 +18,9 @@ from typing import Any
 
 from datasets import Features, List, Value
 
+from .layout import CONFIG_NAMES
 from .prompts import PromptTemplates
 from .seeds import SeedTask
-
-CONFIG_NAMES = ("instructions", "instances", "sft")
 
 _MESSAGE = {"role": Value("string"), "content": Value("string")}
 
@@ -131,7 +130,7 @@ def sft_rows(
 def seed_sft_rows(
     seeds: Iterable[SeedTask], seed: int, templates: PromptTemplates
 ) -> Iterator[dict[str, Any]]:
-    """`sft` rows of the seed tasks' own instances (the paper's --include_seed_tasks)."""
+    """`sft` rows of the seed tasks' own instances (the paper's `include_seed_tasks` option)."""
     for task in seeds:
         rows = (
             {

@@ -22,10 +22,10 @@ from .backends import Backend, resolve_defaults
 from .builder import SelfInstruct
 from .config import PipelineConfig
 from .filters import INSTANCE_REASONS, INSTRUCTION_REASONS
-from .output_folder import STAGE_DIR, publish, write_parquet
+from .layout import CONFIG_NAMES, RUN_DIR, STAGE_DIR
+from .output_folder import publish, write_parquet
 from .provenance import provenance
-from .rows import CONFIG_NAMES
-from .runlog import RUN_DIR, Record, read_log, usage_from_log
+from .runlog import Record, read_log, usage_from_log
 from .seeds import load_seeds
 from .verbosity import quiet_datasets
 

@@ -93,7 +93,7 @@ def _names(path: Path, info: os.stat_result) -> bool:
 
 
 def _refusal(run_dir: Path, path: Path) -> str:
-    from .runlog import RUN_DIR
+    from .layout import RUN_DIR
 
     folder = run_dir.parent if run_dir.name == RUN_DIR else run_dir
     try:

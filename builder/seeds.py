@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import BUNDLED_SEEDS
+from .layout import CARD, DATA_DIR, SPLIT
 
 if TYPE_CHECKING:
     import datasets
@@ -73,6 +74,15 @@ def load_seeds(source: str = BUNDLED_SEEDS) -> list[SeedTask]:
     if path.is_dir():
         _check_dataset_folder(path)
     return _read_dataset(source)
+
+
+def prompting_seeds(tasks: list[SeedTask], classification_only: bool) -> list[SeedTask]:
+    """The seed tasks a run shows the model: with --classification-only, the classification ones.
+
+    Their fingerprint is part of the run identity, so it must be chosen the same way wherever
+    the identity is computed.
+    """
+    return [s for s in tasks if s.is_classification] if classification_only else tasks
 
 
 def seeds_fingerprint(seeds: Iterable[SeedTask]) -> str:
@@ -143,7 +153,7 @@ def _check_dataset_folder(folder: Path) -> None:
             f"'{BUNDLED_SEEDS}', or a dataset folder."
         )
     try:
-        places = [folder, folder / "data", folder / "train"]
+        places = [folder, folder / DATA_DIR, folder / SPLIT]
         if any(_has_data_files(place) for place in places) or _card_names_configs(folder):
             return
     except OSError as error:
@@ -164,7 +174,7 @@ def _has_data_files(folder: Path) -> bool:
 
 def _card_names_configs(folder: Path) -> bool:
     """The folder's README.md starts with YAML that has a `configs:` key (a Hub dataset card)."""
-    card = folder / "README.md"
+    card = folder / CARD
     if not card.is_file():
         return False
     with card.open("rb") as file:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .files import changed
+from .layout import CARD
 
-CARD = "README.md"
 _AGAIN = "run the `self-instruct generate` command that wrote it again with --resume"
 
 

@@ -20,9 +20,10 @@ from huggingface_hub import DatasetCard
 
 from self_instruct.files import describe, read_manifest, remove_files, write_manifest
 from self_instruct.judge import QUESTIONS
+from self_instruct.layout import CARD, SPLIT
 from self_instruct.logfile import write_durably
 
-from .render import SPLIT, _dataset_info, _environment
+from .render import _dataset_info, _environment
 
 if TYPE_CHECKING:
     from self_instruct.audit import AuditResult
@@ -80,7 +81,7 @@ def add_audit(folder: Path, name: str, data_file: str, rows: Dataset, section: s
 
     The card's `self_instruct.files` gains the new file's size and hash, so a push checks and
     sends it with the rest of the version."""
-    path = folder / "README.md"
+    path = folder / CARD
     card = DatasetCard.load(path)
     configs = MetadataConfigs.from_dataset_card_data(card.data)
     previous = [f for s in configs.get(name, {}).get("data_files", []) for f in s["path"]]

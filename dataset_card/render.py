@@ -23,6 +23,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from self_instruct import CITATION
 from self_instruct.files import content_named, describe
+from self_instruct.layout import CARD, CONFIG_DESCRIPTIONS, DEFAULT_CONFIG, PLOTS_DIR, SPLIT
 from self_instruct.seeds import SeedTask
 
 from .analysis import VerbNounResult, rouge_to_seeds, verb_noun_pairs
@@ -41,14 +42,6 @@ from .stats import (
 )
 
 TEMPLATE = "card.md.j2"
-PLOTS_DIR = "plots"
-SPLIT = "train"
-DEFAULT_CONFIG = "instances"
-CONFIG_DESCRIPTIONS = {
-    "instructions": "one row per accepted instruction, with its ROUGE-L provenance",
-    "instances": "one row per kept (instruction, input, output) instance",
-    "sft": "conversational prompt-completion rows for TRL's `SFTTrainer`",
-}
 TAGS = ["self-instruct", "synthetic", "instruction-tuning"]
 PLACEHOLDER_REPO = "path/to/this/dataset"
 LOAD_START, LOAD_END = "<!-- load-example:start -->", "<!-- load-example:end -->"
@@ -282,6 +275,6 @@ def render_card(
             citation=CITATION.strip(),
         )
     )
-    path = folder / "README.md"
+    path = folder / CARD
     DatasetCard(content).save(path)
     return path

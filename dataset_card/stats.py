@@ -15,7 +15,8 @@ from statistics import fmean
 from datasets import Dataset, get_dataset_config_names, load_dataset
 
 from self_instruct.config import BUNDLED_SEEDS
-from self_instruct.runlog import RUN_DIR, check_log
+from self_instruct.layout import RUN_DIR
+from self_instruct.runlog import check_log
 from self_instruct.seeds import SeedTask, load_seeds
 
 OUTPUT_CONFIGS = ("instructions", "instances")

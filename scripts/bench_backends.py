@@ -2,7 +2,7 @@
 # Benchmark the backends: server throughput under concurrency, in-process generation overhead
 ```bash
 python scripts/bench_backends.py                      # a few minutes on 2 cores
-python scripts/bench_backends.py --latency 1.0 --skip_transformers
+python scripts/bench_backends.py --latency 1.0 --skip-transformers
 ```
 
 1. Server backends. A `ScriptedApp` from `self_instruct.testing.tgi_server` runs in its own
@@ -101,7 +101,7 @@ class ScriptedModelApp:
 
     def handle(self, method: str, path: str, body):
         from self_instruct.backends.base import SamplingParams
-        from self_instruct.testing.tgi_server import tgi_answer
+        from self_instruct.testing.scripted_server import tgi_answer
 
         reply = self.app.handle(method, path, body)
         if reply.status != 200:
@@ -112,7 +112,8 @@ class ScriptedModelApp:
 
 def serve(connection, latency: float, capacity: int, scripted: bool) -> None:
     """Child process: serve until the parent says stop."""
-    from self_instruct.testing.tgi_server import LocalServer, ScriptedApp
+    from self_instruct.testing.local_server import LocalServer
+    from self_instruct.testing.scripted_server import ScriptedApp
 
     app = ScriptedApp(latency=latency, capacity=capacity)
     server = LocalServer(ScriptedModelApp(app) if scripted else app)
@@ -366,7 +367,9 @@ def main(args: BenchArguments) -> None:
 def make_parser(prog: str | None = None):
     from transformers import HfArgumentParser
 
-    return HfArgumentParser(BenchArguments, prog=prog)
+    from self_instruct.cli.args import show_dashes
+
+    return show_dashes(HfArgumentParser(BenchArguments, prog=prog))
 
 
 if __name__ == "__main__":

@@ -78,7 +78,8 @@ def varied_instructions(prompt: str, rng: random.Random) -> str:
 def measure(instructions: int, batch_size: int) -> Row:
     """Run one whole generate command in this (fresh) process; return its peak RSS."""
     from self_instruct.cli import main
-    from self_instruct.runlog import RUN_DIR, read_log
+    from self_instruct.layout import RUN_DIR
+    from self_instruct.runlog import read_log
     from self_instruct.testing.scripted_backend import ScriptedBackend
 
     class VariedBackend(ScriptedBackend):
@@ -131,10 +132,16 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def make_parser(prog: str | None = None):
     from transformers import HfArgumentParser
 
-    (args,) = HfArgumentParser(BenchArguments).parse_args_into_dataclasses()
+    from self_instruct.cli.args import show_dashes
+
+    return show_dashes(HfArgumentParser(BenchArguments, prog=prog))
+
+
+def main() -> None:
+    (args,) = make_parser().parse_args_into_dataclasses()
     print(table(run(args)))
 
 

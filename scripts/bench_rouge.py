@@ -2,7 +2,7 @@
 # Benchmark the ROUGE-L pool filter against the paper's loop over rouge_score
 ```bash
 python scripts/bench_rouge.py                      # a few minutes on 2 cores
-python scripts/bench_rouge.py --reference_size 500 --skip_full_length
+python scripts/bench_rouge.py --reference-size 500 --skip-full-length
 ```
 
 Corpus: the T0 prompts of the paper's baselines (27,455 real prompts, many near-duplicates),
@@ -211,7 +211,9 @@ def main(args: BenchArguments) -> None:
 def make_parser(prog: str | None = None):
     from transformers import HfArgumentParser
 
-    return HfArgumentParser(BenchArguments, prog=prog)
+    from self_instruct.cli.args import show_dashes
+
+    return show_dashes(HfArgumentParser(BenchArguments, prog=prog))
 
 
 if __name__ == "__main__":

@@ -4,21 +4,21 @@
 python scripts/evaluate_model.py \
     --models checkpoints/smollm2-135m-instruct checkpoints/smollm2-135m-self-instruct \
     --tasks ../shared/anchors/self_instruct/user_oriented_instructions.jsonl \
-    --output_dir eval --json eval/scores.json
+    --output-dir eval --json eval/scores.json
 ```
 
 # Base vs tuned on our bundled seed tasks (held out if generated with --no-sft-include-seed-tasks)
 ```bash
 python scripts/evaluate_model.py \
     --models embedded checkpoints/smollm2-135m-self-instruct \
-    --num_tasks 50
+    --num-tasks 50
 ```
 
 # Any dataset with instruction / input / output columns, e.g. a pushed `instances` configuration
 ```bash
 python scripts/evaluate_model.py \
     --models checkpoints/smollm2-135m-self-instruct \
-    --tasks user/self-instruct-demo --tasks_config instances --tasks_revision v1
+    --tasks user/self-instruct-demo --tasks-config instances --tasks-revision v1
 ```
 
 # Score existing prediction files, no model
@@ -41,8 +41,10 @@ python scripts/evaluate_model.py \
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from held_out_tasks import generate_answers, load_tasks, read_jsonl, write_predictions
 
 from self_instruct.config import BUNDLED_SEEDS, EMBEDDED_MODEL
 from self_instruct.judge import JudgeArguments
@@ -100,80 +102,6 @@ class EvaluationArguments:
             raise ValueError("Give either --models (generate and score) or --predictions (score).")
 
 
-@dataclass(frozen=True)
-class Task:
-    """One held-out task: the answer a model gives is scored against `target`."""
-
-    instruction: str
-    input: str
-    target: str
-
-
-def load_tasks(args: EvaluationArguments) -> list[Task]:
-    """Tasks from a paper-schema .jsonl (first instance of each) or a dataset's rows."""
-    from self_instruct.seeds import BUNDLED_SEEDS_PATH
-
-    source = BUNDLED_SEEDS_PATH if args.tasks == BUNDLED_SEEDS else Path(args.tasks)
-    records = _read_jsonl(source) if source.suffix == ".jsonl" else _read_dataset(args)
-    tasks = [_to_task(record, f"{args.tasks} row {i}") for i, record in enumerate(records, 1)]
-    return tasks[: args.num_tasks]
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
-
-
-def _read_dataset(args: EvaluationArguments) -> list[dict]:
-    from datasets import load_dataset
-
-    rows = load_dataset(
-        args.tasks, args.tasks_config, split=args.tasks_split, revision=args.tasks_revision
-    )
-    return rows.to_list()
-
-
-def _to_task(record: dict, where: str) -> Task:
-    example = record["instances"][0] if record.get("instances") else record
-    if "instruction" not in record or "output" not in example:
-        raise ValueError(
-            f"{where} has fields {sorted(record)}: a task needs instruction, input and output, "
-            "or instruction and instances [{input, output}] (the paper's schema)."
-        )
-    return Task(record["instruction"], example.get("input") or "", example["output"])
-
-
-def chat_prompts(tokenizer, tasks: list[Task]) -> list[str]:
-    """The user message of the plainest `sft` template, in the model's chat format if it has
-    one (a base model without a chat template gets the message as it is)."""
-    from self_instruct.prompts import load_templates
-
-    templates = load_templates()
-    messages = [templates.sft_user_message(t.instruction, t.input, 0) for t in tasks]
-    if tokenizer.chat_template is None:
-        return messages
-    return [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True
-        )
-        for message in messages
-    ]
-
-
-def generate_answers(model: str, tasks: list[Task], args: EvaluationArguments) -> list[str]:
-    """Greedy answers, batched; greedy so that two runs of one model score the same."""
-    from self_instruct.backends.base import SamplingParams
-    from self_instruct.backends.transformers import TransformersBackend
-
-    backend = TransformersBackend(model, batch_size=args.batch_size)
-    try:
-        prompts = chat_prompts(backend.tokenizer, tasks)
-        completions = backend.generate(prompts, SamplingParams(args.max_new_tokens))
-    finally:
-        backend.close()
-    return [c.text.strip() for c in completions]
-
-
 def mean_rouge_l(predictions: list[str], references: list[str]) -> float:
     """Mean ROUGE-L F-measure x 100, exactly rouge_score's (use_stemmer=False)."""
     import evaluate
@@ -186,7 +114,7 @@ def mean_rouge_l(predictions: list[str], references: list[str]) -> float:
 
 def score_prediction_file(path: Path, prediction_field: str, reference_field: str) -> dict:
     """One table row for a .jsonl of predictions; a line without the fields is an error."""
-    records = _read_jsonl(path)
+    records = read_jsonl(path)
     if not records:
         raise ValueError(f"{path} has no rows.")
     for line, record in enumerate(records, 1):
@@ -227,7 +155,7 @@ def evaluate_models(args: EvaluationArguments) -> tuple[list[dict], dict[str, li
 def prediction_items(path: Path, args: EvaluationArguments) -> list[tuple[str, str, str, str]]:
     """A prediction file's `(instruction, input, reference, answer)` items, for --judge."""
     items = []
-    for line, record in enumerate(_read_jsonl(path), 1):
+    for line, record in enumerate(read_jsonl(path), 1):
         if args.instruction_field not in record:
             raise ValueError(
                 f"{path} line {line} lacks {args.instruction_field!r} (it has {sorted(record)}): "
@@ -255,16 +183,6 @@ def add_ratings(table: list[dict], answered: dict[str, list[tuple]], args: Judge
     plot.parent.mkdir(parents=True, exist_ok=True)
     plot_ratings(shares, plot.parent, plot.name)
     return plot
-
-
-def write_predictions(folder: Path, model: str, tasks: list[Task], answers: list[str]) -> Path:
-    """<folder>/<model folder name>.jsonl, in the fields that --predictions reads by default."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{Path(model).name}.jsonl"
-    with path.open("w", encoding="utf-8") as out:
-        for task, answer in zip(tasks, answers, strict=True):
-            out.write(json.dumps(asdict(task) | {"response": answer}, ensure_ascii=False) + "\n")
-    return path
 
 
 def format_table(rows: list[dict]) -> str:
@@ -307,7 +225,9 @@ def main(args: EvaluationArguments, judge: JudgeArguments | None = None) -> list
 def make_parser(prog: str | None = None):
     from transformers import HfArgumentParser
 
-    return HfArgumentParser((EvaluationArguments, JudgeArguments), prog=prog)
+    from self_instruct.cli.args import show_dashes
+
+    return show_dashes(HfArgumentParser((EvaluationArguments, JudgeArguments), prog=prog))
 
 
 if __name__ == "__main__":

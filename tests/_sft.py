@@ -11,7 +11,12 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 
 def load_script(name: str) -> ModuleType:
-    """Import scripts/<name>.py (scripts are not a package) to test its functions in-process."""
+    """Import scripts/<name>.py (scripts are not a package) to test its functions in-process.
+
+    scripts/ goes on the import path, as when Python runs a script: a script imports its sibling
+    modules (sft.py -> sft_dataset.py) by their bare names."""
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")

@@ -27,7 +27,8 @@ from self_instruct.audit import AUDIT_DIR, AuditConfig, draw_sample, load_instan
 from self_instruct.dataset_card.audit import write_audit
 from self_instruct.files import read_manifest, remove_run
 from self_instruct.hub import push_folder
-from self_instruct.testing.tgi_server import LocalServer, ScriptedApp
+from self_instruct.testing.local_server import LocalServer
+from self_instruct.testing.scripted_server import ScriptedApp
 
 ALL_YES = "yes - a real task.\nQ2: yes - it fits.\nQ3: yes - it is right."
 # What the scripted judge answers, by the instruction's first word (the scripted generator's verbs).

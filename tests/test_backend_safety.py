@@ -22,7 +22,9 @@ from self_instruct.config import ConfigError, PipelineConfig
 from self_instruct.pipeline import MAX_REJECTED_CHARS, Pipeline
 from self_instruct.provenance import provenance
 from self_instruct.runlog import LOG_FILE, read_log
-from self_instruct.testing.tgi_server import LocalServer, Reply, ScriptedApp, tgi_error, tgi_headers
+from self_instruct.testing.local_server import LocalServer, Reply, tgi_error
+from self_instruct.testing.scripted_server import ScriptedApp
+from self_instruct.testing.tgi_server import tgi_headers
 
 PARAMS = SamplingParams(max_new_tokens=8)
 TGI_COUNTS = {"x-prompt-tokens": "2", "x-generated-tokens": "3"}

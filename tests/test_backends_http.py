@@ -28,7 +28,9 @@ from self_instruct.backends.openai import OpenAIBackend, completions_url, sampli
 from self_instruct.backends.tgi import TGIBackend, generate_parameters
 from self_instruct.backends.urls import API_KEY_ENV
 from self_instruct.config import PipelineConfig
-from self_instruct.testing.tgi_server import LocalServer, ModelTGIApp, ScriptedApp
+from self_instruct.testing.local_server import LocalServer
+from self_instruct.testing.scripted_server import ScriptedApp
+from self_instruct.testing.tgi_server import ModelTGIApp
 
 GREEDY = SamplingParams(max_new_tokens=8)
 PROMPTS = ["The capital of France is", "List three colors:"]

@@ -18,9 +18,11 @@ from anchors import USER_ORIENTED
 from matplotlib.image import imread
 from rouge_score.rouge_scorer import RougeScorer
 
-from self_instruct.testing.tgi_server import LocalServer, ScriptedApp
+from self_instruct.testing.local_server import LocalServer
+from self_instruct.testing.scripted_server import ScriptedApp
 
 evaluate_model = load_script("evaluate_model")
+held_out_tasks = load_script("held_out_tasks")  # imported by evaluate_model: the same module
 
 BASE = [
     {"response": "The cat sat on the mat.", "target": "A cat sat on a mat."},
@@ -98,14 +100,14 @@ def test_tasks_from_paper_schema_and_from_a_dataset(tmp_path):
     (tmp_path / "ds").mkdir()
     datasets.Dataset.from_list(rows).to_parquet(tmp_path / "ds" / "train.parquet")
     assert evaluate_model.load_tasks(args(tasks=str(tmp_path / "ds"))) == [
-        evaluate_model.Task("Add.", "2, 3", "5")
+        held_out_tasks.Task("Add.", "2, 3", "5")
     ]
     if not USER_ORIENTED.is_file():
         pytest.skip(f"{USER_ORIENTED} is not on this machine")
     user_oriented = evaluate_model.load_tasks(args(tasks=str(USER_ORIENTED)))
     first = json.loads(USER_ORIENTED.read_text().splitlines()[0])
     assert len(user_oriented) == 252
-    assert user_oriented[0] == evaluate_model.Task(
+    assert user_oriented[0] == held_out_tasks.Task(
         first["instruction"], first["instances"][0]["input"], first["instances"][0]["output"]
     )
 

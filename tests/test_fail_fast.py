@@ -18,7 +18,8 @@ import pytest
 from _crash import data_rows, finished_run_of, launch, run_cli, wait_for_rounds
 from local_hub import LocalHub
 
-from self_instruct.testing.tgi_server import LocalServer, ScriptedApp, tgi_error
+from self_instruct.testing.local_server import LocalServer, tgi_error
+from self_instruct.testing.scripted_server import ScriptedApp
 
 ARGS = ["generate", "--num-instructions", "6", "--batch-size", "2", "--seed", "5"]
 NO_MODEL = {"SI_TEST_NO_MODEL": "1"}

@@ -13,8 +13,9 @@ from tgi_schema import request_check
 from self_instruct.cli.generate import EXIT_REQUESTS_FAILED
 from self_instruct.rows import CONFIG_NAMES
 from self_instruct.runlog import RUN_DIR, read_log
+from self_instruct.testing.local_server import LocalServer, tgi_error
 from self_instruct.testing.scripted_backend import ScriptedBackend
-from self_instruct.testing.tgi_server import LocalServer, ModelTGIApp, tgi_error
+from self_instruct.testing.tgi_server import ModelTGIApp
 
 ARGS = ["generate", "--backend", "tgi", "--num-instructions", "10", "--batch-size", "3"]
 SERVER = {"SI_TEST_REAL_MODEL": "1"}  # the real tgi backend, not the launcher's stand-in

@@ -16,7 +16,8 @@ from self_instruct.backends.endpoints import Endpoint, EndpointPool, RetryPolicy
 from self_instruct.backends.http import EndpointsUnavailableError, RequestRejectedError
 from self_instruct.backends.openai import OpenAIBackend
 from self_instruct.backends.tgi import TGIBackend
-from self_instruct.testing.tgi_server import LocalServer, ScriptedApp
+from self_instruct.testing.local_server import LocalServer
+from self_instruct.testing.scripted_server import ScriptedApp
 
 BACKENDS = [TGIBackend, OpenAIBackend]
 PARAMS = SamplingParams(max_new_tokens=8, stop=("###",))

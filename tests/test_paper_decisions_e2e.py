@@ -21,7 +21,7 @@ import datasets
 import pytest
 
 from self_instruct.prompts import load_templates
-from self_instruct.testing.tgi_server import LocalServer, Reply
+from self_instruct.testing.local_server import LocalServer, Reply
 
 TEMPLATES = load_templates()
 CLI = Path(sys.executable).parent / "self-instruct"

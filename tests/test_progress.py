@@ -25,7 +25,8 @@ from self_instruct.pipeline import Pipeline
 from self_instruct.progress import RunProgress
 from self_instruct.run import funnel_from_log
 from self_instruct.runlog import read_log
-from self_instruct.testing.tgi_server import LocalServer, ScriptedApp
+from self_instruct.testing.local_server import LocalServer
+from self_instruct.testing.scripted_server import ScriptedApp
 
 CURSOR_CODES = re.compile(r"\r|\x1b\[")
 

@@ -19,7 +19,9 @@ from self_instruct.backends.tgi import TGIBackend
 from self_instruct.config import ConfigError, PipelineConfig
 from self_instruct.seed_lengths import check_seed_lengths
 from self_instruct.seeds import SeedFileError, load_seeds
-from self_instruct.testing.tgi_server import LocalServer, ModelTGIApp, Reply, ScriptedApp
+from self_instruct.testing.local_server import LocalServer, Reply
+from self_instruct.testing.scripted_server import ScriptedApp
+from self_instruct.testing.tgi_server import ModelTGIApp
 
 LONG_SEED = "the_long_one"
 TOO_LONG = rf"1 seed task\(s\) too long for the model: '{LONG_SEED}' \(\d+ tokens\)"

@@ -165,7 +165,7 @@ def test_model_too_big_for_the_machine_is_refused_before_loading(tmp_path):
     _, training_args, model_args = sft.make_parser().parse_args_and_config(
         ["--config", str(RECIPE), "--model_name_or_path", str(tmp_path / "big"), "--use_peft"]
     )
-    with pytest.raises(ValueError, match=r"has 70.\d\dB parameters.*Try --use_peft"):
+    with pytest.raises(ValueError, match=r"has 70.\d\dB parameters.*Try --use-peft"):
         sft.check_model_fits(model_args, training_args)
 
 
@@ -174,7 +174,7 @@ def test_missing_checkpoint_says_how_to_make_it(tmp_path):
     _, training_args, model_args = sft.make_parser().parse_args_and_config(
         ["--config", str(RECIPE), "--model_name_or_path", missing]
     )
-    with pytest.raises(ValueError, match=f"export_gguf_checkpoint.py --output_dir {missing}"):
+    with pytest.raises(ValueError, match=f"export_gguf_checkpoint.py --output-dir {missing}"):
         sft.check_model_fits(model_args, training_args)
 
 
@@ -204,7 +204,7 @@ def test_a_user_mistake_is_one_message_and_exit_2_without_a_traceback(tmp_path):
     assert run.returncode == 2
     assert "Traceback" not in run.stderr
     assert run.stderr.splitlines()[-1] == (
-        f"sft.py: error: --dataset_revision 'v1' needs a Hub repo; {folder} is a folder."
+        f"sft.py: error: --dataset-revision 'v1' needs a Hub repo; {folder} is a folder."
     )
 
 

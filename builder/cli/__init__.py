@@ -4,7 +4,8 @@
     checks.py    what `generate` checks before a model loads: folder, seeds, Hub, endpoints
     resume.py    a run folder's stored options, how far it got, the command that continues it
     generate.py  `generate`: checks, model, run, summary, push; stop messages
-    push.py      `push`, `stats` and `audit` (the audit itself is in audit.py)
+    push.py      `push` and `stats`
+    audit.py     `audit` (the audit itself, sample, judge and summary, is ../audit.py)
 
 Heavy imports wait until a command runs, so `--help` and the checks answer in seconds.
 """
@@ -70,8 +71,9 @@ def describe(err: OSError) -> str:
 
 
 def _commands(load_backend: BackendLoader | None) -> dict[str, Callable[[list[str]], None]]:
+    from .audit import audit
     from .generate import generate
-    from .push import audit, push, stats
+    from .push import push, stats
 
     run = functools.partial(generate, load_backend=load_backend)
     return {"generate": run, "push": push, "stats": stats, "audit": audit}

@@ -65,7 +65,17 @@ def make_parser(
             "flags given on the command line override it.",
         )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    for action in parser._actions:  # what is shown; the parser still matches every spelling
+    return show_dashes(parser)
+
+
+def show_dashes(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Show each flag with dashes only (usage, help, argparse's errors); every spelling parses.
+
+    `HfArgumentParser` registers `--use_peft` and `--use-peft` for a field `use_peft`. Only the
+    text shown changes here: argparse matches a typed flag against the strings registered when
+    the argument was added, so the underscore spelling keeps working. Scripts call it too.
+    """
+    for action in parser._actions:
         dashed = [s for s in action.option_strings if "_" not in s]
         action.option_strings = dashed or action.option_strings
     return parser

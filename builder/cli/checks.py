@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..config import ConfigError, PipelineConfig
-from ..runlog import RUN_DIR
+from ..layout import RUN_DIR
 from .resume import has_export, progress, resume_command
 
 PROBES = {"tgi": "/health", "openai": "/v1/models"}  # answered by every server of the protocol

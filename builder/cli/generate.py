@@ -20,9 +20,9 @@ from pathlib import Path
 
 from ..backends import Backend, BackendLoader
 from ..config import ConfigError, PipelineConfig
+from ..layout import CARD, RUN_DIR
 from ..prompts import load_templates
 from ..runlock import locked
-from ..runlog import RUN_DIR
 from . import RunStoppedError, cause, checks, describe, expected_errors, resume
 from .args import make_parser, parse
 
@@ -204,8 +204,6 @@ def _repair(config: PipelineConfig, folder: Path) -> str:
 
 def _remove_empty_run(folder: Path, created: bool) -> None:
     """Nothing was generated: leave the folder as it was, so the same command can run again."""
-    from ..runlog import RUN_DIR
-
     shutil.rmtree(folder / RUN_DIR, ignore_errors=True)
     if created:
         with contextlib.suppress(OSError):
@@ -285,7 +283,7 @@ def _summary(result, seconds: float) -> str:
     rows = ", ".join(f"{name} {n}" for name, n in result.num_rows.items())
     lines += [
         f"Rows: {rows}",
-        f"Data: {result.folder.resolve()} (card: {result.folder / 'README.md'})",
+        f"Data: {result.folder.resolve()} (card: {result.folder / CARD})",
         f'Load: datasets.load_dataset("{result.folder}", "instances")',
     ]
     return "\n".join(lines)

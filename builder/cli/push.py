@@ -1,4 +1,4 @@
-"""`self-instruct push FOLDER REPO_ID`, `self-instruct stats DATA` and `self-instruct audit DIR`."""
+"""`self-instruct push FOLDER REPO_ID` and `self-instruct stats DATA`."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from .args import make_parser, parse
 def push(argv: Sequence[str]) -> None:
     """Push a generated folder as a new version (tag) of a Hub dataset."""
     from ..hub import PushConfig, push_main
+    from ..layout import RUN_DIR
     from ..runlock import locked
-    from ..runlog import RUN_DIR
 
     parser = make_parser(
         (PushConfig,),
@@ -51,10 +51,3 @@ def stats(argv: Sequence[str]) -> None:
     from ..dataset_card import stats_main
 
     print(stats_main(args.data))
-
-
-def audit(argv: Sequence[str]) -> None:
-    """A judge model's review of a sample of a generated folder (audit.py has the options)."""
-    from ..audit import audit_main
-
-    audit_main(list(argv))

@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RESUMABLE_OPTIONS, PipelineConfig, flag
-from ..runlog import CONFIG_FILE, LOG_FILE, RUN_DIR, read_log
-
-OPTIONS_FILE = "options.json"  # in the run directory, beside the run log; never uploaded
-CARD = "README.md"
+from ..layout import CARD, CONFIG_FILE, LOG_FILE, OPTIONS_FILE, RUN_DIR
+from ..runlog import read_log
 
 
 def save_options(folder: Path, config: PipelineConfig) -> None:

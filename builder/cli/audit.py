@@ -1,0 +1,56 @@
+"""`self-instruct audit DIR`: the command; the audit itself (sample, judge, summary) is audit.py."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..layout import AUDIT_DIR, CARD
+from .args import make_parser, parse
+
+_EXAMPLES = """examples:
+  self-instruct audit my-data                              # the embedded 135M model judges
+  self-instruct audit my-data --backend openai --chat --endpoint http://gpu1:8000 \\
+      --model Qwen/Qwen2.5-72B-Instruct                    # a strong judge: numbers worth reading
+  self-instruct audit my-data --sample-size 50 --seed 1
+
+then: datasets.load_dataset("my-data", "audit")"""
+
+
+def audit(argv: Sequence[str]) -> None:
+    """`self-instruct audit DIR [options]`: judge, write the configuration and card, print."""
+    from ..audit import CONFIG_NAME, AuditConfig, run_audit
+    from ..dataset_card.audit import LABELS, write_audit
+
+    parser = make_parser(
+        (AuditConfig,),
+        "self-instruct audit",
+        "Have a judge model review a sample of a generated dataset with the three questions of "
+        "the Self-Instruct paper's Table 2; the card gains a 'Quality audit' section.",
+        _EXAMPLES,
+        positional=("folder",),
+    )
+    (config,), _ = parse(parser, list(argv))
+    try:
+        result = run_audit(config)
+    except KeyboardInterrupt:
+        where = Path(config.folder) / AUDIT_DIR
+        print(
+            f"\nJudgments so far are kept in {where}: rerun the command to go on.", file=sys.stderr
+        )
+        raise
+    folder = Path(config.folder)
+    data_file = write_audit(folder, result, CONFIG_NAME, config.examples)
+    s = result.summary
+    print(f"\nQuality audit of {folder}: {s['sample_size']} items, judge {s['judge']}")
+    for key, label in LABELS.items():
+        q = s["shares"][key]
+        shown = "-" if q["share"] is None else f"{100 * q['share']:5.1f}%"
+        print(
+            f"  {label:<48} {q['yes']:>4}/{q['n']:<4} {shown}  "
+            f"[{100 * q['low']:.1f}%, {100 * q['high']:.1f}%]  paper {100 * s['paper'][key]:.0f}%"
+        )
+    print("Not answered: " + ", ".join(f"{k} {v}" for k, v in s["failures"].items()))
+    print(f"Data: {folder / data_file} (card: {folder / CARD})")
+    print(f'Load: datasets.load_dataset("{folder}", "{CONFIG_NAME}")')
