@@ -25,8 +25,8 @@ from self_instruct.backends.tgi import TGIBackend
 from self_instruct.filters import filter_instances, instruction_rejection
 from self_instruct.parsing import parse_instances, parse_is_classification, split_instructions
 from self_instruct.prompts import load_templates
+from self_instruct.testing.local_server import LocalServer
 from self_instruct.testing.simulated_server import NEAR_ZERO, LatencyModel, SimulatedApp
-from self_instruct.testing.tgi_server import LocalServer
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATES = load_templates()

@@ -1,6 +1,6 @@
 """A simulated inference server: a GPU's latency and slot limit, answering every client's format.
 
-`SimulatedApp` (served by `tgi_server.LocalServer`) holds one of its `capacity` slots for each
+`SimulatedApp` (served by `local_server.LocalServer`) holds one of its `capacity` slots for each
 generation, for `LatencyModel.seconds(tokens)`, where the number of generated tokens is drawn
 from a long-tailed (lognormal) law per kind of prompt, as real completion lengths are. It tells
 the prompt's kind from its first words and answers in the format that kind's client parses:
@@ -37,8 +37,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..backends.base import cut_at_stop
+from .local_server import LocalServer, Reply, tgi_error
 from .scripted_backend import ANGLES, OUTPUT_FIRST_TEXT, VERBS, input_first_text
-from .tgi_server import LocalServer, Reply, tgi_details, tgi_error, tgi_headers
+from .tgi_server import tgi_details, tgi_headers
 
 KIND_PREFIXES = (  # the paper's header sentences (ours are the same) and Alpaca's prompt.txt
     ("instructions", "Come up with a series of"),
