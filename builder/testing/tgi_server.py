@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ..backends.base import Backend, SamplingParams
+from ..schemas import ResponseSchema
 
 
 @dataclass
@@ -250,7 +251,15 @@ def _sampling_params(parameters: dict) -> SamplingParams:
         stop=tuple(parameters.get("stop") or ()),
         repetition_penalty=parameters.get("repetition_penalty") or 1.0,
         seed=parameters.get("seed"),
+        schema=_json_grammar(parameters.get("grammar")),
     )
+
+
+def _json_grammar(grammar: dict | None) -> ResponseSchema | None:
+    """TGI's `{"type": "json", "value": schema}`, applied while decoding as TGI does."""
+    if not grammar or grammar.get("type") != "json":
+        return None
+    return ResponseSchema("grammar", json.dumps(grammar["value"]))
 
 
 FAULTS = ("503", "hang", "drop", "badjson", "400")
