@@ -62,16 +62,16 @@ class PromptTemplates:
         self, instructions: Sequence[str], classification: bool = False, structured: bool = False
     ) -> str:
         """Number the in-context instructions and leave the next number open for the model;
-        `structured` asks for the new ones as JSON instead."""
+        `structured` shows them as the JSON the answer is to be, then asks for new ones."""
         header = (
             self.classification_instruction_header if classification else self.instruction_header
         )
-        lines = [
-            f"{i}. {_WHITESPACE.sub(' ', text).strip().rstrip(':')}\n"
-            for i, text in enumerate(instructions, 1)
-        ]
-        end = self.structured_instruction_query if structured else f"{len(instructions) + 1}."
-        return header + "".join(lines) + end
+        texts = [_WHITESPACE.sub(" ", text).strip().rstrip(":") for text in instructions]
+        if structured:
+            shown = json.dumps({"tasks": texts}, ensure_ascii=False)
+            return f"{header}{shown}\n{self.structured_instruction_query}"
+        lines = [f"{i}. {text}\n" for i, text in enumerate(texts, 1)]
+        return header + "".join(lines) + f"{len(instructions) + 1}."
 
     def classification_prompt(self, instruction: str, structured: bool = False) -> str:
         """Few-shot yes/no: is this a classification task with a finite label set?"""

@@ -68,10 +68,18 @@ def _strings_object(*keys: str) -> dict[str, Any]:
     }
 
 
+# A task reads as a sentence: a capital letter, a word, a space, a lower-case letter. Without it
+# a small model fills the list with "", ", " or code (SmolLM2-135M did on every prompt we tried).
+TASK_PATTERN = "^[A-Z][a-z]* [a-z].*$"
 INSTRUCTION_LIST = _schema(
     "instruction_list",
     "tasks",
-    {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": MAX_NEW_INSTRUCTIONS},
+    {
+        "type": "array",
+        "items": {"type": "string", "pattern": TASK_PATTERN},
+        "minItems": 1,
+        "maxItems": MAX_NEW_INSTRUCTIONS,
+    },
 )
 CLASSIFICATION = _schema("classification", "answer", {"enum": list(CLASSIFICATION_ANSWERS)})
 

@@ -8,12 +8,19 @@ published OpenAPI schema.
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 from collections.abc import Sequence
 
+import httpx2
 import pytest
+from test_backends_http import llama_cpp_server  # noqa: F401 (the real server, a fixture)
+from tgi_schema import request_check
 
 from self_instruct.backends.base import Backend, Completion, SamplingParams
+from self_instruct.backends.openai import OpenAIBackend
+from self_instruct.backends.tgi import TGIBackend, generate_parameters
 from self_instruct.config import PipelineConfig
 from self_instruct.filters import instruction_rejection
 from self_instruct.parsing import (
@@ -32,6 +39,8 @@ from self_instruct.schemas import (
     MAX_NEW_INSTRUCTIONS,
     instances_schema,
 )
+from self_instruct.testing.scripted_backend import ANGLES, TOPICS, VERBS
+from self_instruct.testing.tgi_server import LocalServer, ModelTGIApp, Reply
 
 TEMPLATES = load_templates()
 GOOD_TASKS = [
@@ -50,6 +59,9 @@ GOOD_TASKS = [
         '{"tasks": "Describe the water cycle for a child"}',  # not a list
         '{"tasks": []}',  # nothing proposed
         '{"tasks": [1, 2]}',  # not texts
+        '{"tasks": [""]}',  # what a small model writes when left free
+        '{"tasks": [", ", "./list()"]}',  # not sentences
+        '{"tasks": ["write a poem"]}',  # no capital letter
         '{"tasks": ["Describe the water cycle"], "note": "extra"}',  # another field
         json.dumps({"tasks": ["Describe the water cycle"] * (MAX_NEW_INSTRUCTIONS + 1)}),
     ],
@@ -60,7 +72,7 @@ def test_instruction_answer_outside_the_schema_is_none(answer):
 
 
 def test_instruction_answer_gives_candidates_in_the_papers_form():
-    answer = json.dumps({"tasks": ["  write an SQL query\nfor the table ", "", *GOOD_TASKS[:1]]})
+    answer = json.dumps({"tasks": ["Write an SQL  query\tfor the table ", *GOOD_TASKS[:1]]})
     items = instructions_from_json(answer)
     assert items == [
         Parsed("Write an sql query for the table", checked="Write an sql query for the table"),
@@ -123,11 +135,12 @@ class JSONModel(Backend):
         if self.broken(prompt, params):
             return " 10. Describe a sunny day at the beach\n11. Explain why leaves fall"
         name = params.schema.name
-        if name == "instruction_list":
-            n = len(self.answers)  # new texts each time, so that ROUGE-L keeps them
+        if name == "instruction_list":  # new texts each time (as the scripted model's), and bait
+            rng = random.Random(len(self.answers))
             tasks = [
-                f"{task} (variant {n} of idea {n * 7 + i})" for i, task in enumerate(GOOD_TASKS)
+                f"{rng.choice(VERBS)} {rng.choice(TOPICS)} {rng.choice(ANGLES)}" for _ in range(3)
             ]
+            tasks.append(f"Decide whether {rng.choice(TOPICS)} is a good topic, yes or no")
             return json.dumps({"tasks": [*tasks, "Too short", "Draw a map of the town"]})
         if name == "classification":
             return json.dumps(
@@ -160,16 +173,16 @@ def test_structured_run_sends_schemas_and_filters_as_the_paper(tmp_path):
 
 
 def test_answers_that_ignore_the_schema_are_rejected_as_invalid_json(tmp_path):
+    lists = itertools.count()
+
     def broken(prompt, params):  # every other instruction request, and every instance request
-        return (
-            params.schema.name != "classification"
-            and "instances" in params.schema.name
-            or (params.schema.name == "instruction_list" and hash(prompt) % 2 == 0)
-        )
+        if params.schema.name == "instruction_list":
+            return next(lists) % 2 == 0
+        return "instances" in params.schema.name
 
     model = JSONModel(broken)
     pipeline, accepted = run(tmp_path, model)
-    records = read_log(pipeline.log.dir)
+    records = list(read_log(pipeline.log.dir))
     invalid = [r for r in records if r.get("reason") == "invalid_json"]
     broken_answers = [a for a in model.answers if a.startswith(" 10.")]
     instruction_answers = [r for r in invalid if r["type"] == "rejected"]
@@ -182,7 +195,8 @@ def test_answers_that_ignore_the_schema_are_rejected_as_invalid_json(tmp_path):
     funnel = funnel_from_log(records, 6)
     assert funnel["instructions"]["rejected"]["invalid_json"] == len(instruction_answers)
     assert funnel["instances"]["rejected"]["invalid_json"] == len(accepted)
-    assert len(broken_answers) == len(instruction_answers) + len(accepted)
+    logged = [r for r in records if r["type"] == "instruction"]  # the round's surplus too
+    assert len(broken_answers) == len(instruction_answers) + len(logged)
 
 
 def test_cut_off_answer_counts_as_truncated(tmp_path):
@@ -203,8 +217,11 @@ def test_cut_off_answer_counts_as_truncated(tmp_path):
 def test_structured_prompts_ask_for_json_and_keep_the_papers_examples():
     shown = ["Name a fruit that is red", "Sort the list of numbers"]
     prompt = TEMPLATES.instruction_prompt(shown, structured=True)
-    assert prompt.startswith(TEMPLATES.instruction_header + "1. Name a fruit that is red\n")
-    assert '{"tasks": [' in prompt and not prompt.endswith("3.")
+    # The examples are shown as the JSON the answer is to be, the paper's header above them.
+    header, shown_json, query = prompt.split("\n", 2)
+    assert header + "\n" == TEMPLATES.instruction_header
+    assert json.loads(shown_json) == {"tasks": shown}
+    assert query == TEMPLATES.structured_instruction_query
     assert TEMPLATES.classification_prompt("Is it prime?", True).startswith(
         TEMPLATES.classification_prefix
     )
@@ -225,3 +242,162 @@ def test_schemas_are_valid_json_schemas():
     jsonschema = pytest.importorskip("jsonschema")
     for schema in (INSTRUCTION_LIST, CLASSIFICATION, instances_schema(True, 5)):
         jsonschema.Draft202012Validator.check_schema(schema.schema)
+
+
+# --- real models and servers ------------------------------------------------------------------
+
+
+class Recording(Backend):
+    """Passes every call to a real backend and keeps (schema, completion) of each answer."""
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__()
+        self.inner, self.usage = inner, inner.usage
+        self.answers: list[tuple[str, Completion]] = []
+
+    def generate(self, prompts, params):
+        completions = self.inner.generate(prompts, params)
+        self.answers += [(params.schema, c) for c in completions]
+        return completions
+
+    def prompt_room(self, max_new_tokens):
+        return self.inner.prompt_room(max_new_tokens)
+
+    def count_tokens(self, texts):
+        return self.inner.count_tokens(texts)
+
+
+SHORT_RUN = {
+    "num_instructions": 2,
+    "batch_size": 2,
+    "max_new_tokens": 128,
+    "instance_max_new_tokens": 128,
+    "patience": 3,
+}
+
+
+def assert_kept_rows_pass_the_filters(accepted):
+    for record in accepted:
+        assert instruction_rejection(Parsed(record["instruction"])) is None
+        assert record["max_rouge_l"] <= 0.7
+
+
+@pytest.mark.slow
+def test_transformers_backend_answers_schema_valid_json(tmp_path, real_backend):
+    model = Recording(real_backend)
+    pipeline, accepted = run(tmp_path, model, **SHORT_RUN)
+    assert accepted
+    assert_kept_rows_pass_the_filters(accepted)
+    kinds = {schema.name for schema, _ in model.answers}
+    assert {"instruction_list", "classification"} <= kinds
+    for schema, completion in model.answers:
+        if completion.finish_reason == "stop":  # complete: it must fit, every time
+            assert schema.validate(completion.text) is not None, completion.text
+        else:  # cut by the token limit: a prefix of the JSON, never text before it
+            assert completion.text.startswith("{")
+    assert sum(c.finish_reason == "stop" for _, c in model.answers) > len(model.answers) // 2
+    funnel = funnel_from_log(read_log(pipeline.log.dir), 2)
+    assert "invalid_json" not in funnel["instructions"]["rejected"]
+
+
+class RecordingProxy:
+    """A `LocalServer` app that forwards every request to a real server and keeps its body."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.bodies: list[tuple[str, dict]] = []
+
+    def handle(self, method: str, path: str, body) -> Reply:
+        if method == "POST":
+            self.bodies.append((path, body))
+        answer = httpx2.request(method, self.upstream + path, json=body, timeout=300)
+        return Reply(answer.status_code, answer.content)
+
+
+def test_structured_run_against_llama_cpp(tmp_path, llama_cpp_server):  # noqa: F811
+    """llama-cpp-python's server (0.3.36) reads no `response_format` on /v1/completions: its
+    answers are free text, so this is the run against a server that ignores the schema."""
+    proxy = RecordingProxy(llama_cpp_server)
+    with LocalServer(proxy) as server:
+        backend = OpenAIBackend([server.url], model="smollm2", max_concurrency=2)
+        options = {**SHORT_RUN, "max_new_tokens": 64, "patience": 2}
+        pipeline, accepted = run(tmp_path, backend, **options)
+        backend.close()
+    completions = [body for path, body in proxy.bodies if path == "/v1/completions"]
+    assert completions
+    for body in completions:  # every request carries its step's schema
+        assert body["response_format"]["type"] == "json_schema"
+        assert body["response_format"]["json_schema"]["name"] in (
+            "instruction_list",
+            "classification",
+            "instances",
+            "classification_instances",
+        )
+        assert "stop" not in body
+    first = completions[0]["response_format"]["json_schema"]
+    assert first == {"name": "instruction_list", "schema": INSTRUCTION_LIST.schema}
+    assert_kept_rows_pass_the_filters(accepted)
+    records = list(read_log(pipeline.log.dir))
+    answers = len(
+        [
+            b
+            for b in completions
+            if b["response_format"]["json_schema"]["name"] == "instruction_list"
+        ]
+    )
+    rejected = funnel_from_log(records, 2)["instructions"]["rejected"]
+    # Free text is never parsed as instructions: each answer that is not the JSON is one rejection.
+    whole = [
+        r
+        for r in records
+        if r["type"] == "rejected" and r["reason"] in ("invalid_json", "truncated")
+    ]
+    assert whole and len(whole) <= answers
+    assert rejected.get("invalid_json", 0) + rejected.get("truncated", 0) >= len(whole)
+
+
+def test_tgi_grammar_is_checked_against_tgis_schema():
+    check = request_check()
+    if check is None:
+        pytest.skip("../shared/anchors/tgi/openapi.json is absent")
+    params = SamplingParams(max_new_tokens=16, schema=CLASSIFICATION)
+    parameters = {k: v for k, v in generate_parameters(params).items() if v is not None}
+    ours = {"inputs": "Task: x", "parameters": parameters}  # as the client sends it
+    assert ours["parameters"]["grammar"] == {"type": "json", "value": CLASSIFICATION.schema}
+    assert check(ours) is None
+    for wrong in (
+        {"type": "json_object", "value": {}},
+        {"type": "json"},
+        {"type": "regex", "value": 1},
+    ):
+        request = {"inputs": "Task: x", "parameters": {"max_new_tokens": 4, "grammar": wrong}}
+        assert check(request) is not None, wrong
+
+
+class RecordingTGI(ModelTGIApp):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.requests: list[dict] = []
+
+    def generate(self, request: dict) -> Reply:
+        self.requests.append(request)
+        return super().generate(request)
+
+
+@pytest.mark.slow
+def test_structured_run_over_tgi_decodes_under_the_grammar(tmp_path, real_backend):
+    """The TGI-protocol server checks each request against TGI's OpenAPI schema (a 422 would
+    stop the run) and, as TGI does, decodes under the `grammar` it was sent."""
+    app = RecordingTGI(real_backend, check_request=request_check())
+    with LocalServer(app) as server:
+        backend = TGIBackend([server.url], model="smollm2")
+        pipeline, accepted = run(tmp_path, backend, **SHORT_RUN)
+        backend.close()
+    assert accepted
+    assert_kept_rows_pass_the_filters(accepted)
+    grammars = [r["parameters"]["grammar"] for r in app.requests]
+    assert len(grammars) == len(app.requests) and all(g["type"] == "json" for g in grammars)
+    sent = [g["value"] for g in grammars]
+    assert INSTRUCTION_LIST.schema in sent and CLASSIFICATION.schema in sent
+    rejected = funnel_from_log(read_log(pipeline.log.dir), 2)["instructions"]["rejected"]
+    assert "invalid_json" not in rejected
