@@ -419,3 +419,21 @@ def test_missing_extra_is_named_before_a_run(monkeypatch, tmp_path):
     # A server decodes under the schema itself: only the validation is needed here.
     config = PipelineConfig(structured=True, backend="tgi", endpoint=["http://127.0.0.1:1"])
     Pipeline(config, tmp_path / "run", backend=JSONModel(), progress=False)
+
+
+def test_template_file_without_a_structured_section_gets_ours(tmp_path):
+    import yaml
+
+    from self_instruct.prompts import DEFAULT_TEMPLATES_PATH
+
+    data = yaml.safe_load(DEFAULT_TEMPLATES_PATH.read_text())
+    del data["structured"]
+    data["instructions"]["header"] = "Write tasks:\n"
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(data))
+    templates = load_templates(str(path))
+    assert templates.instruction_header == "Write tasks:\n"
+    assert templates.structured_instruction_query == TEMPLATES.structured_instruction_query
+    assert templates.instruction_prompt(["Name a colour"], structured=True).startswith(
+        "Write tasks:"
+    )
