@@ -28,7 +28,8 @@ def completions_url(base_url: str) -> str:
 
 
 def response_format(schema: ResponseSchema) -> dict:
-    """OpenAI's structured-output field, which vLLM, SGLang and llama.cpp's own server take too.
+    """OpenAI's structured-output field, which vLLM and SGLang take on both endpoints, and
+    llama.cpp's llama-server on chat completions (llama-cpp-python's server on neither).
 
     Without `strict`: servers differ in the keywords their strict mode allows, and every answer
     is validated against the schema when it is parsed anyway.
