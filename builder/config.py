@@ -184,6 +184,13 @@ class PipelineConfig:
         "openai backend: send each prompt as a user message to /v1/chat/completions (the "
         "server applies its chat template) instead of raw text to /v1/completions.",
     )
+    structured: bool = _opt(
+        False,
+        "Constrain every answer to a JSON schema (a list of at most 7 new tasks, a yes/no, a "
+        "task's examples): sent as response_format (openai), grammar (tgi), or applied while "
+        "decoding (transformers, needs the `structured` extra). Answers that do not fit are "
+        "rejected as invalid_json. Default: the paper's raw completions.",
+    )
     request_timeout: float = _opt(
         300.0,
         "Seconds one tgi/openai request may take in all, however its answer trickles in, "

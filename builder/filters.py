@@ -18,6 +18,7 @@ import string
 from collections.abc import Sequence
 
 from .parsing import Parsed, ParsedInstance
+from .schemas import INVALID_JSON
 
 MIN_WORDS_EXCLUSIVE = 3  # "<= 3 words" is too short
 MAX_WORDS = 150
@@ -47,6 +48,7 @@ INSTRUCTION_REASONS = (
     "starts_with_punctuation",
     "starts_with_non_ascii",
     "too_similar",
+    INVALID_JSON,  # --structured: an answer that is not the JSON its schema asks for
     "beyond_quota",  # valid, but the round that reached --num-instructions had more
 )
 INSTANCE_REASONS = (
@@ -56,6 +58,7 @@ INSTANCE_REASONS = (
     "unfinished",
     "duplicate",
     "conflicting_outputs",
+    INVALID_JSON,
     "over_instance_cap",  # valid, but the task had more than --max-instances-per-task
 )
 

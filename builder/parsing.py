@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .schemas import CLASSIFICATION, INSTRUCTION_LIST, INVALID_JSON, ResponseSchema
+
 _LIST_ITEM = re.compile(r"\n\d+\s?\. ")
 _WHITESPACE = re.compile(r"\s+")
 _EXAMPLE = re.compile(r"Example\s?\d*\.?")
@@ -66,7 +68,16 @@ def split_instructions(
     "Write an SQL query" where the paper's `str.capitalize()` stores "Write an sql query"; the
     filters decide on the capitalised text either way.
     """
-    pieces = [_normalise(p) for p in _LIST_ITEM.split(completion)]
+    return _instructions(
+        _LIST_ITEM.split(completion), hit_length_limit, keep_case, salvage_truncated
+    )
+
+
+def _instructions(
+    texts: list[str], hit_length_limit: bool, keep_case: bool, salvage_truncated: bool
+) -> list[Parsed]:
+    """Normalised non-empty items, in the paper's case, marked `truncated` as the rule says."""
+    pieces = [_normalise(p) for p in texts]
     pieces = [p for p in pieces if p]
     items = []
     for i, piece in enumerate(pieces):
@@ -75,6 +86,43 @@ def split_instructions(
         cut = hit_length_limit and (i == len(pieces) - 1 or not salvage_truncated)
         items.append(Parsed(stored, truncated=cut, checked=checked))
     return items
+
+
+def instructions_from_json(completion: str, *, keep_case: bool = False) -> list[Parsed] | None:
+    """The `tasks` of a `--structured` answer, as `split_instructions` gives a list's items;
+    None if the answer is not JSON fitting `INSTRUCTION_LIST`. An answer that fits is complete,
+    so none of its items is cut off, whatever the finish reason."""
+    data = INSTRUCTION_LIST.validate(completion)
+    if data is None:
+        return None
+    return _instructions(data["tasks"], False, keep_case, salvage_truncated=False)
+
+
+def invalid_answer_reason(hit_length_limit: bool) -> str:
+    """Why an answer that fails its schema is rejected: cut off by the token limit (as the paper
+    counts it), or not the JSON asked for (a server that ignored the schema)."""
+    return "truncated" if hit_length_limit else INVALID_JSON
+
+
+def is_classification_from_json(completion: str) -> bool | None:
+    """A `--structured` classification answer: True for "Yes", False for "No", None otherwise."""
+    data = CLASSIFICATION.validate(completion)
+    return None if data is None else data["answer"] == "Yes"
+
+
+def instances_from_json(
+    completion: str, schema: ResponseSchema, is_classification: bool
+) -> list[ParsedInstance] | None:
+    """The `examples` of a `--structured` instance answer (label/input pairs for classification
+    tasks, input/output pairs otherwise); None if it does not fit `schema`."""
+    data = schema.validate(completion)
+    if data is None:
+        return None
+    pairs = [
+        (e["input"], e["label"]) if is_classification else (e["input"], e["output"])
+        for e in data["examples"]
+    ]
+    return [ParsedInstance(i.strip(), o.strip()) for i, o in pairs]
 
 
 def parse_is_classification(completion: str) -> bool:

@@ -16,25 +16,28 @@ import itertools
 import random
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from .answers import classification_answer, instance_items, instruction_items
 from .backends import Backend, Completion, SamplingParams, load_backend, resolve_defaults
 from .config import RESUMABLE_OPTIONS, PipelineConfig
 from .filters import cap_instances, filter_instances, instruction_rejection
-from .parsing import parse_instances, parse_is_classification, split_instructions
 from .previous import load_previous
 from .progress import RunProgress
 from .prompts import PromptTemplates, load_templates
 from .rouge import FilterDecision, RougeIndex
 from .runlog import USAGE_KEYS, Record, RunLog
+from .schemas import CLASSIFICATION, INSTRUCTION_LIST, check_structured_installed, instances_schema
 from .seed_lengths import check_seed_lengths
 from .seeds import SeedTask, load_seeds, seeds_fingerprint
 
 TOP_K_SIMILAR = 10
+# Tokens for the yes/no answer: the paper's " Yes" needs 3, `{"answer": "Yes"}` about 8.
+CLASSIFICATION_MAX_TOKENS = {False: 3, True: 16}
 # Characters of a rejected text kept in the run log: enough to see why it was rejected. A server
 # that answers 10 MB would otherwise grow the log by as much per rejected item.
 MAX_REJECTED_CHARS = 2_000
@@ -81,6 +84,8 @@ class Pipeline:
     ) -> None:
         config.validate()
         self.config = config = resolve_defaults(config)
+        if config.structured:
+            check_structured_installed(config.backend)
         self.seed_tasks = load_seeds(config.seeds)  # all of them go into the `sft` rows
         self.seeds = self.seed_tasks
         if config.classification_only:
@@ -190,26 +195,28 @@ class Pipeline:
         self._step("instruction lists", len(shown))
         completions = self._ask(
             round_,
-            [self.templates.instruction_prompt(ex, cfg.classification_only) for ex in shown],
+            [
+                self.templates.instruction_prompt(ex, cfg.classification_only, cfg.structured)
+                for ex in shown
+            ],
             SamplingParams(
                 max_new_tokens=cfg.max_new_tokens,
                 temperature=cfg.temperature,
                 top_p=cfg.top_p,
-                stop=self.templates.instruction_stop,
+                stop=self._stop(self.templates.instruction_stop),
                 repetition_penalty=cfg.repetition_penalty,
                 presence_penalty=cfg.presence_penalty,
                 seed=derive_seed(cfg.seed, "instructions", round_),
+                schema=INSTRUCTION_LIST if cfg.structured else None,
             ),
         )
         rejected: list[Record] = []
         candidates: list[tuple[str, list[str]]] = []
         for completion, examples in zip(completions, shown, strict=True):
-            items = split_instructions(
-                completion.text,
-                completion.finish_reason == "length",
-                keep_case=cfg.keep_instruction_case,
-                salvage_truncated=cfg.salvage_truncated_lists,
-            )
+            items = instruction_items(completion, cfg)
+            if isinstance(items, str):  # the whole answer is rejected, for this reason
+                rejected.append(_rejection(round_, completion.text, items))
+                continue
             for item in items:
                 if reason := instruction_rejection(item):
                     rejected.append(_rejection(round_, item.text, reason))
@@ -226,6 +233,11 @@ class Pipeline:
         reasons = Counter(r["reason"] for r in rejected)
         self.rejected.update(reasons)
         return accepted, reasons
+
+    def _stop(self, stop: tuple[str, ...]) -> tuple[str, ...]:
+        """A step's stop sequences; none under a schema, whose answer ends where its JSON does
+        (a stop such as the paper's "\n\n" could cut it short)."""
+        return () if self.config.structured else stop
 
     def _rouge_filter(
         self, round_: int, candidates: list[tuple[str, list[str]]], rejected: list[Record]
@@ -261,20 +273,11 @@ class Pipeline:
         texts = [r["instruction"] for r in accepted]
         labels = self._classify(round_, texts)
         self._step("instances", len(texts))
-        completions = self._ask(
-            round_,
-            [self.templates.instance_prompt(t, c) for t, c in zip(texts, labels, strict=True)],
-            SamplingParams(
-                max_new_tokens=cfg.instance_max_new_tokens,
-                stop=self.templates.instance_stop_for(cfg.max_instances_per_task),
-                repetition_penalty=cfg.repetition_penalty,
-                presence_penalty=cfg.instance_presence_penalty,
-                seed=derive_seed(cfg.seed, "instances", round_),
-            ),
-        )
+        completions = self._ask_instances(round_, texts, labels)
         for record, is_clf, completion in zip(accepted, labels, completions, strict=True):
-            parsed = parse_instances(completion.text, is_clf, completion.finish_reason == "length")
+            parsed, invalid = instance_items(completion, is_clf, cfg)
             kept, dropped = filter_instances(parsed)
+            dropped += invalid
             rng = random.Random(derive_seed(cfg.seed, "instance-cap", record["id"]))
             kept, over = cap_instances(kept, cfg.max_instances_per_task, rng)
             dropped += over
@@ -285,19 +288,50 @@ class Pipeline:
                 for i, reason in dropped
             ]
 
+    def _ask_instances(self, round_: int, texts: list[str], labels: list[bool]) -> list[Completion]:
+        """One instance completion per instruction, in order. Under `--structured` the two
+        kinds of task have different schemas, so each kind goes as a call of its own."""
+        cfg = self.config
+        params = SamplingParams(
+            max_new_tokens=cfg.instance_max_new_tokens,
+            stop=self._stop(self.templates.instance_stop_for(cfg.max_instances_per_task)),
+            repetition_penalty=cfg.repetition_penalty,
+            presence_penalty=cfg.instance_presence_penalty,
+            seed=derive_seed(cfg.seed, "instances", round_),
+        )
+        prompts_ = [
+            self.templates.instance_prompt(t, c, cfg.structured)
+            for t, c in zip(texts, labels, strict=True)
+        ]
+        if not cfg.structured:
+            return self._ask(round_, prompts_, params)
+        completions: list[Completion] = [None] * len(texts)  # type: ignore[list-item]
+        for kind in (False, True):
+            where = [i for i, is_clf in enumerate(labels) if is_clf is kind]
+            schema = instances_schema(kind, cfg.max_instances_per_task)
+            if where:
+                answers = self._ask(
+                    round_, [prompts_[i] for i in where], replace(params, schema=schema)
+                )
+                for i, answer in zip(where, answers, strict=True):
+                    completions[i] = answer
+        return completions
+
     def _classify(self, round_: int, texts: list[str]) -> list[bool]:
         """Asked of every instruction, in --classification-only runs too (as the paper does)."""
         self._step("classification", len(texts))
+        structured = self.config.structured
         completions = self._ask(
             round_,
-            [self.templates.classification_prompt(t) for t in texts],
+            [self.templates.classification_prompt(t, structured) for t in texts],
             SamplingParams(
-                max_new_tokens=3,
-                stop=self.templates.classification_stop,
+                max_new_tokens=CLASSIFICATION_MAX_TOKENS[structured],
+                stop=self._stop(self.templates.classification_stop),
                 seed=derive_seed(self.config.seed, "classify", round_),
+                schema=CLASSIFICATION if structured else None,
             ),
         )
-        return [parse_is_classification(c.text) for c in completions]
+        return [classification_answer(c, structured) for c in completions]
 
     def _ask(self, round_: int, prompts_: list[str], params: SamplingParams) -> list[Completion]:
         """Every completion of one step, or `RequestsFailedError` before anything is logged."""

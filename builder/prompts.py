@@ -53,28 +53,43 @@ class PromptTemplates:
     instance_stop: tuple[str, ...]
     sft_with_input: tuple[str, ...]
     sft_without_input: tuple[str, ...]
+    structured_instruction_query: str
+    structured_classification_query: str
+    structured_input_first_query: str
+    structured_output_first_query: str
 
-    def instruction_prompt(self, instructions: Sequence[str], classification: bool = False) -> str:
-        """Number the in-context instructions and leave the next number open for the model."""
+    def instruction_prompt(
+        self, instructions: Sequence[str], classification: bool = False, structured: bool = False
+    ) -> str:
+        """Number the in-context instructions and leave the next number open for the model;
+        `structured` shows them as the JSON the answer is to be, then asks for new ones."""
         header = (
             self.classification_instruction_header if classification else self.instruction_header
         )
-        lines = [
-            f"{i}. {_WHITESPACE.sub(' ', text).strip().rstrip(':')}\n"
-            for i, text in enumerate(instructions, 1)
-        ]
+        texts = [_WHITESPACE.sub(" ", text).strip().rstrip(":") for text in instructions]
+        if structured:
+            shown = json.dumps({"tasks": texts}, ensure_ascii=False)
+            return f"{header}{shown}\n{self.structured_instruction_query}"
+        lines = [f"{i}. {text}\n" for i, text in enumerate(texts, 1)]
         return header + "".join(lines) + f"{len(instructions) + 1}."
 
-    def classification_prompt(self, instruction: str) -> str:
+    def classification_prompt(self, instruction: str, structured: bool = False) -> str:
         """Few-shot yes/no: is this a classification task with a finite label set?"""
-        return self.classification_prefix + self.classification_query.replace(
-            "{instruction}", instruction.strip()
-        )
+        query = self.structured_classification_query if structured else self.classification_query
+        return self.classification_prefix + query.replace("{instruction}", instruction.strip())
 
-    def instance_prompt(self, instruction: str, is_classification: bool) -> str:
+    def instance_prompt(
+        self, instruction: str, is_classification: bool, structured: bool = False
+    ) -> str:
         """Output-first for classification tasks, input-first otherwise (paper section 2.3)."""
         prefix = self.output_first_prefix if is_classification else self.input_first_prefix
-        return prefix + self.instance_query.replace("{instruction}", instruction.strip())
+        if not structured:
+            query = self.instance_query
+        elif is_classification:
+            query = self.structured_output_first_query
+        else:
+            query = self.structured_input_first_query
+        return prefix + query.replace("{instruction}", instruction.strip())
 
     def instance_stop_for(self, max_instances: int) -> tuple[str, ...]:
         return tuple(s.replace(NEXT_EXAMPLE, str(max_instances + 1)) for s in self.instance_stop)
@@ -114,11 +129,27 @@ _SECTIONS: dict[str, dict[str, str]] = {
         "stop": "instance_stop",
     },
     "sft": {"with_input": "sft_with_input", "without_input": "sft_without_input"},
+    "structured": {
+        "instruction_query": "structured_instruction_query",
+        "classification_query": "structured_classification_query",
+        "input_first_query": "structured_input_first_query",
+        "output_first_query": "structured_output_first_query",
+    },
 }
+# Sections a file may leave out: ours are used (the paper's prompts have no --structured texts).
+_OPTIONAL = ("structured",)
 
 
 # The texts that the instruction is filled into: one without "{instruction}" would drop it.
-_FILLED = ("classification_query", "instance_query", "sft_with_input", "sft_without_input")
+_FILLED = (
+    "classification_query",
+    "instance_query",
+    "sft_with_input",
+    "sft_without_input",
+    "structured_classification_query",
+    "structured_input_first_query",
+    "structured_output_first_query",
+)
 
 
 def load_templates(source: str = DEFAULT_TEMPLATES) -> PromptTemplates:
@@ -139,6 +170,8 @@ def _fields(path: Path, data: Any) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for section, keys in _SECTIONS.items():
         block = data.get(section)
+        if block is None and section in _OPTIONAL and path != DEFAULT_TEMPLATES_PATH:
+            block = _default_section(section)
         if not isinstance(block, dict):
             raise TemplateError(f"{path}: missing section '{section}' (see templates/default.yaml)")
         for key, name in keys.items():
@@ -147,6 +180,10 @@ def _fields(path: Path, data: Any) -> dict[str, Any]:
             if name in _FILLED and not all("{instruction}" in t for t in _texts(value)):
                 raise TemplateError(f"{path}: '{section}.{key}' must hold {{instruction}}")
     return values
+
+
+def _default_section(section: str) -> dict[str, Any]:
+    return yaml.safe_load(DEFAULT_TEMPLATES_PATH.read_text(encoding="utf-8"))[section]
 
 
 def _texts(value: str | tuple[str, ...]) -> tuple[str, ...]:

@@ -49,11 +49,11 @@ def check_seed_lengths(seeds: Sequence[SeedTask], backend: Backend, config: Pipe
 
 def _prompts(seeds: Sequence[SeedTask], config: PipelineConfig) -> list[str]:
     """The prompt's fixed part alone, then a prompt with each seed alone."""
-    classification = config.classification_only
+    mode = (config.classification_only, config.structured)
     templates = load_templates(config.prompt_templates)
     return [
-        templates.instruction_prompt([], classification),
-        *(templates.instruction_prompt([seed.instruction], classification) for seed in seeds),
+        templates.instruction_prompt([], *mode),
+        *(templates.instruction_prompt([seed.instruction], *mode) for seed in seeds),
     ]
 
 

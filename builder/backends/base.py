@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from ..config import PipelineConfig
+    from ..schemas import ResponseSchema
 
 FinishReason = Literal["stop", "length"]
 # What a backend reports of each request as it goes, for a live progress display: it started
@@ -34,6 +35,9 @@ class SamplingParams:
     repetition_penalty: float = 1.0
     presence_penalty: float = 0.0
     seed: int | None = None
+    # --structured: the answer must be JSON fitting this schema (servers get it in their own
+    # request field, the transformers backend decodes under it).
+    schema: ResponseSchema | None = None
 
 
 @dataclass

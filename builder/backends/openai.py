@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import httpx2
 from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
+from ..schemas import ResponseSchema
 from .base import Completion, SamplingParams
 from .errors import MalformedResponseError, answer_parsing
 from .http import HTTPBackend, Slot, to_completion
@@ -26,6 +27,16 @@ def completions_url(base_url: str) -> str:
     return f"{base_url}/completions" if path.endswith("/v1") else f"{base_url}/v1/completions"
 
 
+def response_format(schema: ResponseSchema) -> dict:
+    """OpenAI's structured-output field, which vLLM and SGLang take on both endpoints, and
+    llama.cpp's llama-server on chat completions (llama-cpp-python's server on neither).
+
+    Without `strict`: servers differ in the keywords their strict mode allows, and every answer
+    is validated against the schema when it is parsed anyway.
+    """
+    return {"type": "json_schema", "json_schema": {"name": schema.name, "schema": schema.schema}}
+
+
 def sampling_fields(params: SamplingParams) -> dict:
     """SamplingParams -> the OpenAI request fields (temperature 0 is greedy there)."""
     fields = {
@@ -35,6 +46,7 @@ def sampling_fields(params: SamplingParams) -> dict:
         "stop": list(params.stop) or None,
         "presence_penalty": params.presence_penalty or None,
         "seed": params.seed,
+        "response_format": params.schema and response_format(params.schema),
     }
     return {key: value for key, value in fields.items() if value is not None}
 

@@ -34,9 +34,11 @@ def generate_parameters(params: SamplingParams) -> dict:
     """SamplingParams -> TGI `GenerateParameters`, leaving out what TGI would reject.
 
     TGI refuses temperature 0 and top_p outside (0, 1): greedy is `do_sample=False` with neither.
-    Its seed only matters when sampling.
+    Its seed only matters when sampling. A schema goes in TGI's `grammar` (type "json").
     """
     kwargs: dict = {"max_new_tokens": params.max_new_tokens, "stop": list(params.stop) or None}
+    if params.schema is not None:
+        kwargs["grammar"] = {"type": "json", "value": params.schema.schema}
     if params.repetition_penalty != 1.0:
         kwargs["repetition_penalty"] = params.repetition_penalty
     if params.temperature > 0:

@@ -16,9 +16,13 @@ import importlib.util
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import AUTO, EMBEDDED_MODEL, PipelineConfig
 from .base import Backend, Completion, SamplingParams, cut_at_stop
+
+if TYPE_CHECKING:
+    from ..schemas import ResponseSchema
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +162,7 @@ class TransformersBackend(Backend):
         self.lm, self.tokenizer = load_model_and_tokenizer(
             model, revision, device, best_dtype(dtype, device), device_map
         )
+        self._ll_tokenizer = None  # built on the first --structured batch
 
     @classmethod
     def describe_model(cls, config: PipelineConfig) -> tuple[str, str | None]:
@@ -205,16 +210,25 @@ class TransformersBackend(Backend):
         if params.seed is not None:
             torch.manual_seed(params.seed)
         enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True).to(self.lm.device)
+        kwargs = self._generate_kwargs(params)
+        if params.schema is not None:
+            kwargs["logits_processor"] = [self._constraint(params.schema, len(prompts))]
         with torch.inference_mode():
-            out = self.lm.generate(
-                **enc, **self._generate_kwargs(params), pad_token_id=self.tokenizer.pad_token_id
-            )
+            out = self.lm.generate(**enc, **kwargs, pad_token_id=self.tokenizer.pad_token_id)
         new_tokens = out[:, enc["input_ids"].shape[1] :]
         prompt_lengths = enc["attention_mask"].sum(dim=1).tolist()
         return [
             self._completion(row, params, prompt_tokens)
             for row, prompt_tokens in zip(new_tokens, prompt_lengths, strict=True)
         ]
+
+    def _constraint(self, schema: ResponseSchema, rows: int):
+        """A fresh `SchemaLogitsProcessor` for one batch (its matchers follow that batch)."""
+        from .constrained import SchemaLogitsProcessor, ll_tokenizer
+
+        if self._ll_tokenizer is None:
+            self._ll_tokenizer = ll_tokenizer(self.tokenizer, self.lm.config.vocab_size)
+        return SchemaLogitsProcessor(self._ll_tokenizer, schema, rows, self.tokenizer.eos_token_id)
 
     def _generate_kwargs(self, params: SamplingParams) -> dict:
         kwargs: dict = {

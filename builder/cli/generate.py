@@ -23,6 +23,7 @@ from ..config import ConfigError, PipelineConfig
 from ..layout import CARD, RUN_DIR
 from ..prompts import load_templates
 from ..runlock import locked
+from ..schemas import check_structured_installed
 from . import RunStoppedError, cause, checks, describe, expected_errors, resume
 from .args import make_parser, parse
 
@@ -121,6 +122,8 @@ def generate(argv: Sequence[str], load_backend: BackendLoader | None = None) -> 
             config = resume.resumed_config(folder, given)
         checks.check_seeds(config)
         load_templates(config.prompt_templates)
+        if config.structured:  # before a model loads: the extra may be missing
+            check_structured_installed(config.backend)
         if (answering := checks.check_endpoints(config)) != config.endpoint:
             config = dataclasses.replace(config, endpoint=answering)
         if args.push_to_hub:

@@ -10,10 +10,12 @@ router, `/generate` sends the token counts in `x-prompt-tokens` and `x-generated
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 
 from ..backends.base import Backend, SamplingParams
+from ..schemas import ResponseSchema
 from .local_server import Reply, tgi_error
 
 
@@ -152,4 +154,12 @@ def _sampling_params(parameters: dict) -> SamplingParams:
         stop=tuple(parameters.get("stop") or ()),
         repetition_penalty=parameters.get("repetition_penalty") or 1.0,
         seed=parameters.get("seed"),
+        schema=_json_grammar(parameters.get("grammar")),
     )
+
+
+def _json_grammar(grammar: dict | None) -> ResponseSchema | None:
+    """TGI's `{"type": "json", "value": schema}`, applied while decoding as TGI does."""
+    if not grammar or grammar.get("type") != "json":
+        return None
+    return ResponseSchema("grammar", json.dumps(grammar["value"]))
