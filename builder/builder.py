@@ -9,7 +9,8 @@
 All configurations of the same options share one run directory, where the pipeline keeps its run
 log: the first one prepared generates, the others replay the log, and a run stopped halfway
 resumes there (`download_and_prepare` deletes its own unfinished output on any error, so the
-pipeline, not the builder cache, must be what keeps generated work).
+pipeline, not the builder cache, must be what keeps generated work). An export prepares the
+three with one `RowSpool`: the first one's pass over the log writes the others' rows too.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from . import CITATION
 from .backends import Backend
 from .config import PipelineConfig
 from .pipeline import Pipeline
-from .rows import CONFIG_NAMES, FEATURES, rows_of, seed_sft_rows
+from .rows import CONFIG_NAMES, FEATURES, RowSpool, rows_of, seed_sft_rows
 
 logger = datasets.logging.get_logger(__name__)
 
@@ -67,11 +68,21 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
     DEFAULT_CONFIG_NAME = "instances"
     DEFAULT_WRITER_BATCH_SIZE = 64  # rows arrive slowly: flush the Arrow writer often
 
-    def __init__(self, *args, backend_instance: Backend | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        backend_instance: Backend | None = None,
+        spool: RowSpool | None = None,
+        **kwargs,
+    ):
         """`backend_instance` generates for this builder's run (else the backend the `backend`
         option names is loaded when rounds remain); an object, not an option, it stays out of
-        the config and its hash (`backend=` is that option: "transformers", "tgi", "openai")."""
+        the config and its hash (`backend=` is that option: "transformers", "tgi", "openai").
+        `spool` is shared by the builders of one run: a finished spool holds this builder's rows;
+        an unfinished one is filled with its other configurations' rows by this builder's pass
+        over the run log."""
         self.backend_instance = backend_instance
+        self.spool = spool
         super().__init__(*args, **kwargs)
         # datasets sets config kwargs on a copy of a predefined config, after its __post_init__
         self.config.validate()
@@ -95,15 +106,24 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
         return Path(self._cache_dir_root) / "self_instruct_runs" / digest
 
     def _generate_examples(self):
+        if self.spool is not None and self.spool.done:
+            rows = self.spool.rows(self.config.name)
+        else:
+            rows = self._replayed_rows()
+        for idx, row in enumerate(rows):
+            yield Key(0, idx), row
+
+    def _replayed_rows(self):
+        """The rows of the run's records: replayed from the log, then generated if due."""
         config = self.config.pipeline_config()
         pipeline = Pipeline(config, self._run_dir(), backend=self.backend_instance)
         logger.info("Self-Instruct run directory: %s", pipeline.log.dir)
-        idx = 0
         for record in pipeline:
-            for row in rows_of(self.config.name, record, config.seed, pipeline.templates):
-                yield Key(0, idx), row
-                idx += 1
-        if self.config.name == "sft" and config.sft_include_seed_tasks:
-            for row in seed_sft_rows(pipeline.seed_tasks, config.seed, pipeline.templates):
-                yield Key(0, idx), row
-                idx += 1
+            if self.spool is not None:
+                self.spool.add(record)
+            yield from rows_of(self.config.name, record, config.seed, pipeline.templates)
+        seed_tasks = pipeline.seed_tasks if config.sft_include_seed_tasks else []
+        if self.spool is not None:
+            self.spool.finish(seed_tasks)
+        if self.config.name == "sft":
+            yield from seed_sft_rows(seed_tasks, config.seed, pipeline.templates)
