@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RESUMABLE_OPTIONS, PipelineConfig, flag
+from ..records import ROUND
 from ..runlog import CONFIG_FILE, LOG_FILE, RUN_DIR, read_log
+from ..summary import summarize
 
 OPTIONS_FILE = "options.json"  # in the run directory, beside the run log; never uploaded
 CARD = "README.md"
@@ -84,13 +86,12 @@ def resume_command(folder: Path, push_to_hub: str | None) -> str:
 
 def progress(folder: Path) -> str:
     """How far the run in `folder` got, in words: instructions kept, rounds logged."""
-    kept = rounds = 0
-    for record in read_log(folder / RUN_DIR):
-        kept += record["type"] == "instruction"
-        rounds += record["type"] == "round"
+    summary = summarize(read_log(folder / RUN_DIR))
+    kept = summary.accepted + summary.imported
     quota = stored_options(folder).get("num_instructions")
     kept, of = (min(kept, quota), f" of {quota}") if quota else (kept, "")  # surplus: not kept
-    return f"{kept}{of} instructions kept in {rounds} rounds ({folder / RUN_DIR / LOG_FILE})"
+    log = folder / RUN_DIR / LOG_FILE
+    return f"{kept}{of} instructions kept in {summary.rounds} rounds ({log})"
 
 
 def has_export(folder: Path) -> bool:
@@ -100,4 +101,4 @@ def has_export(folder: Path) -> bool:
 
 def has_rounds(folder: Path) -> bool:
     """Whether the run log holds at least one finished round."""
-    return any(record["type"] == "round" for record in read_log(folder / RUN_DIR))
+    return any(record["type"] == ROUND for record in read_log(folder / RUN_DIR))
