@@ -86,7 +86,7 @@ def test_summary_counts_idle_rounds_at_the_end_and_imports_apart(tmp_path):
 
 def test_opening_a_run_reads_its_log_three_times(tmp_path, scripted_backend, log_reads):
     """Reopening a finished run: the damage scan, one pass for the pool and the summary, and
-    the replay of its instructions (it was eight passes: one per count)."""
+    the replay of its instructions (it was seven passes: one per count)."""
     config = PipelineConfig(**OPTIONS)
     first = list(Pipeline(config, tmp_path / "run", backend=scripted_backend, progress=False))
     log_reads.clear()
