@@ -9,8 +9,8 @@
 All configurations of the same options share one run directory, where the pipeline keeps its run
 log: the first one prepared generates, the others replay the log, and a run stopped halfway
 resumes there (`download_and_prepare` deletes its own unfinished output on any error, so the
-pipeline, not the builder cache, must be what keeps generated work). An export prepares the
-three with one `RowSpool`: the first one's pass over the log writes the others' rows too.
+pipeline, not the builder cache, must be what keeps generated work). An export prepares one
+configuration with a `RowSpool`: the same pass over the log writes the other two's rows.
 """
 
 from __future__ import annotations
@@ -78,9 +78,8 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
         """`backend_instance` generates for this builder's run (else the backend the `backend`
         option names is loaded when rounds remain); an object, not an option, it stays out of
         the config and its hash (`backend=` is that option: "transformers", "tgi", "openai").
-        `spool` is shared by the builders of one run: a finished spool holds this builder's rows;
-        an unfinished one is filled with its other configurations' rows by this builder's pass
-        over the run log."""
+        `spool` receives the rows of its configurations in this builder's pass over the run log,
+        so that one replay of the log makes every configuration of an export."""
         self.backend_instance = backend_instance
         self.spool = spool
         super().__init__(*args, **kwargs)
@@ -106,14 +105,10 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
         return Path(self._cache_dir_root) / "self_instruct_runs" / digest
 
     def _generate_examples(self):
-        if self.spool is not None and self.spool.done:
-            rows = self.spool.rows(self.config.name)
-        else:
-            rows = self._replayed_rows()
-        for idx, row in enumerate(rows):
+        for idx, row in enumerate(self._rows()):
             yield Key(0, idx), row
 
-    def _replayed_rows(self):
+    def _rows(self):
         """The rows of the run's records: replayed from the log, then generated if due."""
         config = self.config.pipeline_config()
         pipeline = Pipeline(config, self._run_dir(), backend=self.backend_instance)

@@ -165,10 +165,10 @@ def rows_of(
 
 class RowSpool:
     """The rows of some configurations, written to Arrow files (on disk, not in memory) while
-    another configuration's builder replays the run log; `rows(name)` reads them back."""
+    another configuration's builder replays the run log; `dataset(name)` maps one back."""
 
     def __init__(self, folder: Path, names: Iterable[str], seed: int, templates: PromptTemplates):
-        self.seed, self.templates, self.done = seed, templates, False
+        self.seed, self.templates, self._finished = seed, templates, False
         self._paths = {name: folder / f"{name}.arrow" for name in names}
         self._writers = {
             name: ArrowWriter(features=FEATURES[name], path=str(path))
@@ -182,21 +182,22 @@ class RowSpool:
                 writer.write(row)
 
     def finish(self, seed_tasks: Iterable[SeedTask]) -> None:
-        """Write the seed tasks' `sft` rows (empty for --no-sft-include-seed-tasks), close."""
+        """Write the seed tasks' `sft` rows (none for --no-sft-include-seed-tasks), close."""
         if "sft" in self._writers:
             for row in seed_sft_rows(seed_tasks, self.seed, self.templates):
                 self._writers["sft"].write(row)
         for writer in self._writers.values():
             writer.finalize()
-        self._writers, self.done = {}, True
+        self._writers, self._finished = {}, True
 
     def close(self) -> None:
-        """Close the files, finished or not (after an error: `done` stays False)."""
+        """Close the files, finished or not (after an error)."""
         for writer in self._writers.values():
             writer.close()
         self._writers = {}
 
-    def rows(self, name: str, batch_size: int = 1_000) -> Iterator[dict[str, Any]]:
-        """The spooled rows of configuration `name`, in the order they were added."""
-        for batch in Dataset.from_file(str(self._paths[name])).data.to_batches(batch_size):
-            yield from batch.to_pylist()
+    def dataset(self, name: str) -> Dataset:
+        """The spooled rows of configuration `name` (memory-mapped), once `finish`ed."""
+        if not self._finished:
+            raise RuntimeError("The spool's pass over the run log did not finish.")
+        return Dataset.from_file(str(self._paths[name]))

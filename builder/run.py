@@ -1,8 +1,8 @@
 """One entry point for a run: the pipeline, through the builder, into an output folder.
 
 `run_to_folder` runs (or resumes, or replays) the pipeline once, through the `datasets` builder
-of the first configuration; that pass also spools the other configurations' rows (`RowSpool`),
-which their builders then read, so the run log is replayed once for all three. It stages the
+of the first configuration; that pass also writes the other two configurations' rows to Arrow
+files (`RowSpool`), so the run log is replayed once for all three. It stages the
 Parquet files and the card and publishes them (`output_folder.py`). The backend is passed in, or
 loaded from the options when the run needs one; the funnel counts what the filters kept.
 """
@@ -72,8 +72,9 @@ def run_to_folder(
 ) -> RunResult:
     """Run (or resume, or replay) the pipeline through the builder and write the folder.
 
-    `backend` serves every configuration (only the first one prepared generates); without one,
-    the pipeline loads the options' backend if rounds remain, so a finished run loads no model.
+    `backend` generates, if rounds remain, for the first configuration's builder, whose pass
+    makes every configuration's rows; without one, the pipeline loads the options' backend if
+    rounds remain, so a finished run loads no model.
     """
     from .dataset_card import render_card
 
@@ -86,25 +87,24 @@ def run_to_folder(
     ):
         templates = load_templates(config.prompt_templates)
         spool = RowSpool(Path(cache_dir), CONFIG_NAMES[1:], config.seed, templates)
-        summary: RunSummary | None = None
+        builder = SelfInstruct(
+            config_name=CONFIG_NAMES[0],
+            cache_dir=cache_dir,
+            run_dir=str(run_dir),
+            backend_instance=backend,
+            spool=spool,
+            **asdict(config),
+        )
         try:
-            for name in CONFIG_NAMES:
-                builder = SelfInstruct(
-                    config_name=name,
-                    cache_dir=cache_dir,
-                    run_dir=str(run_dir),
-                    backend_instance=backend,
-                    spool=spool,
-                    **asdict(config),
-                )
-                builder.download_and_prepare()
-                if summary is None:  # the log is complete once the first one is prepared
-                    summary = summarize(read_log(run_dir), config.num_instructions)
-                if not builder.info.splits["train"].num_examples:
-                    raise NothingToExportError(_nothing_kept(name, run_dir, summary))
-                rows[name] = builder.as_dataset(split="train").flatten_indices()
+            builder.download_and_prepare()
         finally:
             spool.close()
+        rows[CONFIG_NAMES[0]] = builder.as_dataset(split="train").flatten_indices()
+        rows |= {name: spool.dataset(name) for name in CONFIG_NAMES[1:]}
+        summary = summarize(read_log(run_dir), config.num_instructions)  # the log is complete
+        for name in CONFIG_NAMES:
+            if not len(rows[name]):
+                raise NothingToExportError(_nothing_kept(name, run_dir, summary))
         data_files = {name: [write_parquet(rows[name], stage, name)] for name in CONFIG_NAMES}
         funnel = summary.funnel()
         render_card(
