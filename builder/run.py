@@ -80,7 +80,6 @@ def run_to_folder(
 
     run_dir, stage = folder / RUN_DIR, folder / STAGE_DIR
     shutil.rmtree(stage, ignore_errors=True)  # left by a run killed mid-export
-    rows: dict[str, datasets.Dataset] = {}
     with (
         quiet_datasets(),  # our own progress bar is the only one
         tempfile.TemporaryDirectory(prefix="self-instruct-cache-") as cache_dir,
@@ -99,12 +98,15 @@ def run_to_folder(
             builder.download_and_prepare()
         finally:
             spool.close()
-        rows[CONFIG_NAMES[0]] = builder.as_dataset(split="train").flatten_indices()
-        rows |= {name: spool.dataset(name) for name in CONFIG_NAMES[1:]}
         summary = summarize(read_log(run_dir), config.num_instructions)  # the log is complete
-        for name in CONFIG_NAMES:
-            if not len(rows[name]):
+        spooled = {name: spool.dataset(name) for name in CONFIG_NAMES[1:]}
+        sizes = {CONFIG_NAMES[0]: builder.info.splits["train"].num_examples}
+        sizes |= {name: len(rows) for name, rows in spooled.items()}
+        for name in CONFIG_NAMES:  # an empty split has no dataset to load: say why instead
+            if not sizes[name]:
                 raise NothingToExportError(_nothing_kept(name, run_dir, summary))
+        first = builder.as_dataset(split="train").flatten_indices()
+        rows: dict[str, datasets.Dataset] = {CONFIG_NAMES[0]: first, **spooled}
         data_files = {name: [write_parquet(rows[name], stage, name)] for name in CONFIG_NAMES}
         funnel = summary.funnel()
         render_card(
