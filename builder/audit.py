@@ -25,6 +25,7 @@ from . import judge
 from .backends import Backend, SamplingParams, load_backend, resolve_defaults
 from .config import BackendName, ConfigError, PipelineConfig
 from .layout import AUDIT_DIR, CARD
+from .records import JUDGMENT, Judgment
 from .runlog import RunLog
 
 CONFIG_NAME = "audit"
@@ -174,7 +175,7 @@ def run_audit(
     identity = config.identity()
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
     log = RunLog(folder / AUDIT_DIR / digest, identity)
-    judged = {r["key"]: r for r in log.open() if r.get("type") == "judgment"}
+    judged = {r["key"]: r for r in log.open() if r["type"] == JUDGMENT}
     pending = list({i["key"]: i for i in sample if i["key"] not in judged}.values())
     try:
         if pending:
@@ -216,10 +217,10 @@ def _judge(
     return judged
 
 
-def _record(key: str, result: dict[str, Any]) -> dict[str, Any]:
+def _record(key: str, result: dict[str, Any]) -> Judgment:
     verdicts = result["verdict"] or []
     return {
-        "type": "judgment",
+        "type": JUDGMENT,
         "key": key,
         "answers": [v.answer == "yes" for v in verdicts] or None,
         "reasons": [v.reason for v in verdicts] or None,

@@ -9,7 +9,8 @@
 All configurations of one run share one run directory, where the pipeline keeps its run log:
 the first one prepared generates, the others replay the log, and a run stopped halfway resumes
 there (`download_and_prepare` deletes its own unfinished output on any error, so the
-pipeline, not the builder cache, must be what keeps generated work).
+pipeline, not the builder cache, must be what keeps generated work). An export prepares one
+configuration with a `RowSpool`: the same pass over the log writes the other two's rows.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .config import PipelineConfig
 from .layout import CONFIG_DESCRIPTIONS, CONFIG_NAMES, DEFAULT_CONFIG
 from .pipeline import Pipeline, run_identity
 from .prompts import load_templates
-from .rows import FEATURES, rows_of, seed_sft_rows
+from .rows import FEATURES, RowSpool, rows_of, seed_sft_rows
 from .seeds import load_seeds, prompting_seeds
 
 logger = datasets.logging.get_logger(__name__)
@@ -63,11 +64,20 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
     DEFAULT_CONFIG_NAME = DEFAULT_CONFIG
     DEFAULT_WRITER_BATCH_SIZE = 64  # rows arrive slowly: flush the Arrow writer often
 
-    def __init__(self, *args, backend_instance: Backend | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        backend_instance: Backend | None = None,
+        spool: RowSpool | None = None,
+        **kwargs,
+    ):
         """`backend_instance` generates for this builder's run (else the backend the `backend`
         option names is loaded when rounds remain); an object, not an option, it stays out of
-        the config and its hash (`backend=` is that option: "transformers", "tgi", "openai")."""
+        the config and its hash (`backend=` is that option: "transformers", "tgi", "openai").
+        `spool` receives the rows of its configurations in this builder's pass over the run log,
+        so that one replay of the log makes every configuration of an export."""
         self.backend_instance = backend_instance
+        self.spool = spool
         super().__init__(*args, **kwargs)
         # datasets sets config kwargs on a copy of a predefined config, after its __post_init__
         self.config.validate()
@@ -89,18 +99,23 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
         return default_run_dir(Path(self._cache_dir_root), self.config.pipeline_config())
 
     def _generate_examples(self):
+        for idx, row in enumerate(self._rows()):
+            yield Key(0, idx), row
+
+    def _rows(self):
+        """The rows of the run's records: replayed from the log, then generated if due."""
         config = self.config.pipeline_config()
         pipeline = Pipeline(config, self._run_dir(), backend=self.backend_instance)
         logger.info("Self-Instruct run directory: %s", pipeline.log.dir)
-        idx = 0
         for record in pipeline:
-            for row in rows_of(self.config.name, record, config.seed, pipeline.templates):
-                yield Key(0, idx), row
-                idx += 1
-        if self.config.name == "sft" and config.sft_include_seed_tasks:
-            for row in seed_sft_rows(pipeline.seed_tasks, config.seed, pipeline.templates):
-                yield Key(0, idx), row
-                idx += 1
+            if self.spool is not None:
+                self.spool.add(record)
+            yield from rows_of(self.config.name, record, config.seed, pipeline.templates)
+        seed_tasks = pipeline.seed_tasks if config.sft_include_seed_tasks else []
+        if self.spool is not None:
+            self.spool.finish(seed_tasks)
+        if self.config.name == "sft":
+            yield from seed_sft_rows(seed_tasks, config.seed, pipeline.templates)
 
 
 def default_run_dir(cache_root: Path, config: PipelineConfig) -> Path:

@@ -22,15 +22,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-RUN = "run"
-ROUND = "round"
-# What a round may hold: a generation run's instructions and rejections, an audit's judgments.
-ROUND_RECORDS = frozenset({"instruction", "rejected", "judgment", ROUND})
+from .records import ROUND, ROUND_RECORDS, RUN, Record
+
 _JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
-
-Record = dict[str, Any]
 
 
 class RunLogDamagedError(ValueError):

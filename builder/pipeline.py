@@ -29,11 +29,13 @@ from .filters import cap_instances, filter_instances, instruction_rejection
 from .previous import load_previous
 from .progress import RunProgress
 from .prompts import PromptTemplates, load_templates
+from .records import INSTRUCTION
 from .rouge import FilterDecision, RougeIndex
 from .runlog import USAGE_KEYS, Record, RunLog
 from .schemas import CLASSIFICATION, INSTRUCTION_LIST, check_structured_installed, instances_schema
 from .seed_lengths import check_seed_lengths
 from .seeds import SeedTask, load_seeds, seeds_fingerprint
+from .summary import RunSummary
 
 TOP_K_SIMILAR = 10
 # Tokens for the yes/no answer: the paper's " Yes" needs 3, `{"answer": "Yes"}` about 8.
@@ -100,6 +102,7 @@ class Pipeline:
         self.accepted = 0
         self.rejected: Counter[str] = Counter()
         self._progress: RunProgress | None = None  # while generating
+        self._summary = RunSummary()  # the log's, as it was opened
 
     @property
     def backend(self) -> Backend:
@@ -119,13 +122,15 @@ class Pipeline:
             if self.config.resume_from and next(records, None) is None:
                 self._import(load_previous(self.config.resume_from))
             self.index.add(s.instruction for s in self.seeds)
-            self.index.add(r["instruction"] for r in self.log.iter_type("instruction"))
-            imported = sum("imported_from" in r for r in self.log.iter_type("instruction"))
-            self.accepted = sum(1 for _ in self.log.iter_type("instruction")) - imported
-            self.rejected.update(r["reason"] for r in self.log.iter_type("rejected"))
-            next_round = 1 + max((r["round"] for r in self.log.iter_type("round")), default=-1)
-            every = itertools.chain(self.log.iter_type("instruction"), self._generate(next_round))
-            yield from itertools.islice(every, imported + self.config.num_instructions)
+            summary = self._summary = RunSummary()  # counted in the same pass as the pool
+            logged = summary.counted(self.log.iter_records())
+            self.index.add(r["instruction"] for r in logged if r["type"] == INSTRUCTION)
+            self.accepted = summary.accepted
+            self.rejected.update(summary.rejected)
+            every = itertools.chain(
+                self.log.iter_type(INSTRUCTION), self._generate(summary.next_round)
+            )
+            yield from itertools.islice(every, summary.imported + self.config.num_instructions)
         finally:
             self.log.close()
 
@@ -165,11 +170,8 @@ class Pipeline:
             )
 
     def _idle_rounds(self) -> int:
-        """Consecutive rounds at the end of the log that accepted nothing."""
-        idle = 0
-        for marker in self.log.iter_type("round"):
-            idle = 0 if marker["accepted"] or marker.get("imported") else idle + 1
-        return idle
+        """Consecutive rounds at the end of the log that accepted nothing (when it was opened)."""
+        return self._summary.idle_rounds
 
     def _sample_examples(self, rng: random.Random) -> list[str]:
         """The paper's mix: up to 2 machine instructions, the rest seeds, shuffled."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+
+from .records import INSTRUCTION, Instruction
 
 _INSTRUCTION_FIELDS = (
     "id",
@@ -36,7 +37,7 @@ def split_source(source: str) -> tuple[str, str | None]:
     return repo, revision or None
 
 
-def load_previous(source: str) -> list[dict[str, Any]]:
+def load_previous(source: str) -> list[Instruction]:
     """The accepted-instruction records of an earlier version, in its order."""
     import tempfile
 
@@ -62,7 +63,7 @@ def load_previous(source: str) -> list[dict[str, Any]]:
     return _records(instructions, instances, source)
 
 
-def _records(instructions, instances, source: str) -> list[dict[str, Any]]:
+def _records(instructions, instances, source: str) -> list[Instruction]:
     """Rows back into run-log records: each instruction with its instances."""
     by_instruction: dict[str, list[dict[str, str]]] = defaultdict(list)
     for row in instances:
@@ -71,7 +72,7 @@ def _records(instructions, instances, source: str) -> list[dict[str, Any]]:
         )
     return [
         {
-            "type": "instruction",
+            "type": INSTRUCTION,
             **{key: row[key] for key in _INSTRUCTION_FIELDS},
             "instances": by_instruction[row["id"]],
             "rejected_instances": [],

@@ -7,6 +7,9 @@
 `prepare_for_finetuning.py` builds its training data: the seed tasks' own instances join the
 generated ones, half of all inputs (seeded) lose a lone field name and their blank lines, and a
 row equal to an earlier one of its task is left out.
+
+`RowSpool` writes several configurations' rows in the same pass over the records, so that one
+replay of the run log serves every configuration of an export.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
-from datasets import Features, List, Value
+from datasets import Dataset, Features, List, Value
+from datasets.arrow_writer import ArrowWriter
 
 from .layout import CONFIG_NAMES
 from .prompts import PromptTemplates
@@ -155,3 +160,43 @@ def rows_of(
     if config_name == "sft":
         return sft_rows(instance_rows(record), seed, templates)
     raise ValueError(f"unknown configuration {config_name!r}: choose one of {CONFIG_NAMES}")
+
+
+class RowSpool:
+    """The rows of some configurations, written to Arrow files (on disk, not in memory) while
+    another configuration's builder replays the run log; `dataset(name)` maps one back."""
+
+    def __init__(self, folder: Path, names: Iterable[str], seed: int, templates: PromptTemplates):
+        self.seed, self.templates, self._finished = seed, templates, False
+        self._paths = {name: folder / f"{name}.arrow" for name in names}
+        self._writers = {
+            name: ArrowWriter(features=FEATURES[name], path=str(path))
+            for name, path in self._paths.items()
+        }
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Spool the rows that one accepted instruction record contributes."""
+        for name, writer in self._writers.items():
+            for row in rows_of(name, record, self.seed, self.templates):
+                writer.write(row)
+
+    def finish(self, seed_tasks: Iterable[SeedTask]) -> None:
+        """Write the seed tasks' `sft` rows (none for --no-sft-include-seed-tasks), close."""
+        if "sft" in self._writers:
+            for row in seed_sft_rows(seed_tasks, self.seed, self.templates):
+                self._writers["sft"].write(row)
+        for writer in self._writers.values():
+            writer.finalize()
+        self._writers, self._finished = {}, True
+
+    def close(self) -> None:
+        """Close the files, finished or not (after an error)."""
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+    def dataset(self, name: str) -> Dataset:
+        """The spooled rows of configuration `name` (memory-mapped), once `finish`ed."""
+        if not self._finished:
+            raise RuntimeError("The spool's pass over the run log did not finish.")
+        return Dataset.from_file(str(self._paths[name]))

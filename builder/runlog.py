@@ -17,11 +17,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from . import runlock
+from .layout import CONFIG_FILE, LOG_FILE
 from .logfile import (
     ROUND,
     RUN,
@@ -37,20 +38,16 @@ from .logfile import (
     units,
     write_durably,
 )
-
-RUN_DIR = ".self-instruct"  # inside an output folder: the run log and options, never uploaded
-CONFIG_FILE = "config.json"
-LOG_FILE = "log.jsonl"
-USAGE_KEYS = ("requests", "failed_requests", "prompt_tokens", "completion_tokens", "seconds")
+from .records import USAGE_KEYS, RunHeader
 
 __all__ = [
     "ROUND",
+    "USAGE_KEYS",
     "Record",
     "RunLog",
     "RunLogDamagedError",
     "check_log",
     "read_log",
-    "usage_from_log",
 ]
 
 
@@ -85,15 +82,6 @@ def read_log(run_dir: str | os.PathLike) -> Iterator[Record]:
 def check_log(run_dir: str | os.PathLike) -> None:
     """Raise `RunLogDamagedError` if the run log is damaged anywhere but a torn tail."""
     require_intact(Path(run_dir) / LOG_FILE)
-
-
-def usage_from_log(records: Iterable[Record]) -> dict[str, float]:
-    """Requests, tokens and seconds summed over the round markers, across resumes."""
-    totals: dict[str, float] = dict.fromkeys(USAGE_KEYS, 0)
-    for marker in (r for r in records if r.get("type") == ROUND):
-        for key in USAGE_KEYS:
-            totals[key] += marker.get(key, 0)
-    return totals
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -161,7 +149,7 @@ class RunLog:
             raise
         return self.iter_records()
 
-    def _header(self) -> Record:
+    def _header(self) -> RunHeader:
         return {"type": RUN, "identity": self.config}
 
     def _check_identity(self, header: Record | None) -> None:

@@ -211,7 +211,8 @@ def pipeline_run(url: str, concurrency: int, run_dir: str) -> tuple[float, WaveR
     """
     from self_instruct.config import PipelineConfig
     from self_instruct.pipeline import Pipeline
-    from self_instruct.runlog import ROUND, read_log
+    from self_instruct.runlog import read_log
+    from self_instruct.summary import summarize
 
     config = PipelineConfig(
         backend="tgi",
@@ -229,7 +230,7 @@ def pipeline_run(url: str, concurrency: int, run_dir: str) -> tuple[float, WaveR
     list(Pipeline(config, run_dir, backend=recorder, progress=False))
     seconds = time.perf_counter() - start
     backend.close()
-    rounds = sum(record["type"] == ROUND for record in read_log(run_dir))
+    rounds = summarize(read_log(run_dir)).rounds
     return seconds, recorder, rounds
 
 

@@ -80,6 +80,7 @@ def measure(instructions: int, batch_size: int) -> Row:
     from self_instruct.cli import main
     from self_instruct.layout import RUN_DIR
     from self_instruct.runlog import read_log
+    from self_instruct.summary import summarize
     from self_instruct.testing.scripted_backend import ScriptedBackend
 
     class VariedBackend(ScriptedBackend):
@@ -93,12 +94,11 @@ def measure(instructions: int, batch_size: int) -> Row:
         with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
             main([*args, "--batch-size", str(batch_size)], load_backend=lambda _: VariedBackend())
         seconds = time.perf_counter() - start
-        records = list(r for r in read_log(out / RUN_DIR) if r["type"] != "rejected")
-    accepted = [r for r in records if r["type"] == "instruction"][:instructions]
+        summary = summarize(read_log(out / RUN_DIR), instructions)  # streamed, as the run does
     return Row(
-        instructions=len(accepted),
-        rows=sum(len(r["instances"]) for r in accepted),
-        rounds=sum(r["type"] == "round" for r in records),
+        instructions=summary.kept,
+        rows=summary.instances_kept,
+        rounds=summary.rounds,
         seconds=seconds,
         peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
     )

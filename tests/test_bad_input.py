@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from _crash import LOG, data_rows, finished_run_of, run_cli
 
-from self_instruct.runlog import RUN_DIR
+from self_instruct.layout import RUN_DIR
 
 ARGS = ["generate", "--num-instructions", "12", "--batch-size", "4"]
 REAL_MODEL = {"SI_TEST_REAL_MODEL": "1"}

@@ -15,8 +15,9 @@ import time
 import pytest
 from _crash import LOG, count_rounds, data_file, data_rows, launch, run_cli, wait_for_rounds
 
+from self_instruct.layout import RUN_DIR
 from self_instruct.rows import CONFIG_NAMES
-from self_instruct.runlog import RUN_DIR, read_log
+from self_instruct.runlog import read_log
 
 NUM_INSTRUCTIONS = 30
 ARGS = ["generate", "--num-instructions", str(NUM_INSTRUCTIONS), "--batch-size", "2", "--seed", "5"]

@@ -11,8 +11,9 @@ from _crash import data_file, run_cli
 from tgi_schema import request_check
 
 from self_instruct.cli.generate import EXIT_REQUESTS_FAILED
+from self_instruct.layout import RUN_DIR
 from self_instruct.rows import CONFIG_NAMES
-from self_instruct.runlog import RUN_DIR, read_log
+from self_instruct.runlog import read_log
 from self_instruct.testing.local_server import LocalServer, tgi_error
 from self_instruct.testing.scripted_backend import ScriptedBackend
 from self_instruct.testing.tgi_server import ModelTGIApp

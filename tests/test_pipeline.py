@@ -10,11 +10,12 @@ from rouge_score import rouge_scorer
 
 from self_instruct.config import PipelineConfig
 from self_instruct.filters import instruction_rejection
+from self_instruct.layout import LOG_FILE
 from self_instruct.parsing import Parsed
 from self_instruct.pipeline import Pipeline
 from self_instruct.prompts import load_templates
 from self_instruct.run import funnel_from_log
-from self_instruct.runlog import LOG_FILE, RunConfigMismatchError, read_log
+from self_instruct.runlog import RunConfigMismatchError, read_log
 from self_instruct.seeds import load_seeds
 
 

@@ -17,10 +17,11 @@ from self_instruct.dataset_card import render as render_module
 from self_instruct.dataset_card import render_card
 from self_instruct.dataset_card.analysis import VerbNounResult
 from self_instruct.hub import push_folder
+from self_instruct.layout import RUN_DIR
 from self_instruct.output_folder import prepare_output
 from self_instruct.provenance import provenance
 from self_instruct.run import funnel_from_log, run_to_folder
-from self_instruct.runlog import RUN_DIR, read_log
+from self_instruct.runlog import read_log
 from self_instruct.seeds import load_seeds
 
 SECRET_URL = "http://user:secret@gpu-7.internal:8000"

@@ -194,5 +194,27 @@ def test_module_docstring_example_runs():
 @given(st.lists(overlapping_texts, min_size=1, max_size=4), overlapping_texts)
 def test_score_multi_matches_rouge_score(references, prediction):
     expected = SCORER.score_multi(references, prediction)["rougeL"]
-    result = metric_module._score_multi(references, prediction, tokenize_rouge_score)
+    [result] = metric_module._score_all([prediction], [references], tokenize_rouge_score)
     assert tuple(result) == tuple(expected)
+
+
+def test_many_references_run_on_the_index_with_the_same_scores(monkeypatch):
+    """157 predictions against one list of 1,000 real references (T0 prompts, with the paper's
+    seeds as predictions): scores equal rouge_score's score_multi bit for bit, and the per-pair
+    Python path runs once per prediction (for its best reference), not once per pair."""
+    seeds = anchor_lines("seed_tasks.jsonl", "instruction")
+    prompts = [" ".join(p.split()[:32]) for p in anchor_lines("t0_prompts_dev.jsonl", "prompt")]
+    predictions = seeds[:150] + ADVERSARIAL[:7]
+    references = (seeds[:20] + ADVERSARIAL + prompts[::2])[:1000]  # ties, empty texts, repeats
+    calls = []
+    counted = lambda *args: calls.append(args) or rouge_l(*args)  # noqa: E731
+    monkeypatch.setattr(metric_module, "rouge_l", counted)
+    metric = metric_module.RougeL()  # evaluate.load runs a copy of the module: not patched
+    result = metric.compute(
+        predictions=predictions, references=[references] * len(predictions), use_aggregator=False
+    )
+    assert len(calls) == len(predictions)
+    expected = [SCORER.score_multi(references, p)["rougeL"] for p in predictions]
+    assert result["rougeL"] == [s.fmeasure for s in expected]
+    assert result["rougeL_precision"] == [s.precision for s in expected]
+    assert result["rougeL_recall"] == [s.recall for s in expected]

@@ -11,7 +11,8 @@ import signal
 
 from _crash import LOG, count_rounds, launch, refused, run_cli, wait_for_rounds
 
-from self_instruct.runlog import RUN_DIR, read_log
+from self_instruct.layout import RUN_DIR
+from self_instruct.runlog import read_log
 
 ARGS = ["generate", "--num-instructions", "200", "--batch-size", "2", "--seed", "3"]
 PAUSED = {"SI_TEST_DELAY": "0.3"}  # seconds per backend call: the first run outlives the test

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from _crash import LOG, data_rows, finished_run_of, refused, run_cli
 
-from self_instruct.runlog import CONFIG_FILE, RUN_DIR, RunLogDamagedError, read_log
+from self_instruct.layout import CONFIG_FILE, RUN_DIR
+from self_instruct.runlog import RunLogDamagedError, read_log
 
 ARGS = ["generate", "--num-instructions", "30", "--batch-size", "2", "--seed", "5"]
 CONFIG = Path(RUN_DIR) / CONFIG_FILE

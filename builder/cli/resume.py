@@ -17,7 +17,9 @@ from typing import Any
 
 from ..config import RESUMABLE_OPTIONS, PipelineConfig, flag
 from ..layout import CARD, CONFIG_FILE, LOG_FILE, OPTIONS_FILE, RUN_DIR
+from ..records import ROUND
 from ..runlog import read_log
+from ..summary import summarize
 
 
 def save_options(folder: Path, config: PipelineConfig) -> None:
@@ -82,13 +84,12 @@ def resume_command(folder: Path, push_to_hub: str | None) -> str:
 
 def progress(folder: Path) -> str:
     """How far the run in `folder` got, in words: instructions kept, rounds logged."""
-    kept = rounds = 0
-    for record in read_log(folder / RUN_DIR):
-        kept += record["type"] == "instruction"
-        rounds += record["type"] == "round"
+    summary = summarize(read_log(folder / RUN_DIR))
+    kept = summary.accepted + summary.imported
     quota = stored_options(folder).get("num_instructions")
     kept, of = (min(kept, quota), f" of {quota}") if quota else (kept, "")  # surplus: not kept
-    return f"{kept}{of} instructions kept in {rounds} rounds ({folder / RUN_DIR / LOG_FILE})"
+    log = folder / RUN_DIR / LOG_FILE
+    return f"{kept}{of} instructions kept in {summary.rounds} rounds ({log})"
 
 
 def has_export(folder: Path) -> bool:
@@ -98,4 +99,4 @@ def has_export(folder: Path) -> bool:
 
 def has_rounds(folder: Path) -> bool:
     """Whether the run log holds at least one finished round."""
-    return any(record["type"] == "round" for record in read_log(folder / RUN_DIR))
+    return any(record["type"] == ROUND for record in read_log(folder / RUN_DIR))

@@ -1,0 +1,99 @@
+"""The run log's record kinds, defined once: each one's `type` tag and fields.
+
+A record is the JSON object of one log line, and it stays a plain `dict` in memory (what
+`json.loads` gives back, what the builder turns into rows): these `TypedDict`s name the fields
+every writer and reader of the log agree on, and the tags are the only spelling of each kind.
+
+    run          line 1: the options that decide the data (`RunHeader`)
+    instruction  an accepted instruction, with its instances (`Instruction`)
+    rejected     an instruction a filter dropped, with the reason (`Rejected`)
+    judgment     an audit's verdict on one instance (`Judgment`, audit logs only)
+    round        the marker that closes a round, with its counts and usage (`RoundMarker`)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+RUN = "run"
+INSTRUCTION = "instruction"
+REJECTED = "rejected"
+JUDGMENT = "judgment"
+ROUND = "round"
+# What a round may hold: a generation run's instructions and rejections, an audit's judgments.
+ROUND_RECORDS = frozenset({INSTRUCTION, REJECTED, JUDGMENT, ROUND})
+# The backend's counters each round marker carries (the round's share, summed on resume).
+USAGE_KEYS = ("requests", "failed_requests", "prompt_tokens", "completion_tokens", "seconds")
+
+
+class RunHeader(TypedDict):
+    type: Literal["run"]
+    identity: dict[str, Any]  # compared with the options given on every reopening
+
+
+class Similar(TypedDict):
+    instruction: str
+    rouge_l: float
+
+
+class Instance(TypedDict):
+    input: str
+    output: str
+
+
+class RejectedInstance(Instance):
+    reason: str  # a name from filters.INSTANCE_REASONS
+
+
+class Instruction(TypedDict):
+    type: Literal["instruction"]
+    id: str  # r<round>-<number in round>: names the rows of every configuration
+    round: int
+    instruction: str
+    max_rouge_l: float
+    mean_rouge_l: float
+    most_similar: list[Similar]
+    prompt_instructions: list[str]  # the examples its prompt showed
+    is_classification: bool
+    instances: list[Instance]
+    rejected_instances: list[RejectedInstance]
+    imported_from: NotRequired[str]  # --resume-from: a row of an earlier version, not generated
+
+
+class Rejected(TypedDict):
+    type: Literal["rejected"]
+    round: int
+    text: str  # cut to pipeline.MAX_REJECTED_CHARS
+    reason: str  # a name from filters.INSTRUCTION_REASONS
+    max_rouge_l: NotRequired[float]  # too_similar only: of what
+    most_similar: NotRequired[list[Similar]]
+
+
+class Judgment(TypedDict):
+    type: Literal["judgment"]
+    key: str  # audit.item_key of the instance judged
+    answers: list[bool] | None
+    reasons: list[str] | None
+    failure: str | None
+    raw: str
+    error: str
+
+
+class RoundMarker(TypedDict):
+    """Closes a round; a generation round's counts and usage, or an audit batch's counts."""
+
+    type: Literal["round"]
+    round: int
+    accepted: NotRequired[int]
+    rejected: NotRequired[int]
+    imported: NotRequired[int]  # the round that holds an earlier version's rows
+    requests: NotRequired[int]
+    failed_requests: NotRequired[int]
+    prompt_tokens: NotRequired[int]
+    completion_tokens: NotRequired[int]
+    seconds: NotRequired[float]
+    asked: NotRequired[int]  # audit logs
+    judged: NotRequired[int]
+
+
+Record = RunHeader | Instruction | Rejected | Judgment | RoundMarker
