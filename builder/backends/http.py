@@ -96,12 +96,14 @@ def to_completion(
 class HTTPBackend(Backend):
     """A `Backend` over inference servers; subclasses speak one protocol in `_request`."""
 
+    batched = False  # each request frees its slot as soon as it is answered
+
     def __init__(
         self,
         endpoints: Sequence[str],
         *,
         model: str,
-        max_concurrency: int = 8,
+        max_concurrency: int = 64,
         timeout: float = 300.0,
         retry: RetryPolicy | None = None,
         api_key: str | None = None,
@@ -119,14 +121,24 @@ class HTTPBackend(Backend):
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.api_key = api_key
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: EndpointPool | None = None
         self._last_error: str = ""  # of the latest request that failed for good
 
+    @property
+    def window(self) -> int:
+        """Every slot of every endpoint."""
+        return self.max_concurrency * len(self.endpoint_urls)
+
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion | None]:
         """One completion per prompt, in prompt order; `None` where a request failed for good."""
+        return self.run(self.agenerate(prompts, params))
+
+    async def agenerate(
+        self, prompts: Sequence[str], params: SamplingParams
+    ) -> list[Completion | None]:
+        """`generate` on the backend's loop: calls awaited at once share the slots."""
         start = time.perf_counter()
-        results = self._run(self._generate_all(prompts, params))
+        results = await self._generate_all(prompts, params)
         self.usage.add([c for c in results if c is not None], time.perf_counter() - start)
         self.usage.failed_requests += sum(c is None for c in results)
         self.usage.per_endpoint = {e.url: dict(e.stats) for e in self._pool.endpoints}
@@ -172,20 +184,13 @@ class HTTPBackend(Backend):
                                 return answer
             return None
 
-        return self._run(first_answer())
-
-    def _run(self, coroutine):
-        if self._loop is None:  # one loop for the backend's life keeps connections alive
-            self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(coroutine)
+        return self.run(first_answer())
 
     def close(self) -> None:
-        if self._loop is None:
-            return
-        if self._pool is not None:
+        if self._pool is not None and self._loop is not None:
             self._loop.run_until_complete(self._close_sessions())
-        self._loop.close()
-        self._loop, self._pool = None, None
+        self._pool = None
+        super().close()
 
     async def _close_sessions(self) -> None:
         slots = [slot for endpoint in self._pool.endpoints for slot in endpoint.slots]

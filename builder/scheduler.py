@@ -1,0 +1,335 @@
+"""What is in flight, what is sent next, and in which order results become data.
+
+Requests flow continuously: whenever the backend has room (its `window`), the scheduler sends
+the next ready request, taking the later steps first -- an accepted instruction's instance
+request, then its classification request, then the next instruction prompt. Instructions in
+flight stay bounded that way: at most `sample_lag` instruction prompts run ahead of the filter,
+and each accepted instruction leaves the pipeline after two more requests, which go first.
+
+Nothing about the data depends on when answers arrive:
+- instruction prompt p (global index: round * batch_size + i) is filtered only after every
+  prompt before it was (a reorder buffer); its in-context examples come from the pool as
+  filtered through prompt p - sample_lag, so it waits until the filter got there;
+- every request carries a seed derived from its prompt index or instruction id, never from
+  what else is in flight;
+- a round is admitted (its prompts will be sent) by a rule that reads only the filtered prefix
+  at its first prompt - sample_lag: the quota is not yet met and the patience not yet spent;
+- rounds are committed to the run log strictly in order, each once all of its prompts are
+  filtered and its accepted instructions have their instances, and the run ends at the first
+  round that meets the quota or spends the patience, whatever else is in flight then.
+So the same seed gives the same log at 1 or 256 requests in flight, and a resume that starts
+at the first uncommitted round makes the same decisions again from the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import time
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .backends import Backend, Completion, SamplingParams
+from .progress import RunProgress
+from .runlog import Record
+
+# Dispatch priority: later steps first, so accepted instructions leave before new ones come in.
+INSTANCES, CLASSIFICATION, INSTRUCTIONS = "instances", "classification", "instruction lists"
+FOLLOW_UPS = (INSTANCES, CLASSIFICATION)
+
+
+class RequestsFailedError(RuntimeError):
+    """Requests of a round failed for good; the round was not logged, so a resume redoes it."""
+
+    def __init__(self, round_: int, failed: int, total: int) -> None:
+        super().__init__(
+            f"{failed} of {total} requests of round {round_} failed for good (every retry spent); "
+            "the round was not logged, so a resume sends it again"
+        )
+        self.round, self.failed = round_, failed
+
+
+@dataclass
+class Job:
+    """One request and what the pipeline needs back with its answer (`subject`)."""
+
+    step: str
+    round: int
+    prompt: str
+    params: SamplingParams
+    subject: Any
+
+
+class Steps(Protocol):
+    """What the pipeline does at each step; the scheduler decides only when."""
+
+    def instruction_job(self, prompt_index: int, round_: int, visible: int) -> Job:
+        """Prompt `prompt_index`, sampling from the first `visible` new pool instructions."""
+
+    def filter_prompts(self, answers: Sequence[tuple[Job, Completion]]) -> list[list[Record]]:
+        """Consecutive prompts' answers -> each one's records, accepted instructions last."""
+
+    def classification_job(self, record: Record) -> Job: ...
+
+    def instance_job(self, record: Record, answer: Completion) -> Job: ...
+
+    def add_instances(self, job: Job, answer: Completion) -> None: ...
+
+    def commit(self, round_: int, records: list[Record], marker: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class History:
+    """What the run log says so far: where to go on, and what the admission rule reads."""
+
+    next_round: int
+    accepted_prompts: list[int]  # the prompt index of each accepted new instruction, in order
+    round_accepts: dict[int, int]  # committed round -> instructions it accepted (imports: -1)
+    accepted: int  # new instructions committed
+
+
+@dataclass
+class Limits:
+    batch_size: int
+    sample_lag: int
+    num_instructions: int
+    patience: int
+
+
+@dataclass
+class _Round:
+    filtered: int = 0  # prompts of the round filtered so far
+    pending: int = 0  # accepted instructions still waiting for their instances
+    records: list[Record] = field(default_factory=list)
+    accepted: list[Record] = field(default_factory=list)
+    sent: int = 0
+    failed: int = 0
+    usage: Counter[str] = field(default_factory=Counter)
+
+
+def idle_rounds(round_accepts: dict[int, int], end: int, patience: int) -> int:
+    """Rounds in a row before round `end` that accepted nothing (an import accepts); counted
+    up to `patience` at most."""
+    idle = 0
+    while idle < patience and round_accepts.get(end - 1 - idle) == 0:
+        idle += 1
+    return idle
+
+
+def run_is_over(history: History, limits: Limits) -> str | None:
+    """Why the run ends before round `history.next_round`, judged on committed rounds alone:
+    the quota is met, or the last `patience` rounds accepted nothing."""
+    if history.accepted >= limits.num_instructions:
+        return "quota"
+    if idle_rounds(history.round_accepts, history.next_round, limits.patience) >= limits.patience:
+        return "patience"
+    return None
+
+
+class Scheduler:
+    """Drives one run's requests on `backend`; `next_commits` hands back rounds as they commit."""
+
+    def __init__(
+        self,
+        steps: Steps,
+        backend: Backend,
+        limits: Limits,
+        history: History,
+        progress: RunProgress | None = None,
+    ) -> None:
+        self.steps, self.backend, self.limits, self.progress = steps, backend, limits, progress
+        self.accepted_prompts = list(history.accepted_prompts)
+        self.round_accepts = dict(history.round_accepts)
+        self.accepted = history.accepted
+        start = history.next_round * limits.batch_size
+        self.next_prompt = self.end_prompt = self.prefix = start
+        self.next_commit = history.next_round
+        self.stopped: str | None = run_is_over(history, limits)
+        self._rounds: dict[int, _Round] = {}
+        self._answers: dict[int, tuple[Job, Completion]] = {}  # the reorder buffer
+        self._queues: dict[str, deque[Job]] = {step: deque() for step in FOLLOW_UPS}
+        self._tasks: dict[asyncio.Task, list[Job]] = {}
+        self._in_flight = 0
+        self._failed_round: int | None = None
+        self._committed: list[tuple[int, list[Record], Counter[str]]] = []
+        self._last_commit = time.monotonic()
+
+    async def next_commits(self) -> list[tuple[int, list[Record], Counter[str]]] | None:
+        """Run until rounds commit: (round, accepted records, rejections by reason) each;
+        `None` once the run is over. Tasks in flight wait on the loop between calls."""
+        while True:
+            if not self.stopped:
+                self._dispatch()
+            if self._committed:
+                committed, self._committed = self._committed, []
+                return committed
+            if self.stopped:  # what is still in flight is beyond the end of the run
+                await self.cancel()
+                return None
+            if not self._tasks:
+                if self._failed_round is not None:
+                    state = self._rounds[self._failed_round]
+                    raise RequestsFailedError(self._failed_round, state.failed, state.sent)
+                return None
+            done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:  # any order: results land in buffers keyed by prompt or id
+                jobs = self._tasks.pop(task)
+                self._in_flight -= len(jobs)
+                answers = [None] * len(jobs) if task.cancelled() else task.result()
+                for job, answer in zip(jobs, answers, strict=True):
+                    self._finished(job, answer)
+            self._drop_doomed()
+            self._advance()
+
+    async def cancel(self) -> None:
+        """Drop whatever is in flight (the run stopped or failed); nothing is logged of it."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Fill the window. An in-process backend gets one call of same-step prompts at a
+        time (its batch); a server backend one call per request, each freeing its own slot."""
+        window, batched = self.backend.window, self.backend.batched
+        while self._in_flight < window and not (batched and self._in_flight):
+            jobs = self._next_jobs(window - self._in_flight if batched else 1)
+            if not jobs:
+                return
+            prompts = [job.prompt for job in jobs]
+            # Same-step jobs differ only in their seeds; a batch samples with its first one's.
+            task = asyncio.ensure_future(self.backend.agenerate(prompts, jobs[0].params))
+            self._tasks[task] = jobs
+            self._in_flight += len(jobs)
+            for job in jobs:
+                self._rounds[job.round].sent += 1
+            if self.progress is not None:
+                self.progress.sent(jobs[0].step, len(jobs))
+
+    def _next_jobs(self, room: int) -> list[Job]:
+        for step in FOLLOW_UPS:
+            queue = self._queues[step]
+            while queue and not self._live(queue[0].round):
+                queue.popleft()  # of a round that can no longer be logged
+            if queue:
+                return [queue.popleft() for _ in range(min(room, len(queue)))]
+        jobs: list[Job] = []
+        while len(jobs) < room and (job := self._next_instruction()) is not None:
+            jobs.append(job)
+        return jobs
+
+    def _next_instruction(self) -> Job | None:
+        """The next instruction prompt, if its round is admitted and its pool is filtered."""
+        p, size = self.next_prompt, self.limits.batch_size
+        if p == self.end_prompt and not self._admit(p // size):
+            return None
+        if p - self.limits.sample_lag > self.prefix or not self._live(p // size):
+            return None
+        visible = bisect.bisect_left(self.accepted_prompts, p - self.limits.sample_lag)
+        self.next_prompt += 1
+        return self.steps.instruction_job(p, p // size, visible)
+
+    def _admit(self, round_: int) -> bool:
+        """Whether round `round_` is sent, read off the filtered prefix at its first prompt
+        minus the lag (so never of timing): the quota not met, the patience not spent."""
+        first = round_ * self.limits.batch_size - self.limits.sample_lag
+        if self.stopped or first > self.prefix:
+            return False
+        if bisect.bisect_left(self.accepted_prompts, first) >= self.limits.num_instructions:
+            return False
+        if self._idle_rounds(first // self.limits.batch_size) >= self.limits.patience:
+            return False
+        self._rounds[round_] = _Round()
+        self.end_prompt += self.limits.batch_size
+        return True
+
+    def _idle_rounds(self, end: int) -> int:
+        return idle_rounds(self.round_accepts, end, self.limits.patience)
+
+    def _drop_doomed(self) -> None:
+        """Cancel requests of rounds at or after one that failed: they can never be logged."""
+        for task, jobs in self._tasks.items():
+            if not any(self._live(job.round) for job in jobs):
+                task.cancel()
+
+    def _live(self, round_: int) -> bool:
+        return self._failed_round is None or round_ < self._failed_round
+
+    # -- receiving -------------------------------------------------------------------------
+
+    def _finished(self, job: Job, answer: Completion | None) -> None:
+        if self.progress is not None:
+            self.progress.finished(job.step)
+        if not self._live(job.round):
+            return
+        state = self._rounds[job.round]
+        if answer is None:  # its retries spent: this round and the later ones are not logged
+            state.failed += 1
+            self._failed_round = job.round
+            return
+        state.usage.update(
+            requests=1,
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+        )
+        if job.step == INSTRUCTIONS:
+            self._answers[job.subject[0]] = (job, answer)
+        elif job.step == CLASSIFICATION:
+            self._queues[INSTANCES].append(self.steps.instance_job(job.subject, answer))
+        else:
+            self.steps.add_instances(job, answer)
+            state.pending -= 1
+
+    def _advance(self) -> None:
+        """Filter the answers that complete the prefix, in prompt order, then commit."""
+        ready: list[tuple[Job, Completion]] = []
+        while self.prefix + len(ready) in self._answers:
+            ready.append(self._answers.pop(self.prefix + len(ready)))
+        if ready:
+            for (job, _), records in zip(ready, self.steps.filter_prompts(ready), strict=True):
+                self._filtered(job, records)
+        self._commit()
+
+    def _filtered(self, job: Job, records: list[Record]) -> None:
+        state = self._rounds[job.round]
+        accepted = [r for r in records if r["type"] == "instruction"]
+        state.records += [r for r in records if r["type"] != "instruction"]
+        state.accepted += accepted
+        state.filtered += 1
+        state.pending += len(accepted)
+        self.accepted_prompts += [self.prefix] * len(accepted)
+        self._queues[CLASSIFICATION].extend(map(self.steps.classification_job, accepted))
+        self.prefix += 1
+        if state.filtered == self.limits.batch_size:
+            self.round_accepts[job.round] = len(state.accepted)
+
+    def _commit(self) -> None:
+        """Log every round that is complete and next in order; stop at quota or patience."""
+        while not self.stopped and (state := self._rounds.get(self.next_commit)) is not None:
+            if state.filtered < self.limits.batch_size or state.pending:
+                return
+            round_ = self.next_commit
+            now = time.monotonic()
+            rejected = Counter(r["reason"] for r in state.records)
+            marker = {
+                "round": round_,
+                "accepted": len(state.accepted),
+                "rejected": len(state.records),
+                "requests": state.usage["requests"],
+                "failed_requests": 0,  # a round with a failed request is never logged
+                "prompt_tokens": state.usage["prompt_tokens"],
+                "completion_tokens": state.usage["completion_tokens"],
+                "seconds": now - self._last_commit,  # the wall time it added to the run
+            }
+            self.steps.commit(round_, state.records + state.accepted, marker)
+            self._last_commit = now
+            self.accepted += len(state.accepted)
+            self._committed.append((round_, state.accepted, rejected))
+            del self._rounds[round_]
+            self.next_commit += 1
+            history = History(self.next_commit, [], self.round_accepts, self.accepted)
+            self.stopped = run_is_over(history, self.limits)
