@@ -162,7 +162,7 @@ class Pipeline:
                         progress.round_done(round_, len(accepted), rejected)
                         yield from accepted
             finally:
-                self.backend.run(scheduler.cancel())
+                scheduler.cancel()
         if scheduler.stopped == "patience":
             tqdm.write(
                 f"Stopped: {cfg.patience} rounds in a row accepted nothing "

@@ -102,6 +102,7 @@ class Limits:
 class _Round:
     filtered: int = 0  # prompts of the round filtered so far
     pending: int = 0  # accepted instructions still waiting for their instances
+    classified: int = 0
     records: list[Record] = field(default_factory=list)
     accepted: list[Record] = field(default_factory=list)
     sent: int = 0
@@ -166,7 +167,7 @@ class Scheduler:
                 committed, self._committed = self._committed, []
                 return committed
             if self.stopped:  # what is still in flight is beyond the end of the run
-                await self.cancel()
+                self.cancel()
                 return None
             if not self._tasks:
                 if self._failed_round is not None:
@@ -183,11 +184,12 @@ class Scheduler:
             self._drop_doomed()
             self._advance()
 
-    async def cancel(self) -> None:
-        """Drop whatever is in flight (the run stopped or failed); nothing is logged of it."""
+    def cancel(self) -> None:
+        """Drop whatever is in flight (the run ended, failed or was interrupted): nothing of it
+        is logged. Not awaited: after a Ctrl-C the loop cannot run again; the tasks end when it
+        next runs (the backend's `close`), releasing their slots."""
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
     # -- sending ---------------------------------------------------------------------------
@@ -211,27 +213,52 @@ class Scheduler:
                 self.progress.sent(jobs[0].step, len(jobs))
 
     def _next_jobs(self, room: int) -> list[Job]:
+        if self.backend.batched:
+            return self._next_group()
         for step in FOLLOW_UPS:
             queue = self._queues[step]
             while queue and not self._live(queue[0].round):
                 queue.popleft()  # of a round that can no longer be logged
             if queue:
-                return [queue.popleft() for _ in range(min(room, len(queue)))]
-        jobs: list[Job] = []
-        while len(jobs) < room and (job := self._next_instruction()) is not None:
-            jobs.append(job)
-        return jobs
+                return [queue.popleft()]
+        return [job] if (job := self._next_instruction()) is not None else []
+
+    def _next_group(self) -> list[Job]:
+        """An in-process batch: one round's jobs of one step, all of them. A batch's makeup
+        then depends on the data alone, as its numerics and sampling (one seed) do."""
+        for step in FOLLOW_UPS:
+            queue = self._queues[step]
+            if queue and self._group_ready(step, round_ := queue[0].round):
+                jobs = []
+                while queue and queue[0].round == round_:
+                    jobs.append(queue.popleft())
+                return jobs
+        last = self.next_prompt + self.limits.batch_size - 1  # rounds start batches here
+        if not self._sendable(last):
+            return []
+        return [self._next_instruction() for _ in range(self.limits.batch_size)]
+
+    def _group_ready(self, step: str, round_: int) -> bool:
+        state = self._rounds[round_]
+        if state.filtered < self.limits.batch_size:
+            return False
+        return step == CLASSIFICATION or state.classified == len(state.accepted)
+
+    def _sendable(self, p: int) -> bool:
+        """Whether prompt `p` may go: its round admitted and its pool filtered."""
+        size = self.limits.batch_size
+        if p >= self.end_prompt and not (p < self.end_prompt + size and self._admit(p // size)):
+            return False
+        return p - self.limits.sample_lag <= self.prefix and self._live(p // size)
 
     def _next_instruction(self) -> Job | None:
-        """The next instruction prompt, if its round is admitted and its pool is filtered."""
-        p, size = self.next_prompt, self.limits.batch_size
-        if p == self.end_prompt and not self._admit(p // size):
-            return None
-        if p - self.limits.sample_lag > self.prefix or not self._live(p // size):
+        """The next instruction prompt, if it may go (see `_sendable`)."""
+        p = self.next_prompt
+        if not self._sendable(p):
             return None
         visible = bisect.bisect_left(self.accepted_prompts, p - self.limits.sample_lag)
         self.next_prompt += 1
-        return self.steps.instruction_job(p, p // size, visible)
+        return self.steps.instruction_job(p, p // self.limits.batch_size, visible)
 
     def _admit(self, round_: int) -> bool:
         """Whether round `round_` is sent, read off the filtered prefix at its first prompt
@@ -279,6 +306,7 @@ class Scheduler:
         if job.step == INSTRUCTIONS:
             self._answers[job.subject[0]] = (job, answer)
         elif job.step == CLASSIFICATION:
+            state.classified += 1
             self._queues[INSTANCES].append(self.steps.instance_job(job.subject, answer))
         else:
             self.steps.add_instances(job, answer)

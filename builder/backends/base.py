@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -134,9 +135,19 @@ class Backend(abc.ABC):
 
     def close(self) -> None:
         """Release engines, sessions or servers; safe to call twice."""
-        if self._loop is not None:
-            self._loop.close()
-            self._loop = None
+        if self._loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # a loop that Ctrl-C stopped may not run again
+            self._loop.run_until_complete(self._aclose())
+        self._loop.close()
+        self._loop = None
+
+    async def _aclose(self) -> None:
+        """On the loop, at close: end the requests a stopped run left cancelled or in flight."""
+        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:

@@ -186,15 +186,12 @@ class HTTPBackend(Backend):
 
         return self.run(first_answer())
 
-    def close(self) -> None:
-        if self._pool is not None and self._loop is not None:
-            self._loop.run_until_complete(self._close_sessions())
-        self._pool = None
-        super().close()
-
-    async def _close_sessions(self) -> None:
-        slots = [slot for endpoint in self._pool.endpoints for slot in endpoint.slots]
-        await asyncio.gather(*(slot.session.aclose() for slot in slots))
+    async def _aclose(self) -> None:
+        await super()._aclose()  # the requests first: they use the sessions
+        if self._pool is not None:
+            slots = [slot for endpoint in self._pool.endpoints for slot in endpoint.slots]
+            await asyncio.gather(*(slot.session.aclose() for slot in slots))
+            self._pool = None
 
     async def _generate_all(
         self, prompts: Sequence[str], params: SamplingParams
