@@ -28,13 +28,7 @@ from tqdm import tqdm
 from .backends import Backend, Completion, SamplingParams, load_backend, resolve_defaults
 from .config import RESUMABLE_OPTIONS, PipelineConfig
 from .filters import cap_instances, filter_instances, instruction_rejection
-from .parsing import parse_instances, parse_is_classification, split_instructions
-from .previous import load_previous
-from .progress import RunProgress
-from .prompts import PromptTemplates, load_templates
-from .rouge import FilterDecision, RougeIndex
-from .runlog import Record, RunLog
-from .scheduler import (
+from .jobs import (
     CLASSIFICATION,
     INSTANCES,
     INSTRUCTIONS,
@@ -42,9 +36,15 @@ from .scheduler import (
     Job,
     Limits,
     RequestsFailedError,
-    Scheduler,
     run_is_over,
 )
+from .parsing import parse_instances, parse_is_classification, split_instructions
+from .previous import load_previous
+from .progress import RunProgress
+from .prompts import PromptTemplates, load_templates
+from .rouge import FilterDecision, RougeIndex
+from .runlog import Record, RunLog
+from .scheduler import Scheduler
 from .seed_lengths import check_seed_lengths
 from .seeds import SeedTask, load_seeds, seeds_fingerprint
 

@@ -1,9 +1,11 @@
 """What the server backends (`tgi`, `openai`) share: concurrency, retries, endpoint rotation, usage.
 
-Every prompt of a `generate()` call becomes one asyncio task. A task takes a slot on whichever
-endpoint has the most room (`max_concurrency` slots per endpoint), so requests spread over all
-servers and a slow one holds a single slot, never the batch. Results are gathered by index: the
-pipeline sees completions in prompt order whatever order they arrive in.
+Every prompt of a `generate()` or `agenerate()` call becomes one asyncio task. A task takes a
+slot on whichever endpoint has the most room (`max_concurrency` slots per endpoint), so requests
+spread over all servers and a slow one holds a single slot, never the batch. Results are
+gathered by index: a caller sees completions in prompt order whatever order they arrive in. The
+pipeline's scheduler awaits one `agenerate` per request on the backend's one event loop
+(`Backend.run`), so all its requests, of every step, share the `window` of slots.
 
 Endpoints, their request slots and their rotation live in `endpoints.py`.
 
