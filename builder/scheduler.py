@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
@@ -85,7 +84,7 @@ class Scheduler:
         self._in_flight = 0
         self._failed_round: int | None = None
         self._committed: list[tuple[int, list[Record], Counter[str]]] = []
-        self._last_commit = time.monotonic()
+        self._seconds_at_commit = backend.usage.seconds
 
     async def next_commits(self) -> list[tuple[int, list[Record], Counter[str]]] | None:
         """Run until rounds commit: (round, accepted records, rejections by reason) each;
@@ -271,8 +270,8 @@ class Scheduler:
             if state.filtered < self.limits.batch_size or state.pending:
                 return
             round_ = self.next_commit
-            now = time.monotonic()
             rejected = Counter(r["reason"] for r in state.records)
+            seconds = self.backend.usage.seconds  # the backend's busy time since the last commit
             marker = {
                 "round": round_,
                 "accepted": len(state.accepted),
@@ -281,10 +280,10 @@ class Scheduler:
                 "failed_requests": 0,  # a round with a failed request is never logged
                 "prompt_tokens": state.usage["prompt_tokens"],
                 "completion_tokens": state.usage["completion_tokens"],
-                "seconds": now - self._last_commit,  # the wall time it added to the run
+                "seconds": seconds - self._seconds_at_commit,
             }
             self.steps.commit(round_, state.records + state.accepted, marker)
-            self._last_commit = now
+            self._seconds_at_commit = seconds
             self.accepted += len(state.accepted)
             self._committed.append((round_, state.accepted, rejected))
             del self._rounds[round_]

@@ -124,6 +124,7 @@ class HTTPBackend(Backend):
         self.retry = retry or RetryPolicy()
         self.api_key = api_key
         self._pool: EndpointPool | None = None
+        self._active_calls, self._busy_since = 0, 0.0
         self._last_error: str = ""  # of the latest request that failed for good
 
     @property
@@ -138,10 +139,20 @@ class HTTPBackend(Backend):
     async def agenerate(
         self, prompts: Sequence[str], params: SamplingParams
     ) -> list[Completion | None]:
-        """`generate` on the backend's loop: calls awaited at once share the slots."""
-        start = time.perf_counter()
-        results = await self._generate_all(prompts, params)
-        self.usage.add([c for c in results if c is not None], time.perf_counter() - start)
+        """`generate` on the backend's loop: calls awaited at once share the slots.
+
+        `usage.seconds` counts the wall time with any call in flight, not each call's: the
+        scheduler has many at once."""
+        if not self._active_calls:
+            self._busy_since = time.perf_counter()
+        self._active_calls += 1
+        try:
+            results = await self._generate_all(prompts, params)
+        finally:
+            self._active_calls -= 1
+            if not self._active_calls:
+                self.usage.seconds += time.perf_counter() - self._busy_since
+        self.usage.add([c for c in results if c is not None], 0.0)
         self.usage.failed_requests += sum(c is None for c in results)
         self.usage.per_endpoint = {e.url: dict(e.stats) for e in self._pool.endpoints}
         if None in results and self._pool.all_down():
