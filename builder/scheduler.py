@@ -128,7 +128,7 @@ class Scheduler:
         time (its batch); a server backend one call per request, each freeing its own slot."""
         window, batched = self.backend.window, self.backend.batched
         while self._in_flight < window and not (batched and self._in_flight):
-            jobs = self._next_jobs(window - self._in_flight if batched else 1)
+            jobs = self._next_jobs()
             if not jobs:
                 return
             prompts = [job.prompt for job in jobs]
@@ -141,7 +141,7 @@ class Scheduler:
             if self.progress is not None:
                 self.progress.sent(jobs[0].step, len(jobs))
 
-    def _next_jobs(self, room: int) -> list[Job]:
+    def _next_jobs(self) -> list[Job]:
         if self.backend.batched:
             return self._next_group()
         for step in FOLLOW_UPS:
@@ -153,8 +153,10 @@ class Scheduler:
         return [job] if (job := self._next_instruction()) is not None else []
 
     def _next_group(self) -> list[Job]:
-        """An in-process batch: one round's jobs of one step, all of them. A batch's makeup
-        then depends on the data alone, as its numerics and sampling (one seed) do."""
+        """An in-process batch: one round's jobs of one step, all of them (instruction prompts:
+        as many of the round as the lag lets go; all, unless it is under `batch_size` - 1). A
+        batch's makeup then depends on positions alone, as its numerics and sampling (one seed)
+        do: one call at a time, so every prompt sent before is filtered when it is made up."""
         for step in FOLLOW_UPS:
             queue = self._queues[step]
             if queue and self._group_ready(step, round_ := queue[0].round):
@@ -162,10 +164,12 @@ class Scheduler:
                 while queue and queue[0].round == round_:
                     jobs.append(queue.popleft())
                 return jobs
-        last = self.next_prompt + self.limits.batch_size - 1  # rounds start batches here
-        if not self._sendable(last):
-            return []
-        return [self._next_instruction() for _ in range(self.limits.batch_size)]
+        jobs: list[Job] = []
+        while not jobs or self.next_prompt % self.limits.batch_size:  # up to the round's end
+            if (job := self._next_instruction()) is None:
+                break
+            jobs.append(job)
+        return jobs
 
     def _group_ready(self, step: str, round_: int) -> bool:
         state = self._rounds[round_]

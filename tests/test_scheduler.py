@@ -135,3 +135,15 @@ def test_slots_stay_busy_across_rounds(tmp_path, lag):
         elif event == "start" and prompt.startswith(TEMPLATES.instruction_header):
             overlapping += bool(open_instances)
     assert overlapping >= 4  # at least a round's worth went out meanwhile
+
+
+@pytest.mark.parametrize("lag", [0, 1])
+def test_a_lag_shorter_than_a_round_still_finishes_in_process(tmp_path, lag):
+    """An in-process batch then holds the part of a round the lag lets go, not all of it."""
+    from self_instruct.pipeline import Pipeline
+
+    backend = ScriptedBackend()
+    config = PipelineConfig(**{**OPTIONS, "num_instructions": 10, "sample_lag": lag})
+    assert len(list(Pipeline(config, tmp_path, backend=backend, progress=False))) == 10
+    instruction_calls = [c for c in backend.calls if c[0].startswith(TEMPLATES.instruction_header)]
+    assert {len(call) for call in instruction_calls} == {lag + 1}
