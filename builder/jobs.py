@@ -72,6 +72,8 @@ class History:
 
 @dataclass
 class Limits:
+    """The options the scheduler reads: all of them decide the data, none says how fast."""
+
     batch_size: int
     sample_lag: int
     num_instructions: int
