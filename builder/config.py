@@ -28,6 +28,10 @@ RESUMABLE_OPTIONS = (
 AUTO = "auto"
 CPU_BATCH_SIZE = 8
 GPU_BATCH_SIZE = 32  # a GPU runs 32 short sequences in about the time of one
+# Prompts between a prompt and the newest pool it samples from. A constant, never derived from
+# the endpoints or the concurrency: it decides the data. 64 lets 64 instruction lists be in
+# flight ahead of the filter, and bounds the prompts sent beyond the quota.
+SAMPLE_LAG = 64
 DTYPES = ("bfloat16", "float16", "float32")
 
 
@@ -97,12 +101,26 @@ class PipelineConfig:
         "(Inference Endpoints, the router) over https.",
         action="extend",  # --endpoint A --endpoint B is --endpoint A B
     )
-    max_concurrency: int = _opt(8, "Requests in flight per endpoint (tgi/openai backends).")
+    max_concurrency: int = _opt(
+        64,
+        "Requests in flight per endpoint (tgi/openai backends): the scheduler keeps "
+        "--max-concurrency x endpoints requests of all steps in flight. It never changes the "
+        "data.",
+    )
     batch_size: int | None = _opt(
         None,
-        "Prompts per backend call: the generate() batch for transformers, a wave for servers. "
+        "Instruction prompts per round, the run log's unit of commit and resume; for the "
+        "transformers backend also the generate() batch (prompts of one step generated together). "
         f"Default: {CPU_BATCH_SIZE} on CPU and for servers, {GPU_BATCH_SIZE} when the "
         "transformers backend runs on a GPU.",
+    )
+    sample_lag: int = _opt(
+        SAMPLE_LAG,
+        "Instruction prompt p draws its in-context machine instructions from the pool as "
+        "filtered through prompt p - N, so that N prompts can be in flight while the filter "
+        "works in prompt order; the data never depends on latency or concurrency. The paper's "
+        "code sampled from the pool as of the previous batch of 5 prompts (a lag of 5 to 9); "
+        "0 is fully sequential.",
     )
     num_instructions: int = _opt(
         100, "Stop once this many new instructions passed every filter (seeds not counted)."
@@ -217,6 +235,8 @@ class PipelineConfig:
         for name in (*positive, "num_prompt_instructions", "patience", "max_concurrency"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{flag(name)} must be >= 1, got {getattr(self, name)}")
+        if self.sample_lag < 0:
+            raise ConfigError(f"--sample-lag must be >= 0, got {self.sample_lag}")
         if not 0 <= self.num_machine_instructions <= self.num_prompt_instructions:
             raise ConfigError(
                 "--num-machine-instructions must be between 0 and --num-prompt-instructions "

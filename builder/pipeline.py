@@ -1,12 +1,15 @@
 """The bootstrap loop (paper section 2): sample -> generate -> filter -> classify -> instances.
 
-One round turns `batch_size` instruction prompts into candidates, filters them (heuristics, then
-ROUGE-L against the pool), asks which of the accepted ones are classification tasks, generates
-their instances and appends everything, rejections included, to the run log in one durable write.
-Every random choice of round r comes from a generator seeded with (seed, r), so a resumed run
-repeats exactly the rounds an uninterrupted one would have made. For the same reason a round
-where a request failed for good (its retries spent) is never logged: the run stops, and the
-resume sends the whole round again, as if it had never been tried.
+This module says what each step does: which in-context examples an instruction prompt shows,
+how an answer is split and filtered (heuristics, then ROUGE-L against the pool), how accepted
+instructions are classified and get their instances, and what the run log keeps. When each
+request is sent, and in which order answers become data, is scheduler.py's.
+
+Every random choice comes from a generator seeded with the run seed and a position -- the
+prompt's global index p, or the instruction's id -- never with what else is in flight, so a
+resumed run repeats exactly the prompts an uninterrupted one would have sent. For the same
+reason a round where a request failed for good (its retries spent) is never logged: the run
+stops, and the resume sends the whole round again, as if it had never been tried.
 """
 
 from __future__ import annotations
@@ -26,34 +29,34 @@ from .answers import classification_answer, instance_items, instruction_items
 from .backends import Backend, Completion, SamplingParams, load_backend, resolve_defaults
 from .config import RESUMABLE_OPTIONS, PipelineConfig
 from .filters import cap_instances, filter_instances, instruction_rejection
+from .jobs import (
+    CLASSIFICATION,
+    INSTANCES,
+    INSTRUCTIONS,
+    History,
+    Job,
+    Limits,
+    RequestsFailedError,
+    run_is_over,
+)
 from .previous import load_previous
 from .progress import RunProgress
 from .prompts import PromptTemplates, load_templates
-from .records import INSTRUCTION
+from .records import INSTRUCTION, REJECTED, ROUND, cut, rejection, similar
 from .rouge import FilterDecision, RougeIndex
-from .runlog import USAGE_KEYS, Record, RunLog
-from .schemas import CLASSIFICATION, INSTRUCTION_LIST, check_structured_installed, instances_schema
+from .runlog import Record, RunLog
+from .scheduler import Scheduler
+from .schemas import CLASSIFICATION as CLASSIFICATION_SCHEMA
+from .schemas import INSTRUCTION_LIST, check_structured_installed, instances_schema
 from .seed_lengths import check_seed_lengths
-from .seeds import SeedTask, load_seeds, seeds_fingerprint
+from .seeds import SeedTask, load_seeds, prompting_seeds, seeds_fingerprint
 from .summary import RunSummary
+
+__all__ = ["Pipeline", "RequestsFailedError", "derive_seed", "run_identity"]
 
 TOP_K_SIMILAR = 10
 # Tokens for the yes/no answer: the paper's " Yes" needs 3, `{"answer": "Yes"}` about 8.
 CLASSIFICATION_MAX_TOKENS = {False: 3, True: 16}
-# Characters of a rejected text kept in the run log: enough to see why it was rejected. A server
-# that answers 10 MB would otherwise grow the log by as much per rejected item.
-MAX_REJECTED_CHARS = 2_000
-
-
-class RequestsFailedError(RuntimeError):
-    """Requests of a round failed for good; the round was not logged, so a resume redoes it."""
-
-    def __init__(self, round_: int, failed: int, total: int) -> None:
-        super().__init__(
-            f"{failed} of {total} requests of round {round_} failed for good (every retry spent); "
-            "the round was not logged, so a resume sends it again"
-        )
-        self.round, self.failed = round_, failed
 
 
 def derive_seed(*parts: Any) -> int:
@@ -89,9 +92,7 @@ class Pipeline:
         if config.structured:
             check_structured_installed(config.backend)
         self.seed_tasks = load_seeds(config.seeds)  # all of them go into the `sft` rows
-        self.seeds = self.seed_tasks
-        if config.classification_only:
-            self.seeds = [s for s in self.seeds if s.is_classification]
+        self.seeds = prompting_seeds(self.seed_tasks, config.classification_only)
         if not self.seeds:
             raise ValueError(f"{config.seeds}: no seed tasks to prompt with")
         self.templates = load_templates(config.prompt_templates)
@@ -101,8 +102,18 @@ class Pipeline:
         self.index = RougeIndex()
         self.accepted = 0
         self.rejected: Counter[str] = Counter()
-        self._progress: RunProgress | None = None  # while generating
-        self._summary = RunSummary()  # the log's, as it was opened
+        self._seed_texts = [s.instruction for s in self.seeds]
+        self._n_seeds, self._imported = len(self.seeds), 0  # the pool: seeds, imports, new ones
+        self._round_ids: Counter[int] = Counter()  # instructions accepted so far per open round
+        self._instruction_params = SamplingParams(
+            max_new_tokens=config.max_new_tokens,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            stop=self._stop(self.templates.instruction_stop),
+            repetition_penalty=config.repetition_penalty,
+            presence_penalty=config.presence_penalty,
+            schema=INSTRUCTION_LIST if config.structured else None,
+        )
 
     @property
     def backend(self) -> Backend:
@@ -121,16 +132,9 @@ class Pipeline:
         try:
             if self.config.resume_from and next(records, None) is None:
                 self._import(load_previous(self.config.resume_from))
-            self.index.add(s.instruction for s in self.seeds)
-            summary = self._summary = RunSummary()  # counted in the same pass as the pool
-            logged = summary.counted(self.log.iter_records())
-            self.index.add(r["instruction"] for r in logged if r["type"] == INSTRUCTION)
-            self.accepted = summary.accepted
-            self.rejected.update(summary.rejected)
-            every = itertools.chain(
-                self.log.iter_type(INSTRUCTION), self._generate(summary.next_round)
-            )
-            yield from itertools.islice(every, summary.imported + self.config.num_instructions)
+            history = self._read_log()
+            every = itertools.chain(self.log.iter_type(INSTRUCTION), self._generate(history))
+            yield from itertools.islice(every, self._imported + self.config.num_instructions)
         finally:
             self.log.close()
 
@@ -140,230 +144,160 @@ class Pipeline:
         marker = {"round": last_round, "accepted": 0, "rejected": 0, "imported": len(previous)}
         self.log.append_round(previous, marker)
 
-    @property
-    def machine_instructions(self) -> list[str]:
-        return self.index.texts[len(self.seeds) :]
-
-    def _generate(self, next_round: int) -> Iterator[Record]:
+    def _generate(self, history: History) -> Iterator[Record]:
         cfg = self.config
-        if self.accepted < cfg.num_instructions:  # before any request: a seed may never fit
-            check_seed_lengths(self.seeds, self.backend, cfg)
-        idle, round_ = self._idle_rounds(), next_round
+        limits = Limits(cfg.batch_size, cfg.sample_lag, cfg.num_instructions, cfg.patience)
+        if run_is_over(history, limits):  # a finished run replays without a backend
+            return
+        check_seed_lengths(self.seeds, self.backend, cfg)  # before any request: may never fit
         with RunProgress(cfg.num_instructions, self.accepted, self.progress) as progress:
             progress.rejected.update(self.rejected)
-            self._progress = progress
+            scheduler = Scheduler(self, self.backend, limits, history, progress)
             try:
-                while self.accepted < cfg.num_instructions and idle < cfg.patience:
-                    accepted, rejected = self._round(round_)
-                    idle = 0 if accepted else idle + 1
-                    progress.round_done(round_, len(accepted), rejected)
-                    round_ += 1
-                    yield from accepted
+                while (commits := self.backend.run(scheduler.next_commits())) is not None:
+                    for round_, accepted, rejected in commits:
+                        progress.round_done(round_, len(accepted), rejected)
+                        yield from accepted
             finally:
-                self._progress = None
-                if self._backend is not None:
-                    self._backend.on_request = None
-        if idle >= cfg.patience:
+                scheduler.cancel()
+        if scheduler.stopped == "patience":
             tqdm.write(
                 f"Stopped: {cfg.patience} rounds in a row accepted nothing "
                 f"({self.accepted}/{cfg.num_instructions} instructions)."
             )
 
-    def _idle_rounds(self) -> int:
-        """Consecutive rounds at the end of the log that accepted nothing (when it was opened)."""
-        return self._summary.idle_rounds
+    def _read_log(self) -> History:
+        """One pass over the log: the ROUGE-L pool, the counts, and what the scheduler's
+        decisions read back (which prompt accepted what, each round's acceptances)."""
+        summary, texts, prompts, accepts = RunSummary(), [], [], {}
+        for record in summary.counted(self.log.iter_records()):
+            if record["type"] == INSTRUCTION:
+                texts.append(record["instruction"])
+                if "prompt" in record:
+                    prompts.append(record["prompt"])
+            elif record["type"] == ROUND:
+                accepts[record[ROUND]] = -1 if record.get("imported") else record["accepted"]
+        self.index.add(s.instruction for s in self.seeds)
+        self.index.add(texts)
+        self.accepted, self._imported = summary.accepted, summary.imported
+        self.rejected.update(summary.rejected)
+        return History(summary.next_round, prompts, accepts, self.accepted)
 
-    def _sample_examples(self, rng: random.Random) -> list[str]:
-        """The paper's mix: up to 2 machine instructions, the rest seeds, shuffled."""
-        cfg, machine = self.config, self.machine_instructions
-        examples = rng.sample(machine, min(cfg.num_machine_instructions, len(machine)))
-        n_seeds = min(cfg.num_prompt_instructions - len(examples), len(self.seeds))
-        examples += rng.sample([s.instruction for s in self.seeds], n_seeds)
-        rng.shuffle(examples)
-        return examples
+    # -- the steps, as the scheduler calls them ---------------------------------------------
 
-    def _step(self, step: str, requests: int) -> None:
-        """Show `step` starting, and have the backend report its requests to the display."""
-        if self._progress is not None:
-            self._progress.begin_step(step, requests)
-            self.backend.on_request = self._progress.on_request
-
-    def _round(self, round_: int) -> tuple[list[Record], Counter[str]]:
-        """One round, logged; its accepted records and its rejections by reason."""
+    def instruction_job(self, prompt_index: int, round_: int, visible: int) -> Job:
+        """Prompt `prompt_index` with the paper's mix: up to 2 machine instructions (from the
+        imported ones and the first `visible` new ones), the rest seeds, shuffled."""
         cfg = self.config
-        usage_before = self._usage()
-        rng = random.Random(derive_seed(cfg.seed, "round", round_))
-        shown = [self._sample_examples(rng) for _ in range(cfg.batch_size)]
-        self._step("instruction lists", len(shown))
-        completions = self._ask(
-            round_,
-            [
-                self.templates.instruction_prompt(ex, cfg.classification_only, cfg.structured)
-                for ex in shown
-            ],
-            SamplingParams(
-                max_new_tokens=cfg.max_new_tokens,
-                temperature=cfg.temperature,
-                top_p=cfg.top_p,
-                stop=self._stop(self.templates.instruction_stop),
-                repetition_penalty=cfg.repetition_penalty,
-                presence_penalty=cfg.presence_penalty,
-                seed=derive_seed(cfg.seed, "instructions", round_),
-                schema=INSTRUCTION_LIST if cfg.structured else None,
-            ),
+        rng = random.Random(derive_seed(cfg.seed, "prompt", prompt_index))
+        n_machine = self._imported + visible
+        picked = rng.sample(range(n_machine), min(cfg.num_machine_instructions, n_machine))
+        examples = [self.index.texts[self._n_seeds + i] for i in picked]
+        n_seeds = min(cfg.num_prompt_instructions - len(examples), len(self._seed_texts))
+        examples += rng.sample(self._seed_texts, n_seeds)
+        rng.shuffle(examples)
+        seed = derive_seed(cfg.seed, "instructions", prompt_index)
+        params = replace(self._instruction_params, seed=seed)
+        prompt = self.templates.instruction_prompt(
+            examples, cfg.classification_only, cfg.structured
         )
-        rejected: list[Record] = []
-        candidates: list[tuple[str, list[str]]] = []
-        for completion, examples in zip(completions, shown, strict=True):
+        return Job(INSTRUCTIONS, round_, prompt, params, (prompt_index, examples))
+
+    def filter_prompts(self, answers: Sequence[tuple[Job, Completion]]) -> list[list[Record]]:
+        """Each prompt's rejections and acceptances, in prompt order: the heuristics, then the
+        greedy ROUGE-L filter against the pool and everything accepted before (one call for
+        all of them: the same decisions as one call per prompt, at less cost)."""
+        cfg = self.config
+        records: list[list[Record]] = []
+        candidates: list[tuple[int, str]] = []  # (answer index, text)
+        for n, (job, completion) in enumerate(answers):
+            records.append([])
             items = instruction_items(completion, cfg)
             if isinstance(items, str):  # the whole answer is rejected, for this reason
-                rejected.append(_rejection(round_, completion.text, items))
+                records[n].append(rejection(job.round, completion.text, items))
                 continue
             for item in items:
                 if reason := instruction_rejection(item):
-                    rejected.append(_rejection(round_, item.text, reason))
+                    records[n].append(rejection(job.round, item.text, reason))
                 else:
-                    candidates.append((item.text, examples))
-        accepted = self._rouge_filter(round_, candidates, rejected)
-        self._add_instances(round_, accepted)
-        usage = {k: v - usage_before[k] for k, v in self._usage().items()}
-        self.log.append_round(
-            rejected + accepted,
-            {"round": round_, "accepted": len(accepted), "rejected": len(rejected), **usage},
+                    candidates.append((n, item.text))
+        decisions = self.index.filter(
+            [text for _, text in candidates], cfg.rouge_threshold, TOP_K_SIMILAR
         )
-        self.accepted += len(accepted)
-        reasons = Counter(r["reason"] for r in rejected)
-        self.rejected.update(reasons)
-        return accepted, reasons
+        accepted: list[list[Record]] = [[] for _ in answers]
+        for (n, text), decision in zip(candidates, decisions, strict=True):
+            job = answers[n][0]
+            if decision.accepted:
+                accepted[n].append(self._instruction_record(job, text, decision))
+            else:
+                records[n].append(rejection(job.round, text, "too_similar", decision))
+        return [r + a for r, a in zip(records, accepted, strict=True)]
+
+    def _instruction_record(self, job: Job, text: str, decision: FilterDecision) -> Record:
+        prompt_index, examples = job.subject
+        self._round_ids[job.round] += 1
+        return {
+            "type": INSTRUCTION,
+            "id": f"r{job.round:05d}-{self._round_ids[job.round] - 1:02d}",
+            "round": job.round,
+            "prompt": prompt_index,  # what a resume's sampling and admission read back
+            "instruction": text,
+            "max_rouge_l": decision.max_score,
+            "mean_rouge_l": decision.mean_score,
+            "most_similar": similar(decision),
+            "prompt_instructions": examples,
+        }
+
+    def classification_job(self, record: Record) -> Job:
+        """Asked of every instruction, in --classification-only runs too (as the paper does)."""
+        structured = self.config.structured
+        params = SamplingParams(
+            max_new_tokens=CLASSIFICATION_MAX_TOKENS[structured],
+            stop=self._stop(self.templates.classification_stop),
+            seed=derive_seed(self.config.seed, "classify", record["id"]),
+            schema=CLASSIFICATION_SCHEMA if structured else None,
+        )
+        prompt = self.templates.classification_prompt(record["instruction"], structured)
+        return Job(CLASSIFICATION, record["round"], prompt, params, record)
+
+    def instance_job(self, record: Record, answer: Completion) -> Job:
+        cfg = self.config
+        is_clf = classification_answer(answer, cfg.structured)
+        params = SamplingParams(
+            max_new_tokens=cfg.instance_max_new_tokens,
+            stop=self._stop(self.templates.instance_stop_for(cfg.max_instances_per_task)),
+            repetition_penalty=cfg.repetition_penalty,
+            presence_penalty=cfg.instance_presence_penalty,
+            seed=derive_seed(cfg.seed, "instances", record["id"]),
+            schema=instances_schema(is_clf, cfg.max_instances_per_task) if cfg.structured else None,
+        )
+        prompt = self.templates.instance_prompt(record["instruction"], is_clf, cfg.structured)
+        return Job(INSTANCES, record["round"], prompt, params, (record, is_clf))
+
+    def add_instances(self, job: Job, answer: Completion) -> None:
+        """Parse and filter the instances, keep a seeded sample of at most the cap."""
+        record, is_clf = job.subject
+        parsed, invalid = instance_items(answer, is_clf, self.config)
+        kept, dropped = filter_instances(parsed)
+        dropped += invalid
+        rng = random.Random(derive_seed(self.config.seed, "instance-cap", record["id"]))
+        kept, over = cap_instances(kept, self.config.max_instances_per_task, rng)
+        dropped += over
+        record["is_classification"] = is_clf
+        record["instances"] = [{"input": i.input, "output": i.output} for i in kept]
+        record["rejected_instances"] = [
+            {"input": cut(i.input), "output": cut(i.output), "reason": reason}
+            for i, reason in dropped
+        ]
 
     def _stop(self, stop: tuple[str, ...]) -> tuple[str, ...]:
         """A step's stop sequences; none under a schema, whose answer ends where its JSON does
         (a stop such as the paper's "\n\n" could cut it short)."""
         return () if self.config.structured else stop
 
-    def _rouge_filter(
-        self, round_: int, candidates: list[tuple[str, list[str]]], rejected: list[Record]
-    ) -> list[Record]:
-        """Greedy ROUGE-L filter against the pool and the round's earlier acceptances."""
-        decisions = self.index.filter(
-            [text for text, _ in candidates], self.config.rouge_threshold, TOP_K_SIMILAR
-        )
-        accepted: list[Record] = []
-        for (text, examples), decision in zip(candidates, decisions, strict=True):
-            if not decision.accepted:
-                rejected.append(_rejection(round_, text, "too_similar", decision))
-                continue
-            accepted.append(
-                {
-                    "type": "instruction",
-                    "id": f"r{round_:05d}-{len(accepted):02d}",
-                    "round": round_,
-                    "instruction": text,
-                    "max_rouge_l": decision.max_score,
-                    "mean_rouge_l": decision.mean_score,
-                    "most_similar": _similar(decision),
-                    "prompt_instructions": examples,
-                }
-            )
-        return accepted
-
-    def _add_instances(self, round_: int, accepted: list[Record]) -> None:
-        """Classify each accepted instruction, then generate and filter its instances."""
-        if not accepted:
-            return
-        cfg = self.config
-        texts = [r["instruction"] for r in accepted]
-        labels = self._classify(round_, texts)
-        self._step("instances", len(texts))
-        completions = self._ask_instances(round_, texts, labels)
-        for record, is_clf, completion in zip(accepted, labels, completions, strict=True):
-            parsed, invalid = instance_items(completion, is_clf, cfg)
-            kept, dropped = filter_instances(parsed)
-            dropped += invalid
-            rng = random.Random(derive_seed(cfg.seed, "instance-cap", record["id"]))
-            kept, over = cap_instances(kept, cfg.max_instances_per_task, rng)
-            dropped += over
-            record["is_classification"] = is_clf
-            record["instances"] = [{"input": i.input, "output": i.output} for i in kept]
-            record["rejected_instances"] = [
-                {"input": _cut(i.input), "output": _cut(i.output), "reason": reason}
-                for i, reason in dropped
-            ]
-
-    def _ask_instances(self, round_: int, texts: list[str], labels: list[bool]) -> list[Completion]:
-        """One instance completion per instruction, in order. Under `--structured` the two
-        kinds of task have different schemas, so each kind goes as a call of its own."""
-        cfg = self.config
-        params = SamplingParams(
-            max_new_tokens=cfg.instance_max_new_tokens,
-            stop=self._stop(self.templates.instance_stop_for(cfg.max_instances_per_task)),
-            repetition_penalty=cfg.repetition_penalty,
-            presence_penalty=cfg.instance_presence_penalty,
-            seed=derive_seed(cfg.seed, "instances", round_),
-        )
-        prompts_ = [
-            self.templates.instance_prompt(t, c, cfg.structured)
-            for t, c in zip(texts, labels, strict=True)
-        ]
-        if not cfg.structured:
-            return self._ask(round_, prompts_, params)
-        completions: list[Completion] = [None] * len(texts)  # type: ignore[list-item]
-        for kind in (False, True):
-            where = [i for i, is_clf in enumerate(labels) if is_clf is kind]
-            schema = instances_schema(kind, cfg.max_instances_per_task)
-            if where:
-                answers = self._ask(
-                    round_, [prompts_[i] for i in where], replace(params, schema=schema)
-                )
-                for i, answer in zip(where, answers, strict=True):
-                    completions[i] = answer
-        return completions
-
-    def _classify(self, round_: int, texts: list[str]) -> list[bool]:
-        """Asked of every instruction, in --classification-only runs too (as the paper does)."""
-        self._step("classification", len(texts))
-        structured = self.config.structured
-        completions = self._ask(
-            round_,
-            [self.templates.classification_prompt(t, structured) for t in texts],
-            SamplingParams(
-                max_new_tokens=CLASSIFICATION_MAX_TOKENS[structured],
-                stop=self._stop(self.templates.classification_stop),
-                seed=derive_seed(self.config.seed, "classify", round_),
-                schema=CLASSIFICATION if structured else None,
-            ),
-        )
-        return [classification_answer(c, structured) for c in completions]
-
-    def _ask(self, round_: int, prompts_: list[str], params: SamplingParams) -> list[Completion]:
-        """Every completion of one step, or `RequestsFailedError` before anything is logged."""
-        completions = self.backend.generate(prompts_, params)
-        if failed := sum(c is None for c in completions):
-            raise RequestsFailedError(round_, failed, len(completions))
-        return completions
-
-    def _usage(self) -> dict[str, float]:
-        usage = self.backend.usage
-        return {key: getattr(usage, key) for key in USAGE_KEYS}
-
-
-def _rejection(
-    round_: int, text: str, reason: str, decision: FilterDecision | None = None
-) -> Record:
-    record: Record = {"type": "rejected", "round": round_, "text": _cut(text), "reason": reason}
-    if decision is not None:  # a near-duplicate: say of what
-        record["max_rouge_l"] = decision.max_score
-        record["most_similar"] = _similar(decision)[:1]
-    return record
-
-
-def _cut(text: str) -> str:
-    """A rejected text as the run log keeps it: at most `MAX_REJECTED_CHARS`, and says so."""
-    if len(text) <= MAX_REJECTED_CHARS:
-        return text
-    return f"{text[:MAX_REJECTED_CHARS]} [... {len(text) - MAX_REJECTED_CHARS} more characters]"
-
-
-def _similar(decision: FilterDecision) -> list[dict[str, Any]]:
-    """In the `instructions` row schema, and as JSON gives it back on replay."""
-    return [{"instruction": text, "rouge_l": score} for text, score in decision.most_similar]
+    def commit(self, round_: int, records: list[Record], marker: dict[str, Any]) -> None:
+        """One durable write of the whole round."""
+        self.log.append_round(records, marker)
+        self._round_ids.pop(round_, None)
+        self.accepted += marker["accepted"]
+        self.rejected.update(r["reason"] for r in records if r["type"] == REJECTED)

@@ -1,9 +1,10 @@
 """The one progress display of a run, updated as each request finishes.
 
-On a terminal it is a tqdm bar of kept instructions against the quota, with the step that is
-running (instruction lists, classification, instances), its requests done and in flight, the
-rejections by reason, instructions per minute and an ETA; log lines (retries, endpoint
-cool-downs) are printed above it through `tqdm.contrib.logging`, never over it. When stderr is
+On a terminal it is a tqdm bar of kept instructions against the quota, with each step's requests
+(instruction lists, classification, instances) done and in flight -- the scheduler runs all
+three at once -- the rejections by reason, instructions per minute and an ETA; log lines
+(retries, endpoint cool-downs) are printed above it through `tqdm.contrib.logging`, never over
+it. When stderr is
 not a terminal (CI logs, `2> file`) there are no cursor codes: one plain line per round.
 
 Kept counts stop at the quota: the last round's surplus is shown as `beyond_quota`, as the
@@ -22,7 +23,6 @@ from typing import IO
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from .backends.base import RequestEvent
 from .verbosity import LIBRARY_LOGGER, is_progress_bar_enabled
 
 logger = logging.getLogger(__name__)
@@ -45,13 +45,18 @@ class _Bar(tqdm):
 
 
 class RunProgress:
-    """Counts of one run for display; `on_request` is the backends' request hook."""
+    """Counts of one run for display; the scheduler reports each request sent and finished.
+
+    A request is "in flight" from the scheduler's sending it until its answer is final, waits
+    for a retry included: what the run is waiting for.
+    """
 
     def __init__(self, total: int, kept: int, enabled: bool = True, file: IO[str] | None = None):
         self.file = file or sys.stderr
         self.total, self.kept, self.initial = total, min(kept, total), min(kept, total)
         self.rejected: Counter[str] = Counter()
-        self.step, self.step_requests, self.done, self.in_flight = "starting", 0, 0, 0
+        self.done: Counter[str] = Counter()  # requests answered, per step
+        self.in_flight: Counter[str] = Counter()
         enabled = enabled and is_progress_bar_enabled()
         terminal = self.file.isatty()
         self.plain = enabled and not terminal
@@ -79,19 +84,16 @@ class RunProgress:
     def __exit__(self, *exc_info) -> None:
         self._stack.close()
 
-    def begin_step(self, step: str, requests: int) -> None:
-        """A new `generate` call of `requests` prompts for `step` starts."""
-        self.step, self.step_requests, self.done, self.in_flight = step, requests, 0, 0
-        self._refresh(force=True)
+    def sent(self, step: str, n: int = 1) -> None:
+        """`n` requests of `step` went to the backend."""
+        self.done[step] += 0  # a step shows from its first request on
+        self.in_flight[step] += n
+        self._refresh()
 
-    def on_request(self, event: RequestEvent, n: int = 1) -> None:
-        """A backend's report: requests started, sent back for a retry, or finished for good."""
-        if event == "started":
-            self.in_flight += n
-        elif event == "retried":
-            self.in_flight -= n
-        else:
-            self.in_flight, self.done = max(self.in_flight - n, 0), self.done + n
+    def finished(self, step: str, n: int = 1) -> None:
+        """`n` requests of `step` have their final answer (or failed for good)."""
+        self.in_flight[step] -= n
+        self.done[step] += n
         self._refresh()
 
     def round_done(self, round_: int, accepted: int, rejected: Counter[str]) -> None:
@@ -115,8 +117,12 @@ class RunProgress:
     def describe(self) -> str:
         """The counts as one line (the bar's postfix, and the plain line of a round)."""
         rejected = ", ".join(f"{reason} {n}" for reason, n in self.rejected.most_common())
-        line = f"{self.step} {self.done}/{self.step_requests} requests"
-        line += f" ({self.in_flight} in flight)" if self.in_flight else ""
+        steps = [
+            f"{step} {done}"
+            + (f" ({self.in_flight[step]} in flight)" if self.in_flight[step] else "")
+            for step, done in self.done.items()
+        ]
+        line = "requests: " + (", ".join(steps) or "none yet")
         line += f" | kept {self.kept}/{self.total} | rejected: {rejected or 'none'}"
         return line + f" | {self.per_minute():.1f} instr/min"
 

@@ -13,7 +13,10 @@ every writer and reader of the log agree on, and the tags are the only spelling 
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
+
+if TYPE_CHECKING:
+    from .rouge import FilterDecision
 
 RUN = "run"
 INSTRUCTION = "instruction"
@@ -24,6 +27,9 @@ ROUND = "round"
 ROUND_RECORDS = frozenset({INSTRUCTION, REJECTED, JUDGMENT, ROUND})
 # The backend's counters each round marker carries (the round's share, summed on resume).
 USAGE_KEYS = ("requests", "failed_requests", "prompt_tokens", "completion_tokens", "seconds")
+# Characters of a rejected text kept in the run log: enough to see why it was rejected. A server
+# that answers 10 MB would otherwise grow the log by as much per rejected item.
+MAX_REJECTED_CHARS = 2_000
 
 
 class RunHeader(TypedDict):
@@ -49,6 +55,7 @@ class Instruction(TypedDict):
     type: Literal["instruction"]
     id: str  # r<round>-<number in round>: names the rows of every configuration
     round: int
+    prompt: NotRequired[int]  # the global index of the prompt that proposed it (see scheduler.py)
     instruction: str
     max_rouge_l: float
     mean_rouge_l: float
@@ -63,7 +70,7 @@ class Instruction(TypedDict):
 class Rejected(TypedDict):
     type: Literal["rejected"]
     round: int
-    text: str  # cut to pipeline.MAX_REJECTED_CHARS
+    text: str  # cut to MAX_REJECTED_CHARS
     reason: str  # a name from filters.INSTRUCTION_REASONS
     max_rouge_l: NotRequired[float]  # too_similar only: of what
     most_similar: NotRequired[list[Similar]]
@@ -97,3 +104,26 @@ class RoundMarker(TypedDict):
 
 
 Record = RunHeader | Instruction | Rejected | Judgment | RoundMarker
+
+
+def rejection(
+    round_: int, text: str, reason: str, decision: FilterDecision | None = None
+) -> Rejected:
+    """The record of a rejected instruction (or of a whole answer rejected at once)."""
+    record: Rejected = {"type": REJECTED, "round": round_, "text": cut(text), "reason": reason}
+    if decision is not None:  # a near-duplicate: say of what
+        record["max_rouge_l"] = decision.max_score
+        record["most_similar"] = similar(decision)[:1]
+    return record
+
+
+def cut(text: str) -> str:
+    """A rejected text as the run log keeps it: at most `MAX_REJECTED_CHARS`, and says so."""
+    if len(text) <= MAX_REJECTED_CHARS:
+        return text
+    return f"{text[:MAX_REJECTED_CHARS]} [... {len(text) - MAX_REJECTED_CHARS} more characters]"
+
+
+def similar(decision: FilterDecision) -> list[Similar]:
+    """In the `instructions` row schema, and as JSON gives it back on replay."""
+    return [{"instruction": text, "rouge_l": score} for text, score in decision.most_similar]

@@ -196,10 +196,14 @@ class WaveRecorder:
         return getattr(self.backend, name)
 
     def generate(self, prompts, params):
+        return self.backend.run(self.agenerate(prompts, params))
+
+    async def agenerate(self, prompts, params):
+        """The scheduler's calls: one per request for a server (a wave of 1)."""
         self.waves.append(len(prompts))
         start = time.perf_counter()
         try:
-            return self.backend.generate(prompts, params)
+            return await self.backend.agenerate(prompts, params)
         finally:
             self.seconds += time.perf_counter() - start
 

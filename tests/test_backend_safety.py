@@ -254,6 +254,9 @@ def after_first_round(out: Path, fault: str):
 def stops_with(out: Path, server_url: str, *extra: str) -> str:
     args = ["generate", "--backend", "tgi", "--endpoint", server_url, "--output", str(out)]
     args += ["--num-instructions", "40", "--batch-size", "2", *extra]
+    # A lag of one round: requests are still to be sent when the first round is logged (with
+    # the default, this fast server has answered all that the run needs by then).
+    args += ["--sample-lag", "2"]
     done = run_cli(args, {"SI_TEST_REAL_MODEL": "1"})
     assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
     assert "Every finished round is kept" in done.stderr, done.stderr

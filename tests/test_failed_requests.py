@@ -19,6 +19,9 @@ from self_instruct.testing.scripted_backend import ScriptedBackend
 from self_instruct.testing.tgi_server import ModelTGIApp
 
 ARGS = ["generate", "--backend", "tgi", "--num-instructions", "10", "--batch-size", "3"]
+# One round's prompts ahead of the filter: the 12th request then belongs to a round the run needs
+# (with the default lag it could be one of the prompts sent beyond the quota, never logged).
+ARGS += ["--sample-lag", "3"]
 SERVER = {"SI_TEST_REAL_MODEL": "1"}  # the real tgi backend, not the launcher's stand-in
 
 

@@ -53,14 +53,17 @@ def test_funnel_adds_up_and_names_the_bait(tmp_path, scripted_backend):
 
 
 def test_prompts_mix_seeds_and_machine_instructions(tmp_path, scripted_backend):
-    pipeline, accepted = run(tmp_path, scripted_backend)
+    pipeline, accepted = run(tmp_path, scripted_backend, sample_lag=3)
     seeds = {s.instruction for s in pipeline.seeds}
-    generated = {r["instruction"] for r in accepted}
+    prompt_of = {r["instruction"]: r["prompt"] for r in accepted}
     later = [r for r in accepted if r["round"] > 0]
     for record in accepted:
         shown = record["prompt_instructions"]
         assert len(shown) == 8
-        assert sum(s in generated for s in shown) <= 2
+        machine = [prompt_of[s] for s in shown if s not in seeds]
+        assert len(machine) <= 2
+        # Only from the pool as filtered through prompt p - 3 (--sample-lag).
+        assert all(p < record["prompt"] - 3 for p in machine)
     assert any(any(s not in seeds for s in r["prompt_instructions"]) for r in later)
     first_prompt = scripted_backend.calls[0][0]
     header = load_templates().instruction_header

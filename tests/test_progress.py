@@ -93,19 +93,20 @@ def terminal(monkeypatch):
 
 
 def test_bar_moves_per_request_and_agrees_with_the_funnel(tmp_path, scripted_backend, terminal):
-    config = PipelineConfig(num_instructions=7, batch_size=4)
+    config = PipelineConfig(num_instructions=6, batch_size=4)
     pipeline = Pipeline(config, tmp_path / "run", backend=scripted_backend)
     screen = terminal()
-    assert len(list(pipeline)) == 7
+    assert len(list(pipeline)) == 6
     screen = screen.getvalue()
-    for k in range(1, 5):  # each request of a step shows, not only the end of a round
-        assert f"instruction lists {k}/4 requests" in screen
-    assert re.search(r"classification \d/\d requests", screen)
-    assert re.search(r"instances \d/\d requests \(1 in flight\)", screen)
+    # Each request shows as it finishes, the rest of its call (a round's 4) still in flight.
+    for k in range(1, 4):
+        assert f"requests: instruction lists {k} ({4 - k} in flight)" in screen
+    assert re.search(r"instruction lists \d+, classification \d+ \(\d+ in flight\)", screen)
+    assert re.search(r"instances \d+ \(1 in flight\)", screen)
     last = CURSOR_CODES.split(screen.rstrip())[-1]
-    funnel = funnel_from_log(read_log(tmp_path / "run"), limit=7)["instructions"]
-    assert f"kept {funnel['kept']}/7" in last and funnel["kept"] == 7
-    assert "7/7" in last and "8/7" not in screen  # never more kept than the quota
+    funnel = funnel_from_log(read_log(tmp_path / "run"), limit=6)["instructions"]
+    assert f"kept {funnel['kept']}/6" in last and funnel["kept"] == 6
+    assert "6/6" in last and "7/6" not in screen  # never more kept than the quota
     for reason, n in funnel["rejected"].items():  # beyond_quota included, as the summary says
         assert f"{reason} {n}" in last
     assert "beyond_quota" in funnel["rejected"]

@@ -50,7 +50,7 @@ def test_scripted_runs_same_seed_same_bytes_other_seed_other_data(tmp_path):
 
 @pytest.fixture(scope="module")
 def real_runs(tmp_path_factory) -> dict[str, Path]:
-    """Three tiny real-model runs in this process (the model loads once): seed 1 twice, seed 2.
+    """Three tiny real-model runs in this process (the model loads once): seed 1 twice, seed 12.
 
     One torch thread: on a busy 2-core machine two threads spin against other processes and the
     same generation measured 5 s to 3 min; one thread takes ~8 s whatever the load.
@@ -63,7 +63,8 @@ def real_runs(tmp_path_factory) -> dict[str, Path]:
     torch.set_num_threads(1)
     folders = {}
     try:
-        for name, seed in (("first", 1), ("again", 1), ("other", 2)):
+        # Seeds whose tiny runs keep an instance (the 135M model rarely writes one at 32 tokens).
+        for name, seed in (("first", 1), ("again", 1), ("other", 12)):
             folders[name] = tmp_path_factory.mktemp(name) / "out"
             main([*REAL, "--seed", str(seed), "--output", str(folders[name])])
     finally:

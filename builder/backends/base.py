@@ -4,14 +4,21 @@ The pipeline hands a backend a batch of prompts and gets back one `Completion` p
 same order. That order is the contract that keeps runs deterministic whatever the backend does
 inside (batched `generate`, many HTTP requests in flight): acceptance follows request order, never
 arrival order.
+
+The pipeline's scheduler (scheduler.py) keeps `window` requests in flight. It awaits `agenerate`
+on the backend's own event loop (`run`): a server backend answers each request on its own, as
+soon as it is done, so `batched` is False and the scheduler sends one request per call; an
+in-process backend (`batched`) answers a call of up to `window` prompts in one `generate()`.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from ..config import PipelineConfig
@@ -22,6 +29,7 @@ FinishReason = Literal["stop", "length"]
 # (is being generated, holds a server slot), went back to wait for a retry, or finished for good.
 RequestEvent = Literal["started", "retried", "finished"]
 RequestHook = Callable[[RequestEvent, int], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -72,10 +80,34 @@ class Backend(abc.ABC):
     """Produces completions for batches of prompts. Subclasses implement `_generate`."""
 
     name: str = "base"
+    # One call carries up to `window` prompts and holds the whole window (in-process batching);
+    # False: every request is its own call and frees its slot alone (servers).
+    batched: bool = True
 
     def __init__(self) -> None:
         self.usage = Usage()
         self.on_request: RequestHook | None = None  # set by whoever displays progress
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def window(self) -> int:
+        """How many requests the backend serves at once: the scheduler keeps that many in
+        flight."""
+        return 1
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run `coroutine` on the backend's event loop, one for its whole life: a server
+        backend's connections live on it, and the scheduler's tasks wait on it between calls."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coroutine)
+
+    async def agenerate(
+        self, prompts: Sequence[str], params: SamplingParams
+    ) -> list[Completion | None]:
+        """`generate` for the scheduler. In-process backends compute right here, holding the
+        loop: nothing else could run meanwhile anyway."""
+        return self.generate(prompts, params)
 
     def _report(self, event: RequestEvent, n: int = 1) -> None:
         if self.on_request is not None:
@@ -107,7 +139,19 @@ class Backend(abc.ABC):
 
     def close(self) -> None:
         """Release engines, sessions or servers; safe to call twice."""
-        return None
+        if self._loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # a loop that Ctrl-C stopped may not run again
+            self._loop.run_until_complete(self._aclose())
+        self._loop.close()
+        self._loop = None
+
+    async def _aclose(self) -> None:
+        """On the loop, at close: end the requests a stopped run left cancelled or in flight."""
+        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:

@@ -1,9 +1,11 @@
 """What the server backends (`tgi`, `openai`) share: concurrency, retries, endpoint rotation, usage.
 
-Every prompt of a `generate()` call becomes one asyncio task. A task takes a slot on whichever
-endpoint has the most room (`max_concurrency` slots per endpoint), so requests spread over all
-servers and a slow one holds a single slot, never the batch. Results are gathered by index: the
-pipeline sees completions in prompt order whatever order they arrive in.
+Every prompt of a `generate()` or `agenerate()` call becomes one asyncio task. A task takes a
+slot on whichever endpoint has the most room (`max_concurrency` slots per endpoint), so requests
+spread over all servers and a slow one holds a single slot, never the batch. Results are
+gathered by index: a caller sees completions in prompt order whatever order they arrive in. The
+pipeline's scheduler awaits one `agenerate` per request on the backend's one event loop
+(`Backend.run`), so all its requests, of every step, share the `window` of slots.
 
 Endpoints, their request slots and their rotation live in `endpoints.py`.
 
@@ -96,12 +98,14 @@ def to_completion(
 class HTTPBackend(Backend):
     """A `Backend` over inference servers; subclasses speak one protocol in `_request`."""
 
+    batched = False  # each request frees its slot as soon as it is answered
+
     def __init__(
         self,
         endpoints: Sequence[str],
         *,
         model: str,
-        max_concurrency: int = 8,
+        max_concurrency: int = 64,
         timeout: float = 300.0,
         retry: RetryPolicy | None = None,
         api_key: str | None = None,
@@ -119,15 +123,36 @@ class HTTPBackend(Backend):
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.api_key = api_key
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: EndpointPool | None = None
+        self._active_calls, self._busy_since = 0, 0.0
         self._last_error: str = ""  # of the latest request that failed for good
+
+    @property
+    def window(self) -> int:
+        """Every slot of every endpoint."""
+        return self.max_concurrency * len(self.endpoint_urls)
 
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion | None]:
         """One completion per prompt, in prompt order; `None` where a request failed for good."""
-        start = time.perf_counter()
-        results = self._run(self._generate_all(prompts, params))
-        self.usage.add([c for c in results if c is not None], time.perf_counter() - start)
+        return self.run(self.agenerate(prompts, params))
+
+    async def agenerate(
+        self, prompts: Sequence[str], params: SamplingParams
+    ) -> list[Completion | None]:
+        """`generate` on the backend's loop: calls awaited at once share the slots.
+
+        `usage.seconds` counts the wall time with any call in flight, not each call's: the
+        scheduler has many at once."""
+        if not self._active_calls:
+            self._busy_since = time.perf_counter()
+        self._active_calls += 1
+        try:
+            results = await self._generate_all(prompts, params)
+        finally:
+            self._active_calls -= 1
+            if not self._active_calls:
+                self.usage.seconds += time.perf_counter() - self._busy_since
+        self.usage.add([c for c in results if c is not None], 0.0)
         self.usage.failed_requests += sum(c is None for c in results)
         self.usage.per_endpoint = {e.url: dict(e.stats) for e in self._pool.endpoints}
         if None in results and self._pool.all_down():
@@ -172,24 +197,14 @@ class HTTPBackend(Backend):
                                 return answer
             return None
 
-        return self._run(first_answer())
+        return self.run(first_answer())
 
-    def _run(self, coroutine):
-        if self._loop is None:  # one loop for the backend's life keeps connections alive
-            self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(coroutine)
-
-    def close(self) -> None:
-        if self._loop is None:
-            return
+    async def _aclose(self) -> None:
+        await super()._aclose()  # the requests first: they use the sessions
         if self._pool is not None:
-            self._loop.run_until_complete(self._close_sessions())
-        self._loop.close()
-        self._loop, self._pool = None, None
-
-    async def _close_sessions(self) -> None:
-        slots = [slot for endpoint in self._pool.endpoints for slot in endpoint.slots]
-        await asyncio.gather(*(slot.session.aclose() for slot in slots))
+            slots = [slot for endpoint in self._pool.endpoints for slot in endpoint.slots]
+            await asyncio.gather(*(slot.session.aclose() for slot in slots))
+            self._pool = None
 
     async def _generate_all(
         self, prompts: Sequence[str], params: SamplingParams

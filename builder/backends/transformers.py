@@ -188,6 +188,11 @@ class TransformersBackend(Backend):
         known = [limit for limit in limits if isinstance(limit, int) and limit < 1 << 40]
         return min(known) - max_new_tokens if known else None
 
+    @property
+    def window(self) -> int:
+        """One `generate()` batch: in-process batching."""
+        return self.batch_size
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(ids) for ids in self.tokenizer(list(texts)).input_ids]
 

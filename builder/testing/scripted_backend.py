@@ -8,6 +8,7 @@ models are tested elsewhere; this one makes the loop's bookkeeping testable in m
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 from collections.abc import Sequence
@@ -94,3 +95,31 @@ class ScriptedBackend(Backend):
         return " " + "".join(f"{item}\n{n}. " for n, item in enumerate(items, 10)).rstrip(
             " .0123456789"
         )
+
+
+class StreamingScriptedBackend(ScriptedBackend):
+    """The same answers, as a server gives them: each request on its own, `window` at once,
+    after a random latency (of a generator of its own, so arrival order varies with `window`
+    and `latency_seed` while the answers do not)."""
+
+    name = "scripted-streaming"
+    batched = False
+
+    def __init__(self, window: int, max_latency: float = 0.002, latency_seed: int = 0) -> None:
+        super().__init__()
+        self._window, self.max_latency = window, max_latency
+        self._latency = random.Random(latency_seed)
+        self.in_flight = self.peak_in_flight = 0
+
+    @property
+    def window(self) -> int:
+        return self._window
+
+    async def agenerate(self, prompts_: Sequence[str], params: SamplingParams) -> list[Completion]:
+        self.in_flight += len(prompts_)
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self._latency.uniform(0, self.max_latency))
+            return self.generate(prompts_, params)
+        finally:
+            self.in_flight -= len(prompts_)

@@ -1,0 +1,99 @@
+"""What the scheduler and the pipeline hand each other, and the rules that end a run.
+
+A `Job` is one request with what its step needs back; `Steps` is what the pipeline does at each
+step (scheduler.py decides only when). `History` is what the run log says so far, and
+`run_is_over` the one rule, judged on committed rounds alone, that ends a run: the quota met or
+the patience spent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .backends import Completion, SamplingParams
+from .runlog import Record
+
+# Dispatch priority: later steps first, so accepted instructions leave before new ones come in.
+INSTANCES, CLASSIFICATION, INSTRUCTIONS = "instances", "classification", "instruction lists"
+FOLLOW_UPS = (INSTANCES, CLASSIFICATION)
+
+
+class RequestsFailedError(RuntimeError):
+    """Requests of a round failed for good; the round was not logged, so a resume redoes it."""
+
+    def __init__(self, round_: int, failed: int, total: int) -> None:
+        super().__init__(
+            f"{failed} of {total} requests of round {round_} failed for good (every retry spent); "
+            "the round was not logged, so a resume sends it again"
+        )
+        self.round, self.failed = round_, failed
+
+
+@dataclass
+class Job:
+    """One request and what the pipeline needs back with its answer (`subject`)."""
+
+    step: str
+    round: int
+    prompt: str
+    params: SamplingParams
+    subject: Any
+
+
+class Steps(Protocol):
+    """What the pipeline does at each step; the scheduler decides only when."""
+
+    def instruction_job(self, prompt_index: int, round_: int, visible: int) -> Job:
+        """Prompt `prompt_index`, sampling from the first `visible` new pool instructions."""
+
+    def filter_prompts(self, answers: Sequence[tuple[Job, Completion]]) -> list[list[Record]]:
+        """Consecutive prompts' answers -> each one's records, accepted instructions last."""
+
+    def classification_job(self, record: Record) -> Job: ...
+
+    def instance_job(self, record: Record, answer: Completion) -> Job: ...
+
+    def add_instances(self, job: Job, answer: Completion) -> None: ...
+
+    def commit(self, round_: int, records: list[Record], marker: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class History:
+    """What the run log says so far: where to go on, and what the admission rule reads."""
+
+    next_round: int
+    accepted_prompts: list[int]  # the prompt index of each accepted new instruction, in order
+    round_accepts: dict[int, int]  # committed round -> instructions it accepted (imports: -1)
+    accepted: int  # new instructions committed
+
+
+@dataclass
+class Limits:
+    """The options the scheduler reads: all of them decide the data, none says how fast."""
+
+    batch_size: int
+    sample_lag: int
+    num_instructions: int
+    patience: int
+
+
+def idle_rounds(round_accepts: dict[int, int], end: int, patience: int) -> int:
+    """Rounds in a row before round `end` that accepted nothing (an import accepts); counted
+    up to `patience` at most."""
+    idle = 0
+    while idle < patience and round_accepts.get(end - 1 - idle) == 0:
+        idle += 1
+    return idle
+
+
+def run_is_over(history: History, limits: Limits) -> str | None:
+    """Why the run ends before round `history.next_round`, judged on committed rounds alone:
+    the quota is met, or the last `patience` rounds accepted nothing."""
+    if history.accepted >= limits.num_instructions:
+        return "quota"
+    if idle_rounds(history.round_accepts, history.next_round, limits.patience) >= limits.patience:
+        return "patience"
+    return None
