@@ -126,10 +126,16 @@ def measure(instructions: int) -> Row:
     return Row(instructions, size, write_seconds, export_seconds, card_seconds, passes)
 
 
-def main() -> None:
+def make_parser(prog: str | None = None):
     from transformers import HfArgumentParser
 
-    (args,) = HfArgumentParser(BenchArguments).parse_args_into_dataclasses()
+    from self_instruct.cli.args import show_dashes
+
+    return show_dashes(HfArgumentParser(BenchArguments, prog=prog))
+
+
+def main() -> None:
+    (args,) = make_parser().parse_args_into_dataclasses()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     spawn = multiprocessing.get_context("spawn")
     print("| instructions | log (MiB) | write (s) | export (s) | of which card (s) | passes |")

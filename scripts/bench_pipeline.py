@@ -247,7 +247,9 @@ def main(args: BenchArguments) -> None:
 def make_parser(prog: str | None = None):
     from transformers import HfArgumentParser
 
-    return HfArgumentParser(BenchArguments, prog=prog)
+    from self_instruct.cli.args import show_dashes
+
+    return show_dashes(HfArgumentParser(BenchArguments, prog=prog))
 
 
 if __name__ == "__main__":

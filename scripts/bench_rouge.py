@@ -15,7 +15,7 @@ the mean scores the paper records for kept texts. Times are CPU seconds: the ref
 Then two more measurements: the `evaluate` metric with many references per prediction (the
 seeds against 1,000 short prompts each) beside rouge_score's `score_multi`, and the filter's CPU
 time per 1,000 instructions, with and without provenance, at 2,000 to 50,000 made-up
-instructions (`--provenance_sizes`; none skips it).
+instructions (`--provenance-sizes`; none skips it).
 """
 
 from __future__ import annotations
