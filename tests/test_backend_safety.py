@@ -20,8 +20,9 @@ from self_instruct.backends.tgi import TGIBackend
 from self_instruct.backends.urls import API_KEY_ENV, may_receive_hf_token, redact_urls
 from self_instruct.config import ConfigError, PipelineConfig
 from self_instruct.layout import LOG_FILE
-from self_instruct.pipeline import MAX_REJECTED_CHARS, Pipeline
+from self_instruct.pipeline import Pipeline
 from self_instruct.provenance import provenance
+from self_instruct.records import MAX_REJECTED_CHARS
 from self_instruct.runlog import read_log
 from self_instruct.testing.local_server import LocalServer, Reply, tgi_error
 from self_instruct.testing.scripted_server import ScriptedApp
