@@ -181,8 +181,10 @@ class PipelineConfig:
     )
     chat: bool = _opt(
         False,
-        "openai backend: send each prompt as a user message to /v1/chat/completions (the "
-        "server applies its chat template) instead of raw text to /v1/completions.",
+        "Prompt a chat (instruct) model: each step goes as chat messages written for one, to "
+        "/v1/chat/completions (openai, tgi) or through the model's chat template (transformers), "
+        "and only list items of its answers become instructions. Default: the paper's raw text "
+        "continuation, for base models. README 'Chat models' has the measured yield.",
     )
     request_timeout: float = _opt(
         300.0,
@@ -197,6 +199,12 @@ class PipelineConfig:
 
     def __post_init__(self):
         self.validate()
+
+    @property
+    def prompting_mode(self) -> str:
+        """How the prompts were written, as the card and the run log name it: "completion" (the
+        paper's raw text continuation) or "chat"."""
+        return "chat" if self.chat else "completion"
 
     def validate(self) -> None:
         """Fail before any model is loaded, naming the option and the value received."""

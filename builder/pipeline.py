@@ -23,9 +23,10 @@ from typing import Any
 from tqdm import tqdm
 
 from .backends import Backend, Completion, SamplingParams, load_backend, resolve_defaults
+from .backends.base import Prompt
 from .config import RESUMABLE_OPTIONS, PipelineConfig
 from .filters import cap_instances, filter_instances, instruction_rejection
-from .parsing import parse_instances, parse_is_classification, split_instructions
+from .modes import prompting_mode
 from .previous import load_previous
 from .progress import RunProgress
 from .prompts import PromptTemplates, load_templates
@@ -64,6 +65,7 @@ def run_identity(
     options = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_OPTIONS}
     return {
         **options,
+        "prompting_mode": config.prompting_mode,
         "seeds_sha256": seeds_fingerprint(seeds),
         "prompts_sha256": templates.fingerprint(),
     }
@@ -88,6 +90,7 @@ class Pipeline:
         if not self.seeds:
             raise ValueError(f"{config.seeds}: no seed tasks to prompt with")
         self.templates = load_templates(config.prompt_templates)
+        self.mode = prompting_mode(config, self.templates)
         self.log = RunLog(run_dir, run_identity(config, self.seeds, self.templates))
         self._backend = backend
         self.progress = progress
@@ -190,12 +193,12 @@ class Pipeline:
         self._step("instruction lists", len(shown))
         completions = self._ask(
             round_,
-            [self.templates.instruction_prompt(ex, cfg.classification_only) for ex in shown],
+            [self.mode.instruction_prompt(ex) for ex in shown],
             SamplingParams(
                 max_new_tokens=cfg.max_new_tokens,
                 temperature=cfg.temperature,
                 top_p=cfg.top_p,
-                stop=self.templates.instruction_stop,
+                stop=self.mode.instruction_stop,
                 repetition_penalty=cfg.repetition_penalty,
                 presence_penalty=cfg.presence_penalty,
                 seed=derive_seed(cfg.seed, "instructions", round_),
@@ -204,13 +207,7 @@ class Pipeline:
         rejected: list[Record] = []
         candidates: list[tuple[str, list[str]]] = []
         for completion, examples in zip(completions, shown, strict=True):
-            items = split_instructions(
-                completion.text,
-                completion.finish_reason == "length",
-                keep_case=cfg.keep_instruction_case,
-                salvage_truncated=cfg.salvage_truncated_lists,
-            )
-            for item in items:
+            for item in self.mode.instructions(completion):
                 if reason := instruction_rejection(item):
                     rejected.append(_rejection(round_, item.text, reason))
                 else:
@@ -263,7 +260,7 @@ class Pipeline:
         self._step("instances", len(texts))
         completions = self._ask(
             round_,
-            [self.templates.instance_prompt(t, c) for t, c in zip(texts, labels, strict=True)],
+            [self.mode.instance_prompt(t, c) for t, c in zip(texts, labels, strict=True)],
             SamplingParams(
                 max_new_tokens=cfg.instance_max_new_tokens,
                 stop=self.templates.instance_stop_for(cfg.max_instances_per_task),
@@ -273,7 +270,7 @@ class Pipeline:
             ),
         )
         for record, is_clf, completion in zip(accepted, labels, completions, strict=True):
-            parsed = parse_instances(completion.text, is_clf, completion.finish_reason == "length")
+            parsed = self.mode.instances(completion, is_clf)
             kept, dropped = filter_instances(parsed)
             rng = random.Random(derive_seed(cfg.seed, "instance-cap", record["id"]))
             kept, over = cap_instances(kept, cfg.max_instances_per_task, rng)
@@ -290,16 +287,16 @@ class Pipeline:
         self._step("classification", len(texts))
         completions = self._ask(
             round_,
-            [self.templates.classification_prompt(t) for t in texts],
+            [self.mode.classification_prompt(t) for t in texts],
             SamplingParams(
                 max_new_tokens=3,
                 stop=self.templates.classification_stop,
                 seed=derive_seed(self.config.seed, "classify", round_),
             ),
         )
-        return [parse_is_classification(c.text) for c in completions]
+        return [self.mode.is_classification(c) for c in completions]
 
-    def _ask(self, round_: int, prompts_: list[str], params: SamplingParams) -> list[Completion]:
+    def _ask(self, round_: int, prompts_: list[Prompt], params: SamplingParams) -> list[Completion]:
         """Every completion of one step, or `RequestsFailedError` before anything is logged."""
         completions = self.backend.generate(prompts_, params)
         if failed := sum(c is None for c in completions):

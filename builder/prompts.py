@@ -10,6 +10,11 @@ Every text (headers, demonstrations, stop sequences, `sft` layouts) lives in a Y
 `templates/default.yaml` in the package; `--prompt-templates FILE` swaps in another (JSON is YAML
 too). Only the joins are code, and they are the paper's: the few-shot prefix, then the query with
 the stripped instruction in it.
+
+With `--chat` the same steps go to a chat model as messages (the file's `chat` section): a system
+message saying to answer in the format asked for, and a user message that asks for the list (the
+in-context instructions numbered in it) or wraps the paper's own classification and instance
+prompt. The model's chat template, not ours, makes them one prompt.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from .backends.base import ChatPrompt, Message
 from .config import ConfigError
 
 DEFAULT_TEMPLATES = "default"
@@ -53,17 +59,41 @@ class PromptTemplates:
     instance_stop: tuple[str, ...]
     sft_with_input: tuple[str, ...]
     sft_without_input: tuple[str, ...]
+    chat_system: str
+    chat_instructions: str
+    chat_classification_instructions: str
+    chat_instruction_stop: tuple[str, ...]
+    chat_classification: str
+    chat_instances: str
 
     def instruction_prompt(self, instructions: Sequence[str], classification: bool = False) -> str:
         """Number the in-context instructions and leave the next number open for the model."""
         header = (
             self.classification_instruction_header if classification else self.instruction_header
         )
-        lines = [
-            f"{i}. {_WHITESPACE.sub(' ', text).strip().rstrip(':')}\n"
-            for i, text in enumerate(instructions, 1)
-        ]
-        return header + "".join(lines) + f"{len(instructions) + 1}."
+        return header + _numbered(instructions) + f"{len(instructions) + 1}."
+
+    def chat_instruction_prompt(
+        self, instructions: Sequence[str], classification: bool = False
+    ) -> ChatPrompt:
+        """Ask a chat model to continue the numbered list, which sits in the user message."""
+        text = self.chat_classification_instructions if classification else self.chat_instructions
+        tasks = _numbered(instructions).rstrip("\n")
+        return self._chat(
+            text.replace("{tasks}", tasks).replace("{next}", str(len(instructions) + 1))
+        )
+
+    def chat_classification_prompt(self, instruction: str) -> ChatPrompt:
+        return self._chat(
+            self.chat_classification.replace("{prompt}", self.classification_prompt(instruction))
+        )
+
+    def chat_instance_prompt(self, instruction: str, is_classification: bool) -> ChatPrompt:
+        prompt = self.instance_prompt(instruction, is_classification)
+        return self._chat(self.chat_instances.replace("{prompt}", prompt))
+
+    def _chat(self, user: str) -> ChatPrompt:
+        return ChatPrompt((Message("system", self.chat_system), Message("user", user)))
 
     def classification_prompt(self, instruction: str) -> str:
         """Few-shot yes/no: is this a classification task with a finite label set?"""
@@ -114,23 +144,56 @@ _SECTIONS: dict[str, dict[str, str]] = {
         "stop": "instance_stop",
     },
     "sft": {"with_input": "sft_with_input", "without_input": "sft_without_input"},
+    "chat": {
+        "system": "chat_system",
+        "instructions": "chat_instructions",
+        "classification_instructions": "chat_classification_instructions",
+        "instruction_stop": "chat_instruction_stop",
+        "classification": "chat_classification",
+        "instances": "chat_instances",
+    },
+}
+# A file without it (the paper's converted templates, files older than --chat) gets ours.
+_OPTIONAL_SECTIONS = ("chat",)
+
+# The texts something is filled into, and what: one without its placeholder would drop it.
+_FILLED = {
+    "classification_query": "{instruction}",
+    "instance_query": "{instruction}",
+    "sft_with_input": "{instruction}",
+    "sft_without_input": "{instruction}",
+    "chat_instructions": "{tasks}",
+    "chat_classification_instructions": "{tasks}",
+    "chat_classification": "{prompt}",
+    "chat_instances": "{prompt}",
 }
 
 
-# The texts that the instruction is filled into: one without "{instruction}" would drop it.
-_FILLED = ("classification_query", "instance_query", "sft_with_input", "sft_without_input")
+def _numbered(instructions: Sequence[str]) -> str:
+    """ "1. <instr>\n2. <instr>\n...", each on one line, without a trailing colon."""
+    return "".join(
+        f"{i}. {_WHITESPACE.sub(' ', text).strip().rstrip(':')}\n"
+        for i, text in enumerate(instructions, 1)
+    )
 
 
 def load_templates(source: str = DEFAULT_TEMPLATES) -> PromptTemplates:
     """Read `source` ('default' for ours); raises `TemplateError` saying what to fix."""
     path = DEFAULT_TEMPLATES_PATH if source == DEFAULT_TEMPLATES else Path(source)
+    data = _read(path)
+    if isinstance(data, dict) and path != DEFAULT_TEMPLATES_PATH:
+        defaults = _read(DEFAULT_TEMPLATES_PATH)
+        data = {**{name: defaults[name] for name in _OPTIONAL_SECTIONS}, **data}
+    return PromptTemplates(**_fields(path, data))
+
+
+def _read(path: Path) -> Any:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise TemplateError(f"{path}: cannot read the prompt templates ({err.strerror})") from err
     except yaml.YAMLError as err:
         raise TemplateError(f"{path}: not valid YAML or JSON ({err})") from err
-    return PromptTemplates(**_fields(path, data))
 
 
 def _fields(path: Path, data: Any) -> dict[str, Any]:
@@ -144,8 +207,9 @@ def _fields(path: Path, data: Any) -> dict[str, Any]:
         for key, name in keys.items():
             listed = name.endswith("_stop") or name.startswith("sft_")
             value = values[name] = _value(path, f"{section}.{key}", block.get(key), listed)
-            if name in _FILLED and not all("{instruction}" in t for t in _texts(value)):
-                raise TemplateError(f"{path}: '{section}.{key}' must hold {{instruction}}")
+            placeholder = _FILLED.get(name)
+            if placeholder and not all(placeholder in t for t in _texts(value)):
+                raise TemplateError(f"{path}: '{section}.{key}' must hold {placeholder}")
     return values
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 if TYPE_CHECKING:
     from ..config import PipelineConfig
@@ -21,6 +21,33 @@ FinishReason = Literal["stop", "length"]
 # (is being generated, holds a server slot), went back to wait for a retry, or finished for good.
 RequestEvent = Literal["started", "retried", "finished"]
 RequestHook = Callable[[RequestEvent, int], None]
+
+
+class Message(NamedTuple):
+    """One turn of a chat: `role` is "system", "user" or "assistant"."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class ChatPrompt:
+    """A prompt for a chat model (`--chat`): messages that the model's own chat template turns
+    into text, on the server (`/v1/chat/completions`) or in-process (`apply_chat_template`)."""
+
+    messages: tuple[Message, ...]
+
+    def as_dicts(self) -> list[dict[str, str]]:
+        """The messages as the OpenAI chat API and `apply_chat_template` take them."""
+        return [message._asdict() for message in self.messages]
+
+    def text(self) -> str:
+        """The messages' contents alone, for token counts that leave the template out."""
+        return "\n".join(message.content for message in self.messages)
+
+
+# What a backend is asked to complete: raw text to continue (the paper's prompts) or a chat.
+Prompt = str | ChatPrompt
 
 
 @dataclass(frozen=True)
@@ -78,7 +105,9 @@ class Backend(abc.ABC):
             self.on_request(event, n)
 
     @abc.abstractmethod
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion | None]:
+    def generate(
+        self, prompts: Sequence[Prompt], params: SamplingParams
+    ) -> list[Completion | None]:
         """Return exactly one result per prompt, in prompt order.
 
         `None` stands for a request that failed for good after its retries (server backends

@@ -43,13 +43,14 @@ from tenacity import (
     wait_random,
 )
 
-from .base import Backend, Completion, SamplingParams, cut_at_stop
+from .base import Backend, ChatPrompt, Completion, Prompt, SamplingParams, cut_at_stop
 from .endpoints import EndpointPool, RetryPolicy, Slot, open_endpoint
 from .errors import (
     BackendError,
     EndpointsUnavailableError,
     MalformedResponseError,
     RequestRejectedError,
+    answer_parsing,
     describe,
     is_transient,
     rejected,
@@ -123,7 +124,9 @@ class HTTPBackend(Backend):
         self._pool: EndpointPool | None = None
         self._last_error: str = ""  # of the latest request that failed for good
 
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion | None]:
+    def generate(
+        self, prompts: Sequence[Prompt], params: SamplingParams
+    ) -> list[Completion | None]:
         """One completion per prompt, in prompt order; `None` where a request failed for good."""
         start = time.perf_counter()
         results = self._run(self._generate_all(prompts, params))
@@ -192,7 +195,7 @@ class HTTPBackend(Backend):
         await asyncio.gather(*(slot.session.aclose() for slot in slots))
 
     async def _generate_all(
-        self, prompts: Sequence[str], params: SamplingParams
+        self, prompts: Sequence[Prompt], params: SamplingParams
     ) -> list[Completion | None]:
         if self._pool is None:
             tls = httpx2.create_ssl_context()  # one for all sessions: each costs ~20 ms to load
@@ -210,7 +213,7 @@ class HTTPBackend(Backend):
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
 
-    async def _complete(self, prompt: str, params: SamplingParams) -> Completion | None:
+    async def _complete(self, prompt: Prompt, params: SamplingParams) -> Completion | None:
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_transient),
             wait=wait_exponential(multiplier=self.retry.initial_wait, max=self.retry.max_wait)
@@ -235,7 +238,7 @@ class HTTPBackend(Backend):
         self._report("finished")
         return completion
 
-    async def _attempt(self, prompt: str, params: SamplingParams) -> Completion:
+    async def _attempt(self, prompt: Prompt, params: SamplingParams) -> Completion:
         slot = await self._pool.acquire()
         self._report("started")
         endpoint = slot.endpoint
@@ -274,5 +277,38 @@ class HTTPBackend(Backend):
         )
 
     @abc.abstractmethod
-    async def _request(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
+    async def _request(self, slot: Slot, prompt: Prompt, params: SamplingParams) -> Completion:
         """Send one prompt through one slot and parse the answer (text cut at the first stop)."""
+
+    async def _chat_completion(
+        self, slot: Slot, prompt: ChatPrompt, params: SamplingParams
+    ) -> Completion:
+        """`/v1/chat/completions`, which vLLM, SGLang, llama.cpp and TGI all serve: the server
+        applies the model's chat template to the messages."""
+        with answer_parsing(slot.endpoint.url):
+            output = await slot.client.chat_completion(
+                prompt.as_dicts(), model=self.model, **sampling_fields(params)
+            )
+            if not output.choices or output.usage is None:
+                raise MalformedResponseError("answered without choices or usage")
+            choice = output.choices[0]
+            return to_completion(
+                choice.message.content,
+                choice.finish_reason,
+                params,
+                output.usage.prompt_tokens,
+                output.usage.completion_tokens,
+            )
+
+
+def sampling_fields(params: SamplingParams) -> dict:
+    """SamplingParams -> the OpenAI request fields (temperature 0 is greedy there)."""
+    fields = {
+        "max_tokens": params.max_new_tokens,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "stop": list(params.stop) or None,
+        "presence_penalty": params.presence_penalty or None,
+        "seed": params.seed,
+    }
+    return {key: value for key, value in fields.items() if value is not None}

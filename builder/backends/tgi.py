@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import httpx2
 
-from .base import Completion, SamplingParams
+from .base import ChatPrompt, Completion, Prompt, SamplingParams
 from .errors import MalformedResponseError, answer_parsing
 from .http import HTTPBackend, Slot, to_completion
 from .limits import tgi_count, tgi_room
@@ -47,7 +47,8 @@ def generate_parameters(params: SamplingParams) -> dict:
 
 
 class TGIBackend(HTTPBackend):
-    """Completions from one or more TGI servers (or anything serving TGI's `/generate`)."""
+    """Completions from one or more TGI servers (or anything serving TGI's `/generate`); a
+    `ChatPrompt` goes to TGI's `/v1/chat/completions`, which applies the model's chat template."""
 
     name = "tgi"
 
@@ -61,7 +62,9 @@ class TGIBackend(HTTPBackend):
     async def _count(self, session: httpx2.AsyncClient, url: str, text: str) -> int | None:
         return await tgi_count(session, url, text)
 
-    async def _request(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
+    async def _request(self, slot: Slot, prompt: Prompt, params: SamplingParams) -> Completion:
+        if isinstance(prompt, ChatPrompt):
+            return await self._chat_completion(slot, prompt, params)
         with answer_parsing(slot.endpoint.url):
             if slot.endpoint.url not in self._without_headers:
                 completion = await self._text_only(slot, prompt, params)
