@@ -59,6 +59,9 @@ class CompletionMode:
     def instance_prompt(self, instruction: str, is_classification: bool) -> Prompt:
         return self.templates.instance_prompt(instruction, is_classification)
 
+    def instance_stop(self, max_instances: int) -> tuple[str, ...]:
+        return self.templates.instance_stop_for(max_instances)
+
     def instances(self, completion: Completion, is_classification: bool) -> list[ParsedInstance]:
         length = completion.finish_reason == "length"
         return parse_instances(completion.text, is_classification, length)
@@ -90,6 +93,9 @@ class ChatMode(CompletionMode):
 
     def instance_prompt(self, instruction: str, is_classification: bool) -> Prompt:
         return self.templates.chat_instance_prompt(instruction, is_classification)
+
+    def instance_stop(self, max_instances: int) -> tuple[str, ...]:
+        return self.templates.instance_stop_for(max_instances, chat=True)
 
     def instances(self, completion: Completion, is_classification: bool) -> list[ParsedInstance]:
         length = completion.finish_reason == "length"

@@ -27,9 +27,8 @@ _INPUT_FIELD = re.compile(r"Input\s*\d*\s*:")
 _LEADING_INPUT_FIELD = re.compile(r"^Input\s*\d*\s*:")
 _CLASS_LABEL = "Class label:"
 # A chat answer's list item: "9. ", "9) ", "**9.** ", "Task 9: ", "**Task 9:** ", "- ", "* ", "• "
-_CHAT_ITEM = re.compile(
-    r"^\s*(?:(?:\*\*|__)?(?:task\s*)?\d+\s*[.):](?:\*\*|__)?\s+|[-*•+]\s+)", re.IGNORECASE
-)
+_NUMBERED_ITEM = re.compile(r"^\s*(?:\*\*|__)?(?:task\s*)?\d+\s*[.):](?:\*\*|__)?\s+", re.I)
+_BULLET_ITEM = re.compile(r"^\s*[-*•+]\s+")
 # A bold label before the task ("**Poem:** Write...", "**Poem**: Write..."), not bold words
 _BOLD_LABEL = re.compile(r"^\s*(?:\*\*|__)[^*_:]{1,60}(?::(?:\*\*|__)|(?:\*\*|__):)(?=\s)")
 _EMPHASIS = re.compile(r"\*\*|__")
@@ -38,8 +37,8 @@ PREAMBLE_START = (
     r"(?:sure|certainly|of course|okay|ok|absolutely|great|alright|here (?:is|are)|"
     r"below (?:is|are)|these are|i(?:'d| would) be happy|i can|let me|as an ai)\b"
 )
-_PREAMBLE_LINE = re.compile(
-    rf"^\s*{PREAMBLE_START}|^[^:\n]*\b(?:examples|tasks)\b[^:\n]*:\s*$", re.IGNORECASE
+_LEADING_TALK = re.compile(
+    rf"^\s*(?:{PREAMBLE_START}|task\s*:)|^[^:\n]*\b(?:examples|tasks)\b[^:\n]*:\s*$", re.IGNORECASE
 )  # "Sure, ...", or a line that announces "... examples:" / "... tasks:"
 # The paper's `is_classification` test, after strip(): these three spellings and nothing else.
 CLASSIFICATION_YES = ("Yes", "yes", "YES")
@@ -108,16 +107,20 @@ def split_instructions(
 def chat_list_items(answer: str) -> list[str]:
     """The list items of a chat answer, markers and markdown emphasis taken off.
 
-    An item runs on over the lines that follow it until a blank line or the next item; any other
-    text (before the first item, after a blank line) is not an instruction.
+    A numbered list is the answer's list; bullets are its items only when nothing is numbered
+    (under a numbered task they are the model answering it). An item runs on over the lines that
+    follow it until a blank line, a bullet or the next item; any other text (before the first
+    item, after a blank line) is not an instruction.
     """
+    numbered = any(_NUMBERED_ITEM.match(line) for line in answer.splitlines())
+    marker = _NUMBERED_ITEM if numbered else _BULLET_ITEM
     items: list[str] = []
     open_item = False
     for line in answer.splitlines():
-        if match := _CHAT_ITEM.match(line):
+        if match := marker.match(line):
             items.append(_BOLD_LABEL.sub("", line[match.end() :]))
             open_item = True
-        elif not line.strip():
+        elif not line.strip() or _BULLET_ITEM.match(line):
             open_item = False
         elif open_item:
             items[-1] += " " + line
@@ -180,9 +183,10 @@ def _output_first(completion: str) -> list[tuple[str, str]]:
 
 
 def drop_preamble(answer: str) -> str:
-    """A chat answer without its leading talk ("Sure! Here are some examples:")."""
+    """A chat answer without its leading talk ("Sure! Here are some examples:") or the task
+    repeated ("Task: ...")."""
     lines = answer.splitlines()
-    while lines and (not lines[0].strip() or _PREAMBLE_LINE.match(lines[0])):
+    while lines and (not lines[0].strip() or _LEADING_TALK.match(lines[0])):
         lines.pop(0)
     return "\n".join(lines)
 

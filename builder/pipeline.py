@@ -263,7 +263,7 @@ class Pipeline:
             [self.mode.instance_prompt(t, c) for t, c in zip(texts, labels, strict=True)],
             SamplingParams(
                 max_new_tokens=cfg.instance_max_new_tokens,
-                stop=self.templates.instance_stop_for(cfg.max_instances_per_task),
+                stop=self.mode.instance_stop(cfg.max_instances_per_task),
                 repetition_penalty=cfg.repetition_penalty,
                 presence_penalty=cfg.instance_presence_penalty,
                 seed=derive_seed(cfg.seed, "instances", round_),

@@ -65,6 +65,7 @@ class PromptTemplates:
     chat_instruction_stop: tuple[str, ...]
     chat_classification: str
     chat_instances: str
+    chat_instance_stop: tuple[str, ...]
 
     def instruction_prompt(self, instructions: Sequence[str], classification: bool = False) -> str:
         """Number the in-context instructions and leave the next number open for the model."""
@@ -106,8 +107,9 @@ class PromptTemplates:
         prefix = self.output_first_prefix if is_classification else self.input_first_prefix
         return prefix + self.instance_query.replace("{instruction}", instruction.strip())
 
-    def instance_stop_for(self, max_instances: int) -> tuple[str, ...]:
-        return tuple(s.replace(NEXT_EXAMPLE, str(max_instances + 1)) for s in self.instance_stop)
+    def instance_stop_for(self, max_instances: int, chat: bool = False) -> tuple[str, ...]:
+        stop = self.chat_instance_stop if chat else self.instance_stop
+        return tuple(s.replace(NEXT_EXAMPLE, str(max_instances + 1)) for s in stop)
 
     def sft_user_message(self, instruction: str, input_text: str, template: int) -> str:
         """Fill layout number `template` of the with-input or without-input family."""
@@ -151,6 +153,7 @@ _SECTIONS: dict[str, dict[str, str]] = {
         "instruction_stop": "chat_instruction_stop",
         "classification": "chat_classification",
         "instances": "chat_instances",
+        "instance_stop": "chat_instance_stop",
     },
 }
 # A file without it (the paper's converted templates, files older than --chat) gets ours.
