@@ -52,7 +52,7 @@ class YieldArguments:
         default_factory=lambda: list(MODES),
         metadata={"help": f"Prompting modes to compare: {', '.join(MODES)}.", "nargs": "*"},
     )
-    rounds: int = field(default=2, metadata={"help": "Rounds per mode and target."})
+    rounds: int = field(default=3, metadata={"help": "Rounds per mode and target."})
     batch_size: int = field(default=4, metadata={"help": "Instruction prompts per round."})
     max_new_tokens: int = field(
         default=256, metadata={"help": "Token limit of an instruction list (short: CPU time)."}

@@ -16,11 +16,12 @@ import pytest
 import yaml
 from test_backends_http import llama_cpp_server  # noqa: F401 (a fixture)
 
-from self_instruct.backends.base import ChatPrompt, Completion, Message
+from self_instruct.backends.base import ChatPrompt, Completion, Message, SamplingParams
 from self_instruct.config import PipelineConfig
 from self_instruct.filters import instruction_rejection, not_a_task
 from self_instruct.modes import ChatMode, CompletionMode, prompting_mode
 from self_instruct.parsing import (
+    Parsed,
     chat_is_classification,
     chat_list_items,
     chat_split_instructions,
@@ -312,6 +313,21 @@ def test_transformers_backend_renders_a_chat_through_the_models_template():
         backend.render(chat)
 
 
+@pytest.mark.slow
+def test_transformers_backend_chat_with_the_embedded_models_own_template():
+    from self_instruct.backends.transformers import TransformersBackend
+
+    backend = TransformersBackend(device="cpu", dtype="float32")
+    prompt = TEMPLATES.chat_classification_prompt("Is the number 7 prime?")
+    rendered = backend.render(prompt)
+    assert rendered.startswith(f"<|im_start|>system\n{TEMPLATES.chat_system}<|im_end|>")
+    assert rendered.endswith("Yes or No only.<|im_end|>\n<|im_start|>assistant\n")
+    [completion] = backend.generate([prompt], SamplingParams(max_new_tokens=3))
+    assert completion.text.strip() and completion.prompt_tokens > 500  # the 31 shots in it
+    tokens = backend.tokenizer(rendered, add_special_tokens=False).input_ids
+    assert completion.prompt_tokens == len(tokens)  # no second BOS on top of the template's
+
+
 # --- the real thing: the embedded SmolLM2 behind llama.cpp's server (slow) ---------------------
 
 
@@ -348,8 +364,7 @@ def test_chat_run_against_llama_cpp_keeps_only_tasks(tmp_path, llama_cpp_server)
         kept = list(Pipeline(config, tmp_path / "run", progress=False))
     assert kept, "four rounds of the embedded model kept nothing"
     for record in kept:
-        checked = chat_split_instructions(f"1. {record['instruction']}", False)[0]
-        assert instruction_rejection(checked) is None
+        assert instruction_rejection(Parsed(record["instruction"])) is None
         assert not_a_task(record["instruction"]) is None, record["instruction"]
     chats = [body for path, body in proxy.bodies if path == "/v1/chat/completions"]
     assert chats and len(chats) == len(proxy.bodies)  # every step went as messages
