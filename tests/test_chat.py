@@ -377,3 +377,13 @@ def test_chat_completion_is_parsed_from_the_message_not_the_prompt():
     mode = ChatMode(TEMPLATES)
     completion = Completion(PREAMBLE_AND_OUTRO, "stop")
     assert [i.text for i in mode.instructions(completion)][0].startswith("Write a haiku")
+
+
+def test_seed_lengths_are_counted_in_the_prompts_the_mode_sends():
+    from self_instruct.seed_lengths import _prompts
+
+    seeds = load_seeds("bundled")[:2]
+    header, first, _ = _prompts(seeds, PipelineConfig(chat=True))
+    assert header.startswith(TEMPLATES.chat_system) and "numbered from 1" in header
+    assert f"1. {seeds[0].instruction.strip()}" in first and "numbered from 2" in first
+    assert _prompts(seeds, PipelineConfig())[0] == TEMPLATES.instruction_prompt([])
