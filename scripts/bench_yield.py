@@ -1,7 +1,7 @@
 """
 # Yield of each prompting mode: the same seeds and the same prompts, raw completion vs chat
 ```bash
-python scripts/bench_yield.py                           # ~25 minutes on 2 cores
+python scripts/bench_yield.py                           # ~40 minutes on 2 cores
 python scripts/bench_yield.py --targets llama_cpp --rounds 1 --batch_size 4
 ```
 
@@ -17,6 +17,9 @@ stopped. Read from its run log, per mode:
 - instances per kept instruction, after the paper's instance filters;
 - generated tokens per kept instruction (prompt tokens are in the last column, per request);
 - not-a-task: kept instructions that `filters.not_a_task` flags (a preamble, an answer, two tasks).
+
+Mode "user-turn" is the baseline: what a chat model got before `--chat` -- the paper's prompts,
+each sent as one user message through the model's chat template, read by the paper's parser.
 
 A mode is a set of options (`MODES`); a new one (`--structured`) is one more entry there.
 """
@@ -36,13 +39,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # The options that make each prompting mode; `structured` plugs in here as {"structured": True}.
-MODES: dict[str, dict] = {"completion": {}, "chat": {"chat": True}}
+MODES: dict[str, dict] = {"completion": {}, "chat": {"chat": True}, "user-turn": {}}
+# What a chat model got before --chat: the paper's prompt as one user message, the paper's parser.
+AS_USER_TURN = {"user-turn"}
 TARGETS = ("llama_cpp", "transformers")
 
 
 @dataclass
 class YieldArguments:
-    """What to run; the defaults take about 25 minutes on 2 CPU cores."""
+    """What to run; the defaults take about 40 minutes on 2 CPU cores."""
 
     targets: list[str] = field(
         default_factory=lambda: list(TARGETS),
@@ -66,6 +71,21 @@ class YieldArguments:
 
 class _Enough(Exception):
     """Raised by `RoundLimit` when the run has made all the rounds it was asked for."""
+
+
+class AsUserTurn:
+    """Sends each text prompt to `backend` as one user message (the "user-turn" baseline)."""
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+
+    def __getattr__(self, name: str):
+        return getattr(self.backend, name)
+
+    def generate(self, prompts, params):
+        from self_instruct.backends.base import ChatPrompt, Message
+
+        return self.backend.generate([ChatPrompt((Message("user", p),)) for p in prompts], params)
 
 
 class RoundLimit:
@@ -123,7 +143,7 @@ def target_options(target: str, url: str | None) -> dict:
     return {"backend": "transformers", "device": "cpu"}
 
 
-def run_mode(args: YieldArguments, options: dict, run_dir: Path) -> list[dict]:
+def run_mode(args: YieldArguments, mode: str, options: dict, run_dir: Path) -> list[dict]:
     """One stopped pipeline run; its run log's records."""
     from self_instruct.backends import load_backend
     from self_instruct.config import PipelineConfig
@@ -131,6 +151,7 @@ def run_mode(args: YieldArguments, options: dict, run_dir: Path) -> list[dict]:
 
     config = PipelineConfig(
         **options,
+        **MODES[mode],
         batch_size=args.batch_size,
         num_instructions=10**6,
         patience=10**6,
@@ -138,7 +159,10 @@ def run_mode(args: YieldArguments, options: dict, run_dir: Path) -> list[dict]:
         instance_max_new_tokens=args.instance_max_new_tokens,
         seed=args.seed,
     )
-    backend = RoundLimit(load_backend(config), args.rounds, args.max_new_tokens)
+    backend = load_backend(config)
+    backend = RoundLimit(
+        AsUserTurn(backend) if mode in AS_USER_TURN else backend, args.rounds, args.max_new_tokens
+    )
     with contextlib.suppress(_Enough):
         for _ in Pipeline(config, run_dir, backend=backend, progress=False):
             pass
@@ -200,8 +224,7 @@ def bench_target(args: YieldArguments, target: str, url: str | None) -> list[lis
     for mode in args.modes:
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            options = {**target_options(target, url), **MODES[mode]}
-            records = run_mode(args, options, Path(tmp) / "run")
+            records = run_mode(args, mode, target_options(target, url), Path(tmp) / "run")
         rows.append(yield_row(mode, records, args.rounds * args.batch_size))
         print(f"  {target} {mode}: {time.perf_counter() - start:.0f}s", flush=True)
     return rows
