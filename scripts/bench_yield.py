@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,6 +186,7 @@ def yield_row(mode: str, records: list[dict], prompts: int) -> list:
     flagged = [r["instruction"] for r in kept if not_a_task(r["instruction"])]
     for text in flagged:
         print(f"  [{mode}] not a task ({not_a_task(text)}): {text[:100]}")
+    print(f"  [{mode}] rejected: {dict(Counter(r['reason'] for r in rejected))}")
     return [
         mode,
         requests,
