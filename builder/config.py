@@ -199,8 +199,10 @@ class PipelineConfig:
     )
     chat: bool = _opt(
         False,
-        "openai backend: send each prompt as a user message to /v1/chat/completions (the "
-        "server applies its chat template) instead of raw text to /v1/completions.",
+        "Prompt a chat (instruct) model: each step goes as chat messages written for one, to "
+        "/v1/chat/completions (openai, tgi) or through the model's chat template (transformers), "
+        "and only list items of its answers become instructions. Default: the paper's raw text "
+        "continuation, for base models. README 'Chat models' has the measured yield.",
     )
     structured: bool = _opt(
         False,
@@ -222,6 +224,15 @@ class PipelineConfig:
 
     def __post_init__(self):
         self.validate()
+
+    @property
+    def prompting_mode(self) -> str:
+        """How the prompts were written, as the card and the run log name it: "completion" (the
+        paper's raw text continuation) or "chat", "+structured" under a JSON schema."""
+        mode = "chat" if self.chat else "completion"
+        if self.structured:
+            return "structured" if mode == "completion" else f"{mode}+structured"
+        return mode
 
     def validate(self) -> None:
         """Fail before any model is loaded, naming the option and the value received."""

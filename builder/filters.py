@@ -8,6 +8,9 @@ tested on the paper's `str.capitalize()` form of the text. Instance filters (rel
 colon (unfinished), exact duplicates, tasks whose same input got different outputs, and the
 paper's cap of 5 instances per task (a seeded random sample).
 The ROUGE-L near-duplicate filter lives in `rouge/`, with its own reason `too_similar`.
+
+`not_a_task` is not one of the paper's filters but a check of what a run kept, for chat models
+(`scripts/bench_yield.py`, the tests): a row that is the model's talk, an answer, or two tasks.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import re
 import string
 from collections.abc import Sequence
 
-from .parsing import Parsed, ParsedInstance
+from .parsing import PREAMBLE_START, Parsed, ParsedInstance
 from .schemas import INVALID_JSON
 
 MIN_WORDS_EXCLUSIVE = 3  # "<= 3 words" is too short
@@ -61,6 +64,34 @@ INSTANCE_REASONS = (
     INVALID_JSON,
     "over_instance_cap",  # valid, but the task had more than --max-instances-per-task
 )
+
+
+NOT_A_TASK_REASONS = ("preamble", "answer", "two_tasks")
+_PREAMBLE = re.compile(
+    rf"^{PREAMBLE_START}|\b(?:more|new|some|following|these) (?:tasks|examples|instructions)\b.*:$",
+    re.IGNORECASE,
+)
+_ANSWER = re.compile(
+    r"^(?:(?:yes|no)[,.!]|(?:the )?answer (?:is|would be)\b|"
+    r"(?:answer|output|input|solution|class label|example\s*\d*)\s*:)",
+    re.IGNORECASE,
+)
+# A list marker inside the text: "... the essay. 10. Write a poem", "... Task 2: Sort ..."
+_SECOND_TASK = re.compile(r"\s(?:\d+\s*[.)]|(?i:task)\s*\d+\s*:|[-*•]|\*\*\d+\.\*\*)\s+[A-Z]")
+
+
+def not_a_task(text: str) -> str | None:
+    """Why `text` is not a task: "preamble" (the model's talk: "Sure! Here are more tasks:"),
+    "answer" (it answers instead of asking: "Yes, the email is spam"), "two_tasks" (a second
+    list item glued on: "Write a haiku. 10. Sort the list"); None for a task. A heuristic over
+    the shapes chat models produce, tested on hand-written cases."""
+    text = text.strip()
+    checks = (
+        ("preamble", _PREAMBLE.search(text) is not None),
+        ("answer", _ANSWER.match(text) is not None),
+        ("two_tasks", _SECOND_TASK.search(text) is not None),
+    )
+    return next((reason for reason, failed in checks if failed), None)
 
 
 def instruction_rejection(item: Parsed) -> str | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .backends import Completion, SamplingParams
+from .backends.base import Prompt
 from .runlog import Record
 
 # Dispatch priority: later steps first, so accepted instructions leave before new ones come in.
@@ -37,7 +38,7 @@ class Job:
 
     step: str
     round: int
-    prompt: str
+    prompt: Prompt  # text, or messages for a chat model
     params: SamplingParams
     subject: Any
 

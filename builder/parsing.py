@@ -5,11 +5,18 @@ Every rule here is the released Self-Instruct code's (`bootstrap_instructions.py
 "\\n<number>. ", instance completions on "Example <n>" (input-first) or "Class label:"
 (output-first). Items the paper drops because their completion stopped at the token limit are
 not dropped silently: they come back marked `truncated`, so the funnel can count them.
+
+A chat model's answer (`--chat`) is read preamble-proof instead, with the `chat_` functions: only
+list items are instructions ("9.", "9)", "**9.**", "Task 9:", "- ", "* "), lines before the first
+item and after a blank line are its talk around the list ("Sure! Here are more tasks:", "I hope
+this helps!") and are dropped; instance answers lose their leading preamble lines. The paper's
+functions are not touched by any of this, so a raw-completion run decides as the paper does.
 """
 
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 
 from .schemas import CLASSIFICATION, INSTRUCTION_LIST, INVALID_JSON, ResponseSchema
@@ -21,6 +28,20 @@ _OUTPUT_FIELD = re.compile(r"Output\s*\d*\s*:")
 _INPUT_FIELD = re.compile(r"Input\s*\d*\s*:")
 _LEADING_INPUT_FIELD = re.compile(r"^Input\s*\d*\s*:")
 _CLASS_LABEL = "Class label:"
+# A chat answer's list item: "9. ", "9) ", "**9.** ", "Task 9: ", "**Task 9:** ", "- ", "* ", "• "
+_NUMBERED_ITEM = re.compile(r"^\s*(?:\*\*|__)?(?:task\s*)?\d+\s*[.):](?:\*\*|__)?\s+", re.I)
+_BULLET_ITEM = re.compile(r"^\s*[-*•+]\s+")
+# A bold label before the task ("**Poem:** Write...", "**Poem**: Write..."), not bold words
+_BOLD_LABEL = re.compile(r"^\s*(?:\*\*|__)[^*_:]{1,60}(?::(?:\*\*|__)|(?:\*\*|__):)(?=\s)")
+_EMPHASIS = re.compile(r"\*\*|__")
+# The opening of a chat model's talk around its answer.
+PREAMBLE_START = (
+    r"(?:sure|certainly|of course|okay|ok|absolutely|great|alright|here (?:is|are)|"
+    r"below (?:is|are)|these are|i(?:'d| would) be happy|i can|let me|as an ai)\b"
+)
+_LEADING_TALK = re.compile(
+    rf"^\s*(?:{PREAMBLE_START}|task\s*:)|^[^:\n]*\b(?:examples|tasks)\b[^:\n]*:\s*$", re.IGNORECASE
+)  # "Sure, ...", or a line that announces "... examples:" / "... tasks:"
 # The paper's `is_classification` test, after strip(): these three spellings and nothing else.
 CLASSIFICATION_YES = ("Yes", "yes", "YES")
 
@@ -54,6 +75,20 @@ def _normalise(text: str) -> str:
     return _WHITESPACE.sub(" ", text).strip()
 
 
+def _items(
+    pieces: list[str], hit_length_limit: bool, keep_case: bool, salvage_truncated: bool
+) -> list[Parsed]:
+    """Normalised, non-empty pieces as `Parsed` items, the truncation rule applied."""
+    pieces = [p for p in map(_normalise, pieces) if p]
+    items = []
+    for i, piece in enumerate(pieces):
+        checked = piece.capitalize()
+        stored = piece[:1].upper() + piece[1:] if keep_case else checked
+        cut = hit_length_limit and (i == len(pieces) - 1 or not salvage_truncated)
+        items.append(Parsed(stored, truncated=cut, checked=checked))
+    return items
+
+
 def split_instructions(
     completion: str,
     hit_length_limit: bool,
@@ -68,24 +103,41 @@ def split_instructions(
     "Write an SQL query" where the paper's `str.capitalize()` stores "Write an sql query"; the
     filters decide on the capitalised text either way.
     """
-    return _instructions(
-        _LIST_ITEM.split(completion), hit_length_limit, keep_case, salvage_truncated
-    )
+    return _items(_LIST_ITEM.split(completion), hit_length_limit, keep_case, salvage_truncated)
 
 
-def _instructions(
-    texts: list[str], hit_length_limit: bool, keep_case: bool, salvage_truncated: bool
+def chat_list_items(answer: str) -> list[str]:
+    """The list items of a chat answer, markers and markdown emphasis taken off.
+
+    A numbered list is the answer's list; bullets are its items only when nothing is numbered
+    (under a numbered task they are the model answering it). An item runs on over the lines that
+    follow it until a blank line, a bullet or the next item; any other text (before the first
+    item, after a blank line) is not an instruction.
+    """
+    numbered = any(_NUMBERED_ITEM.match(line) for line in answer.splitlines())
+    marker = _NUMBERED_ITEM if numbered else _BULLET_ITEM
+    items: list[str] = []
+    open_item = False
+    for line in answer.splitlines():
+        if match := marker.match(line):
+            items.append(_BOLD_LABEL.sub("", line[match.end() :]))
+            open_item = True
+        elif not line.strip() or _BULLET_ITEM.match(line):
+            open_item = False
+        elif open_item:
+            items[-1] += " " + line
+    return [_EMPHASIS.sub("", item).strip() for item in items]
+
+
+def chat_split_instructions(
+    answer: str,
+    hit_length_limit: bool,
+    *,
+    keep_case: bool = False,
+    salvage_truncated: bool = False,
 ) -> list[Parsed]:
-    """Normalised non-empty items, in the paper's case, marked `truncated` as the rule says."""
-    pieces = [_normalise(p) for p in texts]
-    pieces = [p for p in pieces if p]
-    items = []
-    for i, piece in enumerate(pieces):
-        checked = piece.capitalize()
-        stored = piece[:1].upper() + piece[1:] if keep_case else checked
-        cut = hit_length_limit and (i == len(pieces) - 1 or not salvage_truncated)
-        items.append(Parsed(stored, truncated=cut, checked=checked))
-    return items
+    """`split_instructions` for a chat answer: its list items only, the same truncation rule."""
+    return _items(chat_list_items(answer), hit_length_limit, keep_case, salvage_truncated)
 
 
 def instructions_from_json(completion: str, *, keep_case: bool = False) -> list[Parsed] | None:
@@ -95,7 +147,7 @@ def instructions_from_json(completion: str, *, keep_case: bool = False) -> list[
     data = INSTRUCTION_LIST.validate(completion)
     if data is None:
         return None
-    return _instructions(data["tasks"], False, keep_case, salvage_truncated=False)
+    return _items(data["tasks"], False, keep_case, salvage_truncated=False)
 
 
 def invalid_answer_reason(hit_length_limit: bool) -> str:
@@ -128,6 +180,12 @@ def instances_from_json(
 def parse_is_classification(completion: str) -> bool:
     """The few-shot prompt ends with "Is it classification?": exactly Yes, yes or YES is yes."""
     return completion.strip() in CLASSIFICATION_YES
+
+
+def chat_is_classification(answer: str) -> bool:
+    """A chat model says "Yes." or "**Yes**, it is": its first word decides."""
+    words = _EMPHASIS.sub("", answer).split()
+    return bool(words) and words[0].strip(string.punctuation).lower() == "yes"
 
 
 def _input_output(text: str) -> tuple[str, str]:
@@ -163,10 +221,22 @@ def _output_first(completion: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def drop_preamble(answer: str) -> str:
+    """A chat answer without its leading talk ("Sure! Here are some examples:") or the task
+    repeated ("Task: ...")."""
+    lines = answer.splitlines()
+    while lines and (not lines[0].strip() or _LEADING_TALK.match(lines[0])):
+        lines.pop(0)
+    return "\n".join(lines)
+
+
 def parse_instances(
-    completion: str, is_classification: bool, hit_length_limit: bool
+    completion: str, is_classification: bool, hit_length_limit: bool, *, chat: bool = False
 ) -> list[ParsedInstance]:
-    """Instances of one task in generation order; the last is `truncated` after a length stop."""
+    """Instances of one task in generation order; the last is `truncated` after a length stop.
+    `chat`: the completion is a chat answer, read after its preamble."""
+    if chat:
+        completion = drop_preamble(completion)
     pairs = _output_first(completion) if is_classification else _input_first(completion)
     return [
         ParsedInstance(i, o, truncated=hit_length_limit and n == len(pairs) - 1)

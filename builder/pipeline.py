@@ -25,7 +25,6 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .answers import classification_answer, instance_items, instruction_items
 from .backends import Backend, Completion, SamplingParams, load_backend, resolve_defaults
 from .config import RESUMABLE_OPTIONS, PipelineConfig
 from .filters import cap_instances, filter_instances, instruction_rejection
@@ -39,6 +38,7 @@ from .jobs import (
     RequestsFailedError,
     run_is_over,
 )
+from .modes import prompting_mode
 from .previous import load_previous
 from .progress import RunProgress
 from .prompts import PromptTemplates, load_templates
@@ -46,8 +46,7 @@ from .records import INSTRUCTION, REJECTED, ROUND, cut, rejection, similar
 from .rouge import FilterDecision, RougeIndex
 from .runlog import Record, RunLog
 from .scheduler import Scheduler
-from .schemas import CLASSIFICATION as CLASSIFICATION_SCHEMA
-from .schemas import INSTRUCTION_LIST, check_structured_installed, instances_schema
+from .schemas import check_structured_installed
 from .seed_lengths import check_seed_lengths
 from .seeds import SeedTask, load_seeds, prompting_seeds, seeds_fingerprint
 from .summary import RunSummary
@@ -55,8 +54,6 @@ from .summary import RunSummary
 __all__ = ["Pipeline", "RequestsFailedError", "derive_seed", "run_identity"]
 
 TOP_K_SIMILAR = 10
-# Tokens for the yes/no answer: the paper's " Yes" needs 3, `{"answer": "Yes"}` about 8.
-CLASSIFICATION_MAX_TOKENS = {False: 3, True: 16}
 
 
 def derive_seed(*parts: Any) -> int:
@@ -72,6 +69,7 @@ def run_identity(
     options = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_OPTIONS}
     return {
         **options,
+        "prompting_mode": config.prompting_mode,
         "seeds_sha256": seeds_fingerprint(seeds),
         "prompts_sha256": templates.fingerprint(),
     }
@@ -96,6 +94,7 @@ class Pipeline:
         if not self.seeds:
             raise ValueError(f"{config.seeds}: no seed tasks to prompt with")
         self.templates = load_templates(config.prompt_templates)
+        self.mode = prompting_mode(config, self.templates)
         self.log = RunLog(run_dir, run_identity(config, self.seeds, self.templates))
         self._backend = backend
         self.progress = progress
@@ -109,10 +108,10 @@ class Pipeline:
             max_new_tokens=config.max_new_tokens,
             temperature=config.temperature,
             top_p=config.top_p,
-            stop=self._stop(self.templates.instruction_stop),
+            stop=self.mode.instruction_stop,
             repetition_penalty=config.repetition_penalty,
             presence_penalty=config.presence_penalty,
-            schema=INSTRUCTION_LIST if config.structured else None,
+            schema=self.mode.instruction_schema,
         )
 
     @property
@@ -198,9 +197,7 @@ class Pipeline:
         rng.shuffle(examples)
         seed = derive_seed(cfg.seed, "instructions", prompt_index)
         params = replace(self._instruction_params, seed=seed)
-        prompt = self.templates.instruction_prompt(
-            examples, cfg.classification_only, cfg.structured
-        )
+        prompt = self.mode.instruction_prompt(examples)
         return Job(INSTRUCTIONS, round_, prompt, params, (prompt_index, examples))
 
     def filter_prompts(self, answers: Sequence[tuple[Job, Completion]]) -> list[list[Record]]:
@@ -212,7 +209,7 @@ class Pipeline:
         candidates: list[tuple[int, str]] = []  # (answer index, text)
         for n, (job, completion) in enumerate(answers):
             records.append([])
-            items = instruction_items(completion, cfg)
+            items = self.mode.instructions(completion)
             if isinstance(items, str):  # the whole answer is rejected, for this reason
                 records[n].append(rejection(job.round, completion.text, items))
                 continue
@@ -250,34 +247,33 @@ class Pipeline:
 
     def classification_job(self, record: Record) -> Job:
         """Asked of every instruction, in --classification-only runs too (as the paper does)."""
-        structured = self.config.structured
         params = SamplingParams(
-            max_new_tokens=CLASSIFICATION_MAX_TOKENS[structured],
-            stop=self._stop(self.templates.classification_stop),
+            max_new_tokens=self.mode.classification_max_tokens,
+            stop=self.mode.classification_stop,
             seed=derive_seed(self.config.seed, "classify", record["id"]),
-            schema=CLASSIFICATION_SCHEMA if structured else None,
+            schema=self.mode.classification_schema,
         )
-        prompt = self.templates.classification_prompt(record["instruction"], structured)
+        prompt = self.mode.classification_prompt(record["instruction"])
         return Job(CLASSIFICATION, record["round"], prompt, params, record)
 
     def instance_job(self, record: Record, answer: Completion) -> Job:
-        cfg = self.config
-        is_clf = classification_answer(answer, cfg.structured)
+        cfg, mode = self.config, self.mode
+        is_clf = mode.is_classification(answer)
         params = SamplingParams(
             max_new_tokens=cfg.instance_max_new_tokens,
-            stop=self._stop(self.templates.instance_stop_for(cfg.max_instances_per_task)),
+            stop=mode.instance_stop(cfg.max_instances_per_task),
             repetition_penalty=cfg.repetition_penalty,
             presence_penalty=cfg.instance_presence_penalty,
             seed=derive_seed(cfg.seed, "instances", record["id"]),
-            schema=instances_schema(is_clf, cfg.max_instances_per_task) if cfg.structured else None,
+            schema=mode.instance_schema(is_clf, cfg.max_instances_per_task),
         )
-        prompt = self.templates.instance_prompt(record["instruction"], is_clf, cfg.structured)
+        prompt = mode.instance_prompt(record["instruction"], is_clf)
         return Job(INSTANCES, record["round"], prompt, params, (record, is_clf))
 
     def add_instances(self, job: Job, answer: Completion) -> None:
         """Parse and filter the instances, keep a seeded sample of at most the cap."""
         record, is_clf = job.subject
-        parsed, invalid = instance_items(answer, is_clf, self.config)
+        parsed, invalid = self.mode.instances(answer, is_clf, self.config.max_instances_per_task)
         kept, dropped = filter_instances(parsed)
         dropped += invalid
         rng = random.Random(derive_seed(self.config.seed, "instance-cap", record["id"]))
@@ -289,11 +285,6 @@ class Pipeline:
             {"input": cut(i.input), "output": cut(i.output), "reason": reason}
             for i, reason in dropped
         ]
-
-    def _stop(self, stop: tuple[str, ...]) -> tuple[str, ...]:
-        """A step's stop sequences; none under a schema, whose answer ends where its JSON does
-        (a stop such as the paper's "\n\n" could cut it short)."""
-        return () if self.config.structured else stop
 
     def commit(self, round_: int, records: list[Record], marker: dict[str, Any]) -> None:
         """One durable write of the whole round."""

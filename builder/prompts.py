@@ -10,6 +10,11 @@ Every text (headers, demonstrations, stop sequences, `sft` layouts) lives in a Y
 `templates/default.yaml` in the package; `--prompt-templates FILE` swaps in another (JSON is YAML
 too). Only the joins are code, and they are the paper's: the few-shot prefix, then the query with
 the stripped instruction in it.
+
+With `--chat` the same steps go to a chat model as messages (the file's `chat` section): a system
+message saying to answer in the format asked for, and a user message that asks for the list (the
+in-context instructions numbered in it) or wraps the paper's own classification and instance
+prompt. The model's chat template, not ours, makes them one prompt.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from .backends.base import ChatPrompt, Message
 from .config import ConfigError
 
 DEFAULT_TEMPLATES = "default"
@@ -57,6 +63,13 @@ class PromptTemplates:
     structured_classification_query: str
     structured_input_first_query: str
     structured_output_first_query: str
+    chat_system: str
+    chat_instructions: str
+    chat_classification_instructions: str
+    chat_instruction_stop: tuple[str, ...]
+    chat_classification: str
+    chat_instances: str
+    chat_instance_stop: tuple[str, ...]
 
     def instruction_prompt(
         self, instructions: Sequence[str], classification: bool = False, structured: bool = False
@@ -66,12 +79,37 @@ class PromptTemplates:
         header = (
             self.classification_instruction_header if classification else self.instruction_header
         )
-        texts = [_WHITESPACE.sub(" ", text).strip().rstrip(":") for text in instructions]
         if structured:
+            texts = [_WHITESPACE.sub(" ", text).strip().rstrip(":") for text in instructions]
             shown = json.dumps({"tasks": texts}, ensure_ascii=False)
             return f"{header}{shown}\n{self.structured_instruction_query}"
-        lines = [f"{i}. {text}\n" for i, text in enumerate(texts, 1)]
-        return header + "".join(lines) + f"{len(instructions) + 1}."
+        return header + _numbered(instructions) + f"{len(instructions) + 1}."
+
+    def chat_instruction_prompt(
+        self, instructions: Sequence[str], classification: bool = False, structured: bool = False
+    ) -> ChatPrompt:
+        """Ask a chat model to continue the numbered list, which sits in the user message;
+        `structured`: the JSON-showing prompt is the user message."""
+        if structured:
+            return self._chat(self.instruction_prompt(instructions, classification, structured))
+        text = self.chat_classification_instructions if classification else self.chat_instructions
+        tasks = _numbered(instructions).rstrip("\n")
+        return self._chat(
+            text.replace("{tasks}", tasks).replace("{next}", str(len(instructions) + 1))
+        )
+
+    def chat_classification_prompt(self, instruction: str, structured: bool = False) -> ChatPrompt:
+        prompt = self.classification_prompt(instruction, structured)
+        return self._chat(self.chat_classification.replace("{prompt}", prompt))
+
+    def chat_instance_prompt(
+        self, instruction: str, is_classification: bool, structured: bool = False
+    ) -> ChatPrompt:
+        prompt = self.instance_prompt(instruction, is_classification, structured)
+        return self._chat(self.chat_instances.replace("{prompt}", prompt))
+
+    def _chat(self, user: str) -> ChatPrompt:
+        return ChatPrompt((Message("system", self.chat_system), Message("user", user)))
 
     def classification_prompt(self, instruction: str, structured: bool = False) -> str:
         """Few-shot yes/no: is this a classification task with a finite label set?"""
@@ -91,8 +129,9 @@ class PromptTemplates:
             query = self.structured_input_first_query
         return prefix + query.replace("{instruction}", instruction.strip())
 
-    def instance_stop_for(self, max_instances: int) -> tuple[str, ...]:
-        return tuple(s.replace(NEXT_EXAMPLE, str(max_instances + 1)) for s in self.instance_stop)
+    def instance_stop_for(self, max_instances: int, chat: bool = False) -> tuple[str, ...]:
+        stop = self.chat_instance_stop if chat else self.instance_stop
+        return tuple(s.replace(NEXT_EXAMPLE, str(max_instances + 1)) for s in stop)
 
     def sft_user_message(self, instruction: str, input_text: str, template: int) -> str:
         """Fill layout number `template` of the with-input or without-input family."""
@@ -135,33 +174,61 @@ _SECTIONS: dict[str, dict[str, str]] = {
         "input_first_query": "structured_input_first_query",
         "output_first_query": "structured_output_first_query",
     },
+    "chat": {
+        "system": "chat_system",
+        "instructions": "chat_instructions",
+        "classification_instructions": "chat_classification_instructions",
+        "instruction_stop": "chat_instruction_stop",
+        "classification": "chat_classification",
+        "instances": "chat_instances",
+        "instance_stop": "chat_instance_stop",
+    },
 }
-# Sections a file may leave out: ours are used (the paper's prompts have no --structured texts).
-_OPTIONAL = ("structured",)
+# Sections a file may leave out (the paper's converted templates have neither, nor files older
+# than --chat and --structured): ours are used.
+_OPTIONAL_SECTIONS = ("chat", "structured")
+
+# The texts something is filled into, and what: one without its placeholder would drop it.
+_FILLED = {
+    "classification_query": "{instruction}",
+    "instance_query": "{instruction}",
+    "sft_with_input": "{instruction}",
+    "sft_without_input": "{instruction}",
+    "chat_instructions": "{tasks}",
+    "chat_classification_instructions": "{tasks}",
+    "chat_classification": "{prompt}",
+    "chat_instances": "{prompt}",
+    "structured_classification_query": "{instruction}",
+    "structured_input_first_query": "{instruction}",
+    "structured_output_first_query": "{instruction}",
+}
 
 
-# The texts that the instruction is filled into: one without "{instruction}" would drop it.
-_FILLED = (
-    "classification_query",
-    "instance_query",
-    "sft_with_input",
-    "sft_without_input",
-    "structured_classification_query",
-    "structured_input_first_query",
-    "structured_output_first_query",
-)
+def _numbered(instructions: Sequence[str]) -> str:
+    """ "1. <instr>\n2. <instr>\n...", each on one line, without a trailing colon."""
+    return "".join(
+        f"{i}. {_WHITESPACE.sub(' ', text).strip().rstrip(':')}\n"
+        for i, text in enumerate(instructions, 1)
+    )
 
 
 def load_templates(source: str = DEFAULT_TEMPLATES) -> PromptTemplates:
     """Read `source` ('default' for ours); raises `TemplateError` saying what to fix."""
     path = DEFAULT_TEMPLATES_PATH if source == DEFAULT_TEMPLATES else Path(source)
+    data = _read(path)
+    if isinstance(data, dict) and path != DEFAULT_TEMPLATES_PATH:
+        defaults = _read(DEFAULT_TEMPLATES_PATH)
+        data = {**{name: defaults[name] for name in _OPTIONAL_SECTIONS}, **data}
+    return PromptTemplates(**_fields(path, data))
+
+
+def _read(path: Path) -> Any:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise TemplateError(f"{path}: cannot read the prompt templates ({err.strerror})") from err
     except yaml.YAMLError as err:
         raise TemplateError(f"{path}: not valid YAML or JSON ({err})") from err
-    return PromptTemplates(**_fields(path, data))
 
 
 def _fields(path: Path, data: Any) -> dict[str, Any]:
@@ -170,20 +237,15 @@ def _fields(path: Path, data: Any) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for section, keys in _SECTIONS.items():
         block = data.get(section)
-        if block is None and section in _OPTIONAL and path != DEFAULT_TEMPLATES_PATH:
-            block = _default_section(section)
         if not isinstance(block, dict):
             raise TemplateError(f"{path}: missing section '{section}' (see templates/default.yaml)")
         for key, name in keys.items():
             listed = name.endswith("_stop") or name.startswith("sft_")
             value = values[name] = _value(path, f"{section}.{key}", block.get(key), listed)
-            if name in _FILLED and not all("{instruction}" in t for t in _texts(value)):
-                raise TemplateError(f"{path}: '{section}.{key}' must hold {{instruction}}")
+            placeholder = _FILLED.get(name)
+            if placeholder and not all(placeholder in t for t in _texts(value)):
+                raise TemplateError(f"{path}: '{section}.{key}' must hold {placeholder}")
     return values
-
-
-def _default_section(section: str) -> dict[str, Any]:
-    return yaml.safe_load(DEFAULT_TEMPLATES_PATH.read_text(encoding="utf-8"))[section]
 
 
 def _texts(value: str | tuple[str, ...]) -> tuple[str, ...]:

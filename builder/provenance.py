@@ -18,6 +18,7 @@ from typing import Any
 from . import __version__
 from .config import PipelineConfig
 from .filters import INSTANCE_REASONS, INSTRUCTION_REASONS
+from .modes import DESCRIPTIONS
 from .prompts import load_templates
 from .seeds import load_seeds, seeds_fingerprint
 
@@ -84,6 +85,8 @@ def provenance(config: PipelineConfig, command: str, usage: dict[str, Any]) -> d
         "model": model,
         "model_revision": revision,
         "backend": config.backend,
+        "prompting_mode": config.prompting_mode,
+        "prompting_mode_description": DESCRIPTIONS[config.prompting_mode],
         "generation": options,
         "seeds": {
             "source": public_name(config.seeds),

@@ -15,7 +15,9 @@ import logging
 from collections.abc import Sequence
 
 from .backends import Backend
+from .backends.base import ChatPrompt
 from .config import ConfigError, PipelineConfig
+from .modes import prompting_mode
 from .prompts import load_templates
 from .seeds import SeedFileError, SeedTask
 
@@ -48,13 +50,14 @@ def check_seed_lengths(seeds: Sequence[SeedTask], backend: Backend, config: Pipe
 
 
 def _prompts(seeds: Sequence[SeedTask], config: PipelineConfig) -> list[str]:
-    """The prompt's fixed part alone, then a prompt with each seed alone."""
-    mode = (config.classification_only, config.structured)
-    templates = load_templates(config.prompt_templates)
-    return [
-        templates.instruction_prompt([], *mode),
-        *(templates.instruction_prompt([seed.instruction], *mode) for seed in seeds),
+    """The prompt's fixed part alone, then a prompt with each seed alone (a chat prompt by its
+    messages' text: the chat template adds the same few tokens to each)."""
+    mode = prompting_mode(config, load_templates(config.prompt_templates))
+    prompts = [
+        mode.instruction_prompt([]),
+        *(mode.instruction_prompt([s.instruction]) for s in seeds),
     ]
+    return [p.text() if isinstance(p, ChatPrompt) else p for p in prompts]
 
 
 def _message(

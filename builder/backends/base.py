@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 if TYPE_CHECKING:
     from ..config import PipelineConfig
@@ -30,6 +30,33 @@ FinishReason = Literal["stop", "length"]
 RequestEvent = Literal["started", "retried", "finished"]
 RequestHook = Callable[[RequestEvent, int], None]
 T = TypeVar("T")
+
+
+class Message(NamedTuple):
+    """One turn of a chat: `role` is "system", "user" or "assistant"."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class ChatPrompt:
+    """A prompt for a chat model (`--chat`): messages that the model's own chat template turns
+    into text, on the server (`/v1/chat/completions`) or in-process (`apply_chat_template`)."""
+
+    messages: tuple[Message, ...]
+
+    def as_dicts(self) -> list[dict[str, str]]:
+        """The messages as the OpenAI chat API and `apply_chat_template` take them."""
+        return [message._asdict() for message in self.messages]
+
+    def text(self) -> str:
+        """The messages' contents alone, for token counts that leave the template out."""
+        return "\n".join(message.content for message in self.messages)
+
+
+# What a backend is asked to complete: raw text to continue (the paper's prompts) or a chat.
+Prompt = str | ChatPrompt
 
 
 @dataclass(frozen=True)
@@ -103,7 +130,7 @@ class Backend(abc.ABC):
         return self._loop.run_until_complete(coroutine)
 
     async def agenerate(
-        self, prompts: Sequence[str], params: SamplingParams
+        self, prompts: Sequence[Prompt], params: SamplingParams
     ) -> list[Completion | None]:
         """`generate` for the scheduler. In-process backends compute right here, holding the
         loop: nothing else could run meanwhile anyway."""
@@ -114,7 +141,9 @@ class Backend(abc.ABC):
             self.on_request(event, n)
 
     @abc.abstractmethod
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion | None]:
+    def generate(
+        self, prompts: Sequence[Prompt], params: SamplingParams
+    ) -> list[Completion | None]:
         """Return exactly one result per prompt, in prompt order.
 
         `None` stands for a request that failed for good after its retries (server backends

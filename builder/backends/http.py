@@ -34,6 +34,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import httpx2
 from tenacity import (
@@ -45,19 +46,23 @@ from tenacity import (
     wait_random,
 )
 
-from .base import Backend, Completion, SamplingParams, cut_at_stop
+from .base import Backend, ChatPrompt, Completion, Prompt, SamplingParams, cut_at_stop
 from .endpoints import EndpointPool, RetryPolicy, Slot, open_endpoint
 from .errors import (
     BackendError,
     EndpointsUnavailableError,
     MalformedResponseError,
     RequestRejectedError,
+    answer_parsing,
     describe,
     is_transient,
     rejected,
     response_of,
 )
 from .urls import check_endpoint_url, redact_url
+
+if TYPE_CHECKING:
+    from ..schemas import ResponseSchema
 
 logger = logging.getLogger(__name__)
 
@@ -132,12 +137,14 @@ class HTTPBackend(Backend):
         """Every slot of every endpoint."""
         return self.max_concurrency * len(self.endpoint_urls)
 
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion | None]:
+    def generate(
+        self, prompts: Sequence[Prompt], params: SamplingParams
+    ) -> list[Completion | None]:
         """One completion per prompt, in prompt order; `None` where a request failed for good."""
         return self.run(self.agenerate(prompts, params))
 
     async def agenerate(
-        self, prompts: Sequence[str], params: SamplingParams
+        self, prompts: Sequence[Prompt], params: SamplingParams
     ) -> list[Completion | None]:
         """`generate` on the backend's loop: calls awaited at once share the slots.
 
@@ -207,7 +214,7 @@ class HTTPBackend(Backend):
             self._pool = None
 
     async def _generate_all(
-        self, prompts: Sequence[str], params: SamplingParams
+        self, prompts: Sequence[Prompt], params: SamplingParams
     ) -> list[Completion | None]:
         if self._pool is None:
             tls = httpx2.create_ssl_context()  # one for all sessions: each costs ~20 ms to load
@@ -225,7 +232,7 @@ class HTTPBackend(Backend):
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
 
-    async def _complete(self, prompt: str, params: SamplingParams) -> Completion | None:
+    async def _complete(self, prompt: Prompt, params: SamplingParams) -> Completion | None:
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_transient),
             wait=wait_exponential(multiplier=self.retry.initial_wait, max=self.retry.max_wait)
@@ -250,7 +257,7 @@ class HTTPBackend(Backend):
         self._report("finished")
         return completion
 
-    async def _attempt(self, prompt: str, params: SamplingParams) -> Completion:
+    async def _attempt(self, prompt: Prompt, params: SamplingParams) -> Completion:
         slot = await self._pool.acquire()
         self._report("started")
         endpoint = slot.endpoint
@@ -289,5 +296,52 @@ class HTTPBackend(Backend):
         )
 
     @abc.abstractmethod
-    async def _request(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
+    async def _request(self, slot: Slot, prompt: Prompt, params: SamplingParams) -> Completion:
         """Send one prompt through one slot and parse the answer (text cut at the first stop)."""
+
+    def response_format(self, schema: ResponseSchema) -> dict:
+        """How a JSON schema rides on a chat request: OpenAI's structured-output field, which
+        vLLM and SGLang take on both endpoints, and llama.cpp's llama-server on chat
+        completions (llama-cpp-python's server on neither). TGI's differs (tgi.py).
+
+        Without `strict`: servers differ in the keywords their strict mode allows, and every
+        answer is validated against the schema when it is parsed anyway.
+        """
+        named = {"name": schema.name, "schema": schema.schema}
+        return {"type": "json_schema", "json_schema": named}
+
+    async def _chat_completion(
+        self, slot: Slot, prompt: ChatPrompt, params: SamplingParams
+    ) -> Completion:
+        """`/v1/chat/completions`, which vLLM, SGLang, llama.cpp and TGI all serve: the server
+        applies the model's chat template to the messages."""
+        with answer_parsing(slot.endpoint.url):
+            fields = sampling_fields(params)
+            if params.schema is not None:
+                fields["response_format"] = self.response_format(params.schema)
+            output = await slot.client.chat_completion(
+                prompt.as_dicts(), model=self.model, **fields
+            )
+            if not output.choices or output.usage is None:
+                raise MalformedResponseError("answered without choices or usage")
+            choice = output.choices[0]
+            return to_completion(
+                choice.message.content,
+                choice.finish_reason,
+                params,
+                output.usage.prompt_tokens,
+                output.usage.completion_tokens,
+            )
+
+
+def sampling_fields(params: SamplingParams) -> dict:
+    """SamplingParams -> the OpenAI request fields (temperature 0 is greedy there)."""
+    fields = {
+        "max_tokens": params.max_new_tokens,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "stop": list(params.stop) or None,
+        "presence_penalty": params.presence_penalty or None,
+        "seed": params.seed,
+    }
+    return {key: value for key, value in fields.items() if value is not None}

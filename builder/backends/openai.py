@@ -14,11 +14,12 @@ from urllib.parse import urlparse
 import httpx2
 from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
-from ..schemas import ResponseSchema
-from .base import Completion, SamplingParams
-from .errors import MalformedResponseError, answer_parsing
-from .http import HTTPBackend, Slot, to_completion
+from .base import ChatPrompt, Completion, Message, Prompt, SamplingParams
+from .errors import answer_parsing
+from .http import HTTPBackend, Slot, sampling_fields, to_completion
 from .limits import openai_count, openai_room
+
+__all__ = ["OpenAIBackend", "completions_url", "sampling_fields"]
 
 
 def completions_url(base_url: str) -> str:
@@ -27,32 +28,10 @@ def completions_url(base_url: str) -> str:
     return f"{base_url}/completions" if path.endswith("/v1") else f"{base_url}/v1/completions"
 
 
-def response_format(schema: ResponseSchema) -> dict:
-    """OpenAI's structured-output field, which vLLM and SGLang take on both endpoints, and
-    llama.cpp's llama-server on chat completions (llama-cpp-python's server on neither).
-
-    Without `strict`: servers differ in the keywords their strict mode allows, and every answer
-    is validated against the schema when it is parsed anyway.
-    """
-    return {"type": "json_schema", "json_schema": {"name": schema.name, "schema": schema.schema}}
-
-
-def sampling_fields(params: SamplingParams) -> dict:
-    """SamplingParams -> the OpenAI request fields (temperature 0 is greedy there)."""
-    fields = {
-        "max_tokens": params.max_new_tokens,
-        "temperature": params.temperature,
-        "top_p": params.top_p,
-        "stop": list(params.stop) or None,
-        "presence_penalty": params.presence_penalty or None,
-        "seed": params.seed,
-        "response_format": params.schema and response_format(params.schema),
-    }
-    return {key: value for key, value in fields.items() if value is not None}
-
-
 class OpenAIBackend(HTTPBackend):
-    """Completions from OpenAI-compatible servers; `chat=True` wraps each prompt as a user turn."""
+    """Completions from OpenAI-compatible servers. A `ChatPrompt` goes to `/v1/chat/completions`
+    as it is; with `chat=True` (the judge's `--judge-chat`) a text prompt goes there too, as one
+    user turn."""
 
     name = "openai"
 
@@ -66,29 +45,17 @@ class OpenAIBackend(HTTPBackend):
     async def _count(self, session: httpx2.AsyncClient, url: str, text: str) -> int | None:
         return await openai_count(session, url, self.model, text)
 
-    async def _request(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
-        if self.chat:
+    async def _request(self, slot: Slot, prompt: Prompt, params: SamplingParams) -> Completion:
+        if isinstance(prompt, str) and self.chat:
+            prompt = ChatPrompt((Message("user", prompt),))
+        if isinstance(prompt, ChatPrompt):
             return await self._chat_completion(slot, prompt, params)
         return await self._text_completion(slot, prompt, params)
 
-    async def _chat_completion(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
-        with answer_parsing(slot.endpoint.url):
-            output = await slot.client.chat_completion(
-                [{"role": "user", "content": prompt}], model=self.model, **sampling_fields(params)
-            )
-            if not output.choices or output.usage is None:
-                raise MalformedResponseError("answered without choices or usage")
-            choice = output.choices[0]
-            return to_completion(
-                choice.message.content,
-                choice.finish_reason,
-                params,
-                output.usage.prompt_tokens,
-                output.usage.completion_tokens,
-            )
-
     async def _text_completion(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
         body = {"model": self.model, "prompt": prompt, **sampling_fields(params)}
+        if params.schema is not None:
+            body["response_format"] = self.response_format(params.schema)
         headers = build_hf_headers(token=self.api_key, headers=slot.client.headers)  # as the client
         response = await slot.session.post(
             completions_url(slot.endpoint.url), json=body, headers=headers

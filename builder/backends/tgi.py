@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import httpx2
 
-from .base import Completion, SamplingParams
+from .base import ChatPrompt, Completion, Prompt, SamplingParams
 from .errors import MalformedResponseError, answer_parsing
 from .http import HTTPBackend, Slot, to_completion
 from .limits import tgi_count, tgi_room
+
+if TYPE_CHECKING:
+    from ..schemas import ResponseSchema
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +42,7 @@ def generate_parameters(params: SamplingParams) -> dict:
     """
     kwargs: dict = {"max_new_tokens": params.max_new_tokens, "stop": list(params.stop) or None}
     if params.schema is not None:
-        kwargs["grammar"] = {"type": "json", "value": params.schema.schema}
+        kwargs["grammar"] = json_grammar(params.schema)
     if params.repetition_penalty != 1.0:
         kwargs["repetition_penalty"] = params.repetition_penalty
     if params.temperature > 0:
@@ -48,8 +52,15 @@ def generate_parameters(params: SamplingParams) -> dict:
     return kwargs
 
 
+def json_grammar(schema: ResponseSchema) -> dict:
+    """TGI's `GrammarType` of type "json": its `grammar` on `/generate`, its `response_format`
+    on `/v1/chat/completions`."""
+    return {"type": "json", "value": schema.schema}
+
+
 class TGIBackend(HTTPBackend):
-    """Completions from one or more TGI servers (or anything serving TGI's `/generate`)."""
+    """Completions from one or more TGI servers (or anything serving TGI's `/generate`); a
+    `ChatPrompt` goes to TGI's `/v1/chat/completions`, which applies the model's chat template."""
 
     name = "tgi"
 
@@ -63,7 +74,12 @@ class TGIBackend(HTTPBackend):
     async def _count(self, session: httpx2.AsyncClient, url: str, text: str) -> int | None:
         return await tgi_count(session, url, text)
 
-    async def _request(self, slot: Slot, prompt: str, params: SamplingParams) -> Completion:
+    def response_format(self, schema: ResponseSchema) -> dict:
+        return json_grammar(schema)
+
+    async def _request(self, slot: Slot, prompt: Prompt, params: SamplingParams) -> Completion:
+        if isinstance(prompt, ChatPrompt):
+            return await self._chat_completion(slot, prompt, params)
         with answer_parsing(slot.endpoint.url):
             if slot.endpoint.url not in self._without_headers:
                 completion = await self._text_only(slot, prompt, params)

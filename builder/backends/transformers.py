@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import AUTO, EMBEDDED_MODEL, PipelineConfig
-from .base import Backend, Completion, SamplingParams, cut_at_stop
+from ..config import AUTO, EMBEDDED_MODEL, ConfigError, PipelineConfig
+from .base import Backend, ChatPrompt, Completion, Prompt, SamplingParams, cut_at_stop
 
 if TYPE_CHECKING:
     from ..schemas import ResponseSchema
@@ -196,7 +196,21 @@ class TransformersBackend(Backend):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(ids) for ids in self.tokenizer(list(texts)).input_ids]
 
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
+    def render(self, prompt: Prompt) -> str:
+        """A `ChatPrompt` through the model's own chat template, ready for the answer; text as
+        it is. A model without a chat template cannot take `--chat`."""
+        if not isinstance(prompt, ChatPrompt):
+            return prompt
+        if not self.tokenizer.chat_template:
+            raise ConfigError(
+                "--chat needs a model with a chat template (an instruct model); this one has "
+                "none: drop --chat to prompt it as the paper does."
+            )
+        return self.tokenizer.apply_chat_template(
+            prompt.as_dicts(), tokenize=False, add_generation_prompt=True
+        )
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Completion]:
         import time
 
         start = time.perf_counter()
@@ -209,12 +223,19 @@ class TransformersBackend(Backend):
         self.usage.add(completions, time.perf_counter() - start)
         return completions
 
-    def _generate_batch(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
+    def _generate_batch(
+        self, prompts: Sequence[Prompt], params: SamplingParams
+    ) -> list[Completion]:
         import torch
 
         if params.seed is not None:
             torch.manual_seed(params.seed)
-        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True).to(self.lm.device)
+        texts = [self.render(prompt) for prompt in prompts]
+        # A chat template writes its own special tokens (a BOS among them where the model has one)
+        templated = any(isinstance(prompt, ChatPrompt) for prompt in prompts)
+        enc = self.tokenizer(
+            texts, return_tensors="pt", padding=True, add_special_tokens=not templated
+        ).to(self.lm.device)
         kwargs = self._generate_kwargs(params)
         if params.schema is not None:
             kwargs["logits_processor"] = [self._constraint(params.schema, len(prompts))]
