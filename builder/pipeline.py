@@ -97,6 +97,7 @@ class Pipeline:
         self.mode = prompting_mode(config, self.templates)
         self.log = RunLog(run_dir, run_identity(config, self.seeds, self.templates))
         self._backend = backend
+        self._owns_backend = backend is None  # then loaded here, and closed here
         self.progress = progress
         self.index = RougeIndex()
         self.accepted = 0
@@ -136,6 +137,9 @@ class Pipeline:
             yield from itertools.islice(every, self._imported + self.config.num_instructions)
         finally:
             self.log.close()
+            if self._owns_backend and self._backend is not None:
+                self._backend.close()  # ends the requests a stopped run left in flight
+                self._backend = None
 
     def _import(self, previous: list[Record]) -> None:
         """Log an earlier version's instructions as this run's first round (see previous.py)."""

@@ -1,8 +1,8 @@
 """
-# Yield of each prompting mode: the same seeds and the same prompts, raw completion vs chat
+# Yield of each prompting mode (completion, chat, structured): the same seeds, the same prompts
 ```bash
 python scripts/bench_yield.py                           # ~40 minutes on 2 cores
-python scripts/bench_yield.py --targets llama_cpp --rounds 1 --batch_size 4
+python scripts/bench_yield.py --targets llama_cpp --rounds 1 --batch-size 4
 ```
 
 For each target -- (a) `python -m llama_cpp.server` with the embedded SmolLM2-135M-Instruct
@@ -131,8 +131,9 @@ def llama_cpp_server(threads: int) -> Iterator[str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf_path())]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--model_alias", "smollm2"]
-    command += ["--n_ctx", "4096", "--n_threads", str(threads), "--verbose", "False"]
+    # llama_cpp.server's own flags, as it spells them:
+    command += ["--host", "127.0.0.1", "--port", str(port), "--model_alias", "smollm2"]  # theirs
+    command += ["--n_ctx", "4096", "--n_threads", str(threads), "--verbose", "False"]  # theirs
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -12,6 +12,7 @@ from tgi_schema import request_check
 
 from self_instruct.cli.generate import EXIT_REQUESTS_FAILED
 from self_instruct.layout import RUN_DIR
+from self_instruct.prompts import load_templates
 from self_instruct.rows import CONFIG_NAMES
 from self_instruct.runlog import read_log
 from self_instruct.testing.local_server import LocalServer, tgi_error
@@ -19,24 +20,28 @@ from self_instruct.testing.scripted_backend import ScriptedBackend
 from self_instruct.testing.tgi_server import ModelTGIApp
 
 ARGS = ["generate", "--backend", "tgi", "--num-instructions", "10", "--batch-size", "3"]
-# One round's prompts ahead of the filter: the 12th request then belongs to a round the run needs
-# (with the default lag it could be one of the prompts sent beyond the quota, never logged).
-ARGS += ["--sample-lag", "3"]
 SERVER = {"SI_TEST_REAL_MODEL": "1"}  # the real tgi backend, not the launcher's stand-in
+CLASSIFICATION_PREFIX = load_templates().classification_prefix
 
 
 class FlakyTGIApp(ModelTGIApp):
-    """TGI over the scripted model; the `fail_at`-th /generate request answers 503."""
+    """TGI over the scripted model; with `fail`, the first classification request answers 503.
 
-    def __init__(self, fail_at: int | None = None) -> None:
+    Chosen by what it asks, not by arrival order: requests of later rounds are in flight early,
+    and one of those may be beyond the quota, never needed. The first classification request is
+    round 0's (a round is classified only after every earlier one was filtered), which every
+    run needs.
+    """
+
+    def __init__(self, fail: bool = False) -> None:
         super().__init__(ScriptedBackend(), check_request=request_check())
-        self.fail_at, self.count = fail_at, 0
-        self._count_lock = threading.Lock()
+        self.fail = fail
+        self._lock = threading.Lock()
 
     def generate(self, request: dict):
-        with self._count_lock:
-            self.count += 1
-            failing = self.count == self.fail_at
+        with self._lock:
+            failing = self.fail and request["inputs"].startswith(CLASSIFICATION_PREFIX)
+            self.fail = self.fail and not failing
         if failing:
             return tgi_error(503, "Model is overloaded", "overloaded")
         return super().generate(request)
@@ -58,7 +63,7 @@ def uninterrupted(tmp_path_factory):
 
 def test_failed_request_stops_the_run_and_resume_sends_its_round_again(tmp_path, uninterrupted):
     folder = tmp_path / "out"
-    done = generate(folder, FlakyTGIApp(fail_at=12))
+    done = generate(folder, FlakyTGIApp(fail=True))
     assert done.returncode == EXIT_REQUESTS_FAILED, done.stderr
     assert "Traceback" not in done.stderr
     found = re.search(r"1 of \d+ requests of round (\d+) failed for good", done.stderr)
