@@ -124,17 +124,10 @@ def serve(connection, latency: float, capacity: int, scripted: bool) -> None:
 
 @contextlib.contextmanager
 def running_server(latency: float, capacity: int, scripted: bool = False):
-    import multiprocessing
+    from self_instruct.testing.local_server import in_child_process
 
-    context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe()
-    process = context.Process(target=serve, args=(child, latency, capacity, scripted), daemon=True)
-    process.start()
-    try:
-        yield parent.recv()
-    finally:
-        parent.send("stop")
-        process.join()
+    with in_child_process(serve, latency, capacity, scripted) as url:
+        yield url
 
 
 def server_backend(protocol: str, url: str, max_concurrency: int):

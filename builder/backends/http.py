@@ -46,7 +46,7 @@ from tenacity import (
     wait_random,
 )
 
-from .base import Backend, ChatPrompt, Completion, Prompt, SamplingParams, cut_at_stop
+from .base import Backend, ChatPrompt, Completion, Prompt, SamplingParams
 from .endpoints import EndpointPool, RetryPolicy, Slot, open_endpoint
 from .errors import (
     BackendError,
@@ -59,6 +59,7 @@ from .errors import (
     rejected,
     response_of,
 )
+from .fields import openai_response_format, sampling_fields, to_completion
 from .urls import check_endpoint_url, redact_url
 
 if TYPE_CHECKING:
@@ -72,32 +73,7 @@ __all__ = [
     "HTTPBackend",
     "MalformedResponseError",
     "RequestRejectedError",
-    "to_completion",
 ]
-
-
-def to_completion(
-    text: str | None,
-    finish_reason: str | None,
-    params: SamplingParams,
-    prompt_tokens: int | None,
-    completion_tokens: int | None,
-) -> Completion:
-    """Build a `Completion` from any protocol's fields, cutting the text at the first stop.
-
-    Servers differ in whether they include the matched stop sequence (TGI does, OpenAI servers
-    do not), so the cut happens here; whatever ended generation but the token limit is "stop".
-    """
-    if not isinstance(text, str) or not isinstance(finish_reason, str):
-        raise MalformedResponseError(
-            f"response without a text or finish reason string: {text!r:.100}, {finish_reason!r:.40}"
-        )
-    counts = (prompt_tokens or 0, completion_tokens or 0)
-    if not all(type(count) is int and count >= 0 for count in counts):
-        raise MalformedResponseError(f"token counts that are not counts: {counts!r:.100}")
-    text, stopped = cut_at_stop(text, params.stop)
-    reason = "length" if finish_reason == "length" and not stopped else "stop"
-    return Completion(text, reason, *counts)
 
 
 class HTTPBackend(Backend):
@@ -300,15 +276,8 @@ class HTTPBackend(Backend):
         """Send one prompt through one slot and parse the answer (text cut at the first stop)."""
 
     def response_format(self, schema: ResponseSchema) -> dict:
-        """How a JSON schema rides on a chat request: OpenAI's structured-output field, which
-        vLLM and SGLang take on both endpoints, and llama.cpp's llama-server on chat
-        completions (llama-cpp-python's server on neither). TGI's differs (tgi.py).
-
-        Without `strict`: servers differ in the keywords their strict mode allows, and every
-        answer is validated against the schema when it is parsed anyway.
-        """
-        named = {"name": schema.name, "schema": schema.schema}
-        return {"type": "json_schema", "json_schema": named}
+        """How a JSON schema rides on a chat request: OpenAI's field (fields.py); TGI's differs."""
+        return openai_response_format(schema)
 
     async def _chat_completion(
         self, slot: Slot, prompt: ChatPrompt, params: SamplingParams
@@ -332,16 +301,3 @@ class HTTPBackend(Backend):
                 output.usage.prompt_tokens,
                 output.usage.completion_tokens,
             )
-
-
-def sampling_fields(params: SamplingParams) -> dict:
-    """SamplingParams -> the OpenAI request fields (temperature 0 is greedy there)."""
-    fields = {
-        "max_tokens": params.max_new_tokens,
-        "temperature": params.temperature,
-        "top_p": params.top_p,
-        "stop": list(params.stop) or None,
-        "presence_penalty": params.presence_penalty or None,
-        "seed": params.seed,
-    }
-    return {key: value for key, value in fields.items() if value is not None}

@@ -16,7 +16,8 @@ from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
 from .base import ChatPrompt, Completion, Message, Prompt, SamplingParams
 from .errors import answer_parsing
-from .http import HTTPBackend, Slot, sampling_fields, to_completion
+from .fields import sampling_fields, to_completion
+from .http import HTTPBackend, Slot
 from .limits import openai_count, openai_room
 
 __all__ = ["OpenAIBackend", "completions_url", "sampling_fields"]

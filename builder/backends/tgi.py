@@ -23,7 +23,8 @@ import httpx2
 
 from .base import ChatPrompt, Completion, Prompt, SamplingParams
 from .errors import MalformedResponseError, answer_parsing
-from .http import HTTPBackend, Slot, to_completion
+from .fields import to_completion
+from .http import HTTPBackend, Slot
 from .limits import tgi_count, tgi_room
 
 if TYPE_CHECKING:

@@ -102,3 +102,22 @@ class LocalServer:
         getattr(self.app, "stopping", threading.Event()).set()  # release hanging handlers
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+@contextlib.contextmanager
+def in_child_process(serve, *args):
+    """Run `serve(connection, *args)` in a spawned process (a server there does not share the
+    client's interpreter lock, as a real one would not); yield the first thing it sends back
+    (its URLs), and tell it "stop" at the end. `serve` must be importable (a module's function).
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    process = context.Process(target=serve, args=(child, *args), daemon=True)
+    process.start()
+    try:
+        yield parent.recv()
+    finally:
+        parent.send("stop")
+        process.join()

@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..backends.base import cut_at_stop
-from .local_server import LocalServer, Reply, tgi_error
+from .local_server import LocalServer, Reply, in_child_process, tgi_error
 from .scripted_backend import ANGLES, OUTPUT_FIRST_TEXT, VERBS, input_first_text
 from .tgi_server import tgi_details, tgi_headers
 
@@ -271,18 +271,8 @@ def simulated_servers(
     endpoints: int = 1, latency: LatencyModel | None = None, capacity: int = 64
 ) -> Iterator[list[str]]:
     """Start `endpoints` simulated servers in a child process; yields their base URLs."""
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe()
-    args = (child, endpoints, latency or LatencyModel(), capacity)
-    process = context.Process(target=_serve, args=args, daemon=True)
-    process.start()
-    try:
-        yield parent.recv()
-    finally:
-        parent.send("stop")
-        process.join()
+    with in_child_process(_serve, endpoints, latency or LatencyModel(), capacity) as urls:
+        yield urls
 
 
 def busy_seconds(urls: Sequence[str]) -> float:
