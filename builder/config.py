@@ -31,7 +31,7 @@ GPU_BATCH_SIZE = 32  # a GPU runs 32 short sequences in about the time of one
 # Prompts between a prompt and the newest pool it samples from. A constant, never derived from
 # the endpoints or the concurrency: it decides the data. 64 lets 64 instruction lists be in
 # flight ahead of the filter, and bounds the prompts sent beyond the quota.
-SAMPLE_LAG = 64
+SAMPLE_LAG = 64  # the server backends' default; the transformers backend's is its batch size
 DTYPES = ("bfloat16", "float16", "float32")
 
 
@@ -114,13 +114,15 @@ class PipelineConfig:
         f"Default: {CPU_BATCH_SIZE} on CPU and for servers, {GPU_BATCH_SIZE} when the "
         "transformers backend runs on a GPU.",
     )
-    sample_lag: int = _opt(
-        SAMPLE_LAG,
+    sample_lag: int | None = _opt(
+        None,
         "Instruction prompt p draws its in-context machine instructions from the pool as "
         "filtered through prompt p - N, so that N prompts can be in flight while the filter "
         "works in prompt order; the data never depends on latency or concurrency. The paper's "
         "code sampled from the pool as of the previous batch of 5 prompts (a lag of 5 to 9); "
-        "0 is fully sequential.",
+        f"0 is fully sequential. Default: {SAMPLE_LAG} for tgi and openai; --batch-size for "
+        "transformers, which runs one batch at a time (a longer lag would only send prompts "
+        "beyond the quota).",
     )
     num_instructions: int = _opt(
         100, "Stop once this many new instructions passed every filter (seeds not counted)."
@@ -246,7 +248,7 @@ class PipelineConfig:
         for name in (*positive, "num_prompt_instructions", "patience", "max_concurrency"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{flag(name)} must be >= 1, got {getattr(self, name)}")
-        if self.sample_lag < 0:
+        if self.sample_lag is not None and self.sample_lag < 0:
             raise ConfigError(f"--sample-lag must be >= 0, got {self.sample_lag}")
         if not 0 <= self.num_machine_instructions <= self.num_prompt_instructions:
             raise ConfigError(

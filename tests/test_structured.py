@@ -274,6 +274,7 @@ SHORT_RUN = {  # one list per round, short answers: a minute of CPU or so
     "max_new_tokens": 96,
     "instance_max_new_tokens": 64,
     "patience": 3,
+    "sample_lag": 1,  # over a server too: no rounds sent ahead, beyond the one instruction asked
 }
 
 

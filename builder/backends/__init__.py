@@ -6,23 +6,31 @@ import os
 from collections.abc import Callable
 from dataclasses import replace
 
-from ..config import CPU_BATCH_SIZE, GPU_BATCH_SIZE, ConfigError, PipelineConfig
+from ..config import CPU_BATCH_SIZE, GPU_BATCH_SIZE, SAMPLE_LAG, ConfigError, PipelineConfig
 from .base import Backend, Completion, SamplingParams
 
 BackendLoader = Callable[[PipelineConfig], Backend]  # the options -> the backend they name
 
 
 def resolve_defaults(config: PipelineConfig) -> PipelineConfig:
-    """`config` with 'auto' device and dtype and an unset batch size made concrete for this
-    machine: they shape the data (batching, numerics), so the run identity records what ran."""
+    """`config` with 'auto' device and dtype and an unset batch size and sample lag made concrete
+    for this machine: they shape the data (batching, numerics, sampling), so the run identity
+    records what ran."""
     if config.backend != "transformers":
-        return replace(config, batch_size=config.batch_size or CPU_BATCH_SIZE)
+        batch_size = config.batch_size or CPU_BATCH_SIZE
+        lag = SAMPLE_LAG if config.sample_lag is None else config.sample_lag
+        return replace(config, batch_size=batch_size, sample_lag=lag)
     from .transformers import best_device, best_dtype
 
     device = best_device(config.device)
     batch_size = config.batch_size or (CPU_BATCH_SIZE if device == "cpu" else GPU_BATCH_SIZE)
+    lag = batch_size if config.sample_lag is None else config.sample_lag
     return replace(
-        config, device=device, dtype=best_dtype(config.dtype, device), batch_size=batch_size
+        config,
+        device=device,
+        dtype=best_dtype(config.dtype, device),
+        batch_size=batch_size,
+        sample_lag=lag,
     )
 
 

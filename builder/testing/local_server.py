@@ -100,6 +100,7 @@ class LocalServer:
 
     def __exit__(self, *exc) -> None:
         getattr(self.app, "stopping", threading.Event()).set()  # release hanging handlers
+        getattr(self.app, "drain", lambda: None)()  # and wait for work in progress, if it says
         self.httpd.shutdown()
         self.httpd.server_close()
 

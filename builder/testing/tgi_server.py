@@ -31,7 +31,8 @@ class ModelTGIApp:
         self.backend = backend
         self.model_id = model_id
         self.check_request = check_request  # a request -> what is wrong with it, or None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one generation at a time
+        self.stopping = threading.Event()  # set by LocalServer on exit: generate no more
 
     def handle(self, method: str, path: str, body) -> Reply:
         if (method, path) == ("GET", "/health"):
@@ -84,10 +85,19 @@ class ModelTGIApp:
                 "validation",
             )
         with self._lock:
+            if self.stopping.is_set():
+                return tgi_error(503, "The server is shutting down", "overloaded")
             [completion] = self.backend.generate([request["inputs"]], params)
         body = self._response(request["inputs"], completion, parameters)
         headers = tgi_headers(completion.prompt_tokens, completion.completion_tokens)
         return Reply(200, body, headers=headers)
+
+    def drain(self) -> None:
+        """Wait for the generation in progress (LocalServer's exit): a client that stopped, as a
+        finished run does with requests it no longer needs, leaves it running in a handler
+        thread, and a process that exits under it aborts in torch's native code."""
+        with self._lock:
+            pass
 
     def _response(self, prompt: str, completion, parameters: dict) -> dict:
         """TGI's `GenerateResponse`, details only when asked; logprobs are not computed here,
