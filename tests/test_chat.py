@@ -11,7 +11,6 @@ import json
 import random
 from dataclasses import dataclass, field
 
-import httpx2
 import pytest
 import yaml
 from test_backends_http import llama_cpp_server  # noqa: F401 (a fixture)
@@ -32,7 +31,7 @@ from self_instruct.pipeline import Pipeline, run_identity
 from self_instruct.prompts import DEFAULT_TEMPLATES_PATH, TemplateError, load_templates
 from self_instruct.provenance import provenance
 from self_instruct.seeds import load_seeds
-from self_instruct.testing.local_server import LocalServer, Reply
+from self_instruct.testing.local_server import LocalServer, RecordingProxy, Reply
 from self_instruct.testing.scripted_server import ScriptedApp
 
 TEMPLATES = load_templates()
@@ -330,20 +329,6 @@ def test_transformers_backend_chat_with_the_embedded_models_own_template():
 
 
 # --- the real thing: the embedded SmolLM2 behind llama.cpp's server (slow) ---------------------
-
-
-@dataclass
-class RecordingProxy:
-    """Forwards every request to `upstream` and keeps what was sent."""
-
-    upstream: str
-    bodies: list[tuple[str, dict]] = field(default_factory=list)
-
-    def handle(self, method: str, path: str, body) -> Reply:
-        if method == "POST":
-            self.bodies.append((path, body))
-        response = httpx2.request(method, self.upstream + path, json=body, timeout=600)
-        return Reply(response.status_code, response.content)
 
 
 @pytest.mark.slow

@@ -13,7 +13,6 @@ import json
 import random
 from collections.abc import Sequence
 
-import httpx2
 import pytest
 from test_backends_http import llama_cpp_server  # noqa: F401 (the real server, a fixture)
 from tgi_schema import request_check
@@ -39,7 +38,7 @@ from self_instruct.schemas import (
     MAX_NEW_INSTRUCTIONS,
     instances_schema,
 )
-from self_instruct.testing.local_server import LocalServer, Reply
+from self_instruct.testing.local_server import LocalServer, RecordingProxy, Reply
 from self_instruct.testing.scripted_backend import ANGLES, TOPICS, VERBS
 from self_instruct.testing.tgi_server import ModelTGIApp
 
@@ -301,20 +300,6 @@ def test_transformers_backend_answers_schema_valid_json(tmp_path, real_backend):
     assert {"instruction_list", "classification"} <= finished
     funnel = funnel_from_log(read_log(pipeline.log.dir), 1)
     assert "invalid_json" not in funnel["instructions"]["rejected"]
-
-
-class RecordingProxy:
-    """A `LocalServer` app that forwards every request to a real server and keeps its body."""
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
-        self.bodies: list[tuple[str, dict]] = []
-
-    def handle(self, method: str, path: str, body) -> Reply:
-        if method == "POST":
-            self.bodies.append((path, body))
-        answer = httpx2.request(method, self.upstream + path, json=body, timeout=300)
-        return Reply(answer.status_code, answer.content)
 
 
 def test_structured_run_against_llama_cpp(tmp_path, llama_cpp_server):  # noqa: F811

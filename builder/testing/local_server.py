@@ -105,6 +105,23 @@ class LocalServer:
         self.httpd.server_close()
 
 
+class RecordingProxy:
+    """A `LocalServer` app that forwards every request to a real server (`upstream`, its base
+    URL) and keeps the path and JSON body of each POST: what a client really sent."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.bodies: list[tuple[str, dict]] = []
+
+    def handle(self, method: str, path: str, body) -> Reply:
+        import httpx2
+
+        if method == "POST":
+            self.bodies.append((path, body))
+        answer = httpx2.request(method, self.upstream + path, json=body, timeout=600)
+        return Reply(answer.status_code, answer.content)
+
+
 @contextlib.contextmanager
 def in_child_process(serve, *args):
     """Run `serve(connection, *args)` in a spawned process (a server there does not share the
