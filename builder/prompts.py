@@ -80,8 +80,7 @@ class PromptTemplates:
             self.classification_instruction_header if classification else self.instruction_header
         )
         if structured:
-            texts = [_WHITESPACE.sub(" ", text).strip().rstrip(":") for text in instructions]
-            shown = json.dumps({"tasks": texts}, ensure_ascii=False)
+            shown = json.dumps({"tasks": list(map(_one_line, instructions))}, ensure_ascii=False)
             return f"{header}{shown}\n{self.structured_instruction_query}"
         return header + _numbered(instructions) + f"{len(instructions) + 1}."
 
@@ -206,10 +205,12 @@ _FILLED = {
 
 def _numbered(instructions: Sequence[str]) -> str:
     """ "1. <instr>\n2. <instr>\n...", each on one line, without a trailing colon."""
-    return "".join(
-        f"{i}. {_WHITESPACE.sub(' ', text).strip().rstrip(':')}\n"
-        for i, text in enumerate(instructions, 1)
-    )
+    return "".join(f"{i}. {_one_line(text)}\n" for i, text in enumerate(instructions, 1))
+
+
+def _one_line(instruction: str) -> str:
+    """An in-context instruction as a prompt shows it: one line, without a trailing colon."""
+    return _WHITESPACE.sub(" ", instruction).strip().rstrip(":")
 
 
 def load_templates(source: str = DEFAULT_TEMPLATES) -> PromptTemplates:
