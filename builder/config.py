@@ -31,7 +31,7 @@ GPU_BATCH_SIZE = 32  # a GPU runs 32 short sequences in about the time of one
 # Prompts between a prompt and the newest pool it samples from. A constant, never derived from
 # the endpoints or the concurrency: it decides the data. 64 lets 64 instruction lists be in
 # flight ahead of the filter, and bounds the prompts sent beyond the quota.
-SAMPLE_LAG = 64  # the server backends' default; the transformers backend's is its batch size
+SAMPLE_LAG = 256
 DTYPES = ("bfloat16", "float16", "float32")
 
 
@@ -117,8 +117,9 @@ class PipelineConfig:
     sample_lag: int | None = _opt(
         None,
         "Instruction prompt p draws its in-context machine instructions from the pool as "
-        "filtered through prompt p - N, so that N prompts can be in flight while the filter "
-        "works in prompt order; the data never depends on latency or concurrency. The paper's "
+        "filtered through prompt p - N, so that N prompts can be answered while the filter, "
+        "which works in prompt order, waits for a slow earlier one; the data never depends on "
+        "latency or concurrency. The paper's "
         "code sampled from the pool as of the previous batch of 5 prompts (a lag of 5 to 9); "
         f"0 is fully sequential. Default: {SAMPLE_LAG} for tgi and openai; --batch-size for "
         "transformers, which runs one batch at a time (a longer lag would only send prompts "

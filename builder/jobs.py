@@ -1,7 +1,8 @@
 """What the scheduler and the pipeline hand each other, and the rules that end a run.
 
-A `Job` is one request with what its step needs back; `Steps` is what the pipeline does at each
-step (scheduler.py decides only when). `History` is what the run log says so far, and
+A `Job` is one request with what its step needs back; a `Candidate` is an instruction on its way
+from its prompt's answer to its instances; `Steps` is what the pipeline does at each step
+(scheduler.py decides only when). `History` is what the run log says so far, and
 `run_is_over` the one rule, judged on committed rounds alone, that ends a run: the quota met or
 the patience spent.
 """
@@ -43,20 +44,56 @@ class Job:
     subject: Any
 
 
+@dataclass
+class Parsed:
+    """One instruction prompt's answer, read: what the parser and the heuristics rejected, and
+    the instructions left for the ROUGE-L filter (`texts`, in answer order)."""
+
+    rejections: list[Record]
+    texts: list[str]
+
+
+@dataclass
+class Candidate:
+    """Instruction `key` = (prompt index, place among its answer's `texts`) that may be kept.
+
+    Its classification and instance requests are sent before the filter decides it (the filter
+    waits for every earlier prompt): what they answer depends on `key` and `text` alone, so the
+    data is the same whenever the decision comes. Rejected, it is `dead` and its answers are
+    dropped; accepted, it gets its `record` and, with its instances, leaves the pipeline.
+    """
+
+    round: int
+    key: tuple[int, int]
+    text: str
+    record: Record | None = None
+    instances: tuple[Job, Completion] | None = None
+    dead: bool = False
+
+
 class Steps(Protocol):
     """What the pipeline does at each step; the scheduler decides only when."""
 
     def instruction_job(self, prompt_index: int, round_: int, visible: int) -> Job:
         """Prompt `prompt_index`, sampling from the first `visible` new pool instructions."""
 
-    def filter_prompts(self, answers: Sequence[tuple[Job, Completion]]) -> list[list[Record]]:
-        """Consecutive prompts' answers -> each one's records, accepted instructions last."""
+    def parse(self, job: Job, answer: Completion) -> Parsed: ...
 
-    def classification_job(self, record: Record) -> Job: ...
+    def pool_rejects(self, texts: Sequence[str]) -> list[bool]:
+        """Whether each text is already too similar to the pool: rejected, whatever joins the
+        pool before its turn (so no request is sent for it)."""
 
-    def instance_job(self, record: Record, answer: Completion) -> Job: ...
+    def filter_prompts(
+        self, parsed: Sequence[tuple[Job, Parsed]]
+    ) -> list[tuple[list[Record], dict[int, Record]]]:
+        """Consecutive prompts, in order -> each one's rejections and its accepted instructions'
+        records by their place among `texts`."""
 
-    def add_instances(self, job: Job, answer: Completion) -> None: ...
+    def classification_job(self, candidate: Candidate) -> Job: ...
+
+    def instance_job(self, candidate: Candidate, answer: Completion) -> Job: ...
+
+    def add_instances(self, record: Record, job: Job, answer: Completion) -> None: ...
 
     def commit(self, round_: int, records: list[Record], marker: dict[str, Any]) -> None: ...
 

@@ -32,9 +32,11 @@ from .jobs import (
     CLASSIFICATION,
     INSTANCES,
     INSTRUCTIONS,
+    Candidate,
     History,
     Job,
     Limits,
+    Parsed,
     RequestsFailedError,
     run_is_over,
 )
@@ -204,35 +206,39 @@ class Pipeline:
         prompt = self.mode.instruction_prompt(examples)
         return Job(INSTRUCTIONS, round_, prompt, params, (prompt_index, examples))
 
-    def filter_prompts(self, answers: Sequence[tuple[Job, Completion]]) -> list[list[Record]]:
-        """Each prompt's rejections and acceptances, in prompt order: the heuristics, then the
-        greedy ROUGE-L filter against the pool and everything accepted before (one call for
-        all of them: the same decisions as one call per prompt, at less cost)."""
-        cfg = self.config
-        records: list[list[Record]] = []
-        candidates: list[tuple[int, str]] = []  # (answer index, text)
-        for n, (job, completion) in enumerate(answers):
-            records.append([])
-            items = self.mode.instructions(completion)
-            if isinstance(items, str):  # the whole answer is rejected, for this reason
-                records[n].append(rejection(job.round, completion.text, items))
-                continue
-            for item in items:
-                if reason := instruction_rejection(item):
-                    records[n].append(rejection(job.round, item.text, reason))
-                else:
-                    candidates.append((n, item.text))
-        decisions = self.index.filter(
-            [text for _, text in candidates], cfg.rouge_threshold, TOP_K_SIMILAR
-        )
-        accepted: list[list[Record]] = [[] for _ in answers]
-        for (n, text), decision in zip(candidates, decisions, strict=True):
-            job = answers[n][0]
-            if decision.accepted:
-                accepted[n].append(self._instruction_record(job, text, decision))
+    def parse(self, job: Job, completion: Completion) -> Parsed:
+        """The answer's list, the parser's and the heuristics' rejections taken out."""
+        items = self.mode.instructions(completion)
+        if isinstance(items, str):  # the whole answer is rejected, for this reason
+            return Parsed([rejection(job.round, completion.text, items)], [])
+        parsed = Parsed([], [])
+        for item in items:
+            if reason := instruction_rejection(item):
+                parsed.rejections.append(rejection(job.round, item.text, reason))
             else:
-                records[n].append(rejection(job.round, text, "too_similar", decision))
-        return [r + a for r, a in zip(records, accepted, strict=True)]
+                parsed.texts.append(item.text)
+        return parsed
+
+    def pool_rejects(self, texts: Sequence[str]) -> list[bool]:
+        return self.index.pool_rejects(texts, self.config.rouge_threshold)
+
+    def filter_prompts(
+        self, parsed: Sequence[tuple[Job, Parsed]]
+    ) -> list[tuple[list[Record], dict[int, Record]]]:
+        """The greedy ROUGE-L filter against the pool and everything accepted before, in
+        prompt order (one call for all of them: the same decisions as one call per prompt)."""
+        texts = [text for _, answer in parsed for text in answer.texts]
+        decisions = iter(self.index.filter(texts, self.config.rouge_threshold, TOP_K_SIMILAR))
+        results: list[tuple[list[Record], dict[int, Record]]] = []
+        for job, answer in parsed:
+            rejected, accepted = list(answer.rejections), {}
+            for k, text in enumerate(answer.texts):
+                if (decision := next(decisions)).accepted:
+                    accepted[k] = self._instruction_record(job, text, decision)
+                else:
+                    rejected.append(rejection(job.round, text, "too_similar", decision))
+            results.append((rejected, accepted))
+        return results
 
     def _instruction_record(self, job: Job, text: str, decision: FilterDecision) -> Record:
         prompt_index, examples = job.subject
@@ -249,18 +255,19 @@ class Pipeline:
             "prompt_instructions": examples,
         }
 
-    def classification_job(self, record: Record) -> Job:
-        """Asked of every instruction, in --classification-only runs too (as the paper does)."""
+    def classification_job(self, candidate: Candidate) -> Job:
+        """Asked of every instruction, in --classification-only runs too (as the paper does).
+        Seeded by the candidate's place, known before the filter decides it (scheduler.py)."""
         params = SamplingParams(
             max_new_tokens=self.mode.classification_max_tokens,
             stop=self.mode.classification_stop,
-            seed=derive_seed(self.config.seed, "classify", record["id"]),
+            seed=derive_seed(self.config.seed, "classify", *candidate.key),
             schema=self.mode.classification_schema,
         )
-        prompt = self.mode.classification_prompt(record["instruction"])
-        return Job(CLASSIFICATION, record["round"], prompt, params, record)
+        prompt = self.mode.classification_prompt(candidate.text)
+        return Job(CLASSIFICATION, candidate.round, prompt, params, candidate)
 
-    def instance_job(self, record: Record, answer: Completion) -> Job:
+    def instance_job(self, candidate: Candidate, answer: Completion) -> Job:
         cfg, mode = self.config, self.mode
         is_clf = mode.is_classification(answer)
         params = SamplingParams(
@@ -268,15 +275,15 @@ class Pipeline:
             stop=mode.instance_stop(cfg.max_instances_per_task),
             repetition_penalty=cfg.repetition_penalty,
             presence_penalty=cfg.instance_presence_penalty,
-            seed=derive_seed(cfg.seed, "instances", record["id"]),
+            seed=derive_seed(cfg.seed, "instances", *candidate.key),
             schema=mode.instance_schema(is_clf, cfg.max_instances_per_task),
         )
-        prompt = mode.instance_prompt(record["instruction"], is_clf)
-        return Job(INSTANCES, record["round"], prompt, params, (record, is_clf))
+        prompt = mode.instance_prompt(candidate.text, is_clf)
+        return Job(INSTANCES, candidate.round, prompt, params, (candidate, is_clf))
 
-    def add_instances(self, job: Job, answer: Completion) -> None:
+    def add_instances(self, record: Record, job: Job, answer: Completion) -> None:
         """Parse and filter the instances, keep a seeded sample of at most the cap."""
-        record, is_clf = job.subject
+        is_clf = job.subject[1]
         parsed, invalid = self.mode.instances(answer, is_clf, self.config.max_instances_per_task)
         kept, dropped = filter_instances(parsed)
         dropped += invalid

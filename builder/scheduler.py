@@ -1,32 +1,39 @@
-"""What is in flight, what is sent next, and in which order results become data.
+"""What is in flight and what is sent next (in which order answers become data: ordering.py).
 
 Requests flow continuously: whenever the backend has room (its `window`), the scheduler sends
-the next ready request, taking the later steps first -- an accepted instruction's instance
+the next ready request, taking the later steps first -- a candidate instruction's instance
 request, then its classification request, then the next instruction prompt. Instructions in
 flight stay bounded that way: at most `sample_lag` instruction prompts run ahead of the filter,
-and each accepted instruction leaves the pipeline after two more requests, which go first.
+and each candidate leaves the pipeline after two more requests, which go first.
+
+Execution runs ahead, commits stay in order. The filter takes prompts in order, so one slow
+answer would hold back every later one; instead each answer is parsed as it arrives, and every
+instruction in it that is not already too similar to the pool (`Steps.pool_rejects`: the pool
+only grows, so those are rejected for sure) becomes a `Candidate` whose classification and
+instance requests go at once. When the filter reaches it, a rejected candidate's requests are
+dropped (cancelled if in flight); an accepted one keeps what they answered.
 
 Nothing about the data depends on when answers arrive:
 - instruction prompt p (global index: round * batch_size + i) is filtered only after every
   prompt before it was (a reorder buffer); its in-context examples come from the pool as
   filtered through prompt p - sample_lag, so it waits until the filter got there;
-- every request carries a seed derived from its prompt index or instruction id, never from
-  what else is in flight;
-- a round is admitted (its prompts will be sent) by a rule that reads only the filtered prefix
-  at its first prompt - sample_lag: the quota is not yet met and the patience not yet spent;
+- every request carries a seed derived from its prompt index or candidate key, never from
+  what else is in flight, and a candidate's requests ask the same whether it is decided yet;
 - rounds are committed to the run log strictly in order, each once all of its prompts are
   filtered and its accepted instructions have their instances, and the run ends at the first
   round that meets the quota or spends the patience, whatever else is in flight then.
-So the same seed gives the same log at 1 or 256 requests in flight, and a resume that starts
-at the first uncommitted round makes the same decisions again from the log.
+So the same seed gives the same data at 1 or 256 requests in flight, and a resume that starts
+at the first uncommitted round makes the same decisions again from the log. What may depend on
+timing is only what is sent and thrown away: speculative requests of rejected candidates, and
+rounds admitted (`_admit`) beyond the one that meets the quota. (So may the round markers'
+request counts: they count what was answered while it could still become data.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from collections import deque
 
 from .backends import Backend, Completion
 from .jobs import (
@@ -39,23 +46,9 @@ from .jobs import (
     Limits,
     RequestsFailedError,
     Steps,
-    idle_rounds,
-    run_is_over,
 )
+from .ordering import Commit, Ordering, RoundState
 from .progress import RunProgress
-from .runlog import Record
-
-
-@dataclass
-class _Round:
-    filtered: int = 0  # prompts of the round filtered so far
-    pending: int = 0  # accepted instructions still waiting for their instances
-    classified: int = 0
-    records: list[Record] = field(default_factory=list)
-    accepted: list[Record] = field(default_factory=list)
-    sent: int = 0
-    failed: int = 0
-    usage: Counter[str] = field(default_factory=Counter)
 
 
 class Scheduler:
@@ -70,48 +63,44 @@ class Scheduler:
         progress: RunProgress | None = None,
     ) -> None:
         self.steps, self.backend, self.limits, self.progress = steps, backend, limits, progress
-        self.accepted_prompts = list(history.accepted_prompts)
-        self.round_accepts = dict(history.round_accepts)
-        self.accepted = history.accepted
-        start = history.next_round * limits.batch_size
-        self.next_prompt = self.end_prompt = self.prefix = start
-        self.next_commit = history.next_round
-        self.stopped: str | None = run_is_over(history, limits)
-        self._rounds: dict[int, _Round] = {}
-        self._answers: dict[int, tuple[Job, Completion]] = {}  # the reorder buffer
+        self.order = Ordering(steps, limits, history, backend.usage)
+        self.next_prompt = self.end_prompt = self.order.start
         self._queues: dict[str, deque[Job]] = {step: deque() for step in FOLLOW_UPS}
         self._tasks: dict[asyncio.Task, list[Job]] = {}
         self._in_flight = 0
         self._failed_round: int | None = None
-        self._committed: list[tuple[int, list[Record], Counter[str]]] = []
-        self._seconds_at_commit = backend.usage.seconds
 
-    async def next_commits(self) -> list[tuple[int, list[Record], Counter[str]]] | None:
+    @property
+    def stopped(self) -> str | None:
+        """Why the run ended ("quota", "patience"), once it has."""
+        return self.order.stopped
+
+    async def next_commits(self) -> list[Commit] | None:
         """Run until rounds commit: (round, accepted records, rejections by reason) each;
         `None` once the run is over. Tasks in flight wait on the loop between calls."""
         while True:
             if not self.stopped:
                 self._dispatch()
-            if self._committed:
-                committed, self._committed = self._committed, []
+            if self.order.committed:
+                committed, self.order.committed = self.order.committed, []
                 return committed
             if self.stopped:  # what is still in flight is beyond the end of the run
                 self.cancel()
                 return None
             if not self._tasks:
                 if self._failed_round is not None:
-                    state = self._rounds[self._failed_round]
+                    state = self.order.rounds[self._failed_round]
                     raise RequestsFailedError(self._failed_round, state.failed, state.sent)
                 return None
             done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:  # any order: results land in buffers keyed by prompt or id
+            for task in done:  # any order: results land in buffers keyed by prompt or candidate
                 jobs = self._tasks.pop(task)
                 self._in_flight -= len(jobs)
                 answers = [None] * len(jobs) if task.cancelled() else task.result()
                 for job, answer in zip(jobs, answers, strict=True):
                     self._finished(job, answer)
             self._drop_doomed()
-            self._advance()
+            self.order.advance()
 
     def cancel(self) -> None:
         """Drop whatever is in flight (the run ended, failed or was interrupted): nothing of it
@@ -137,20 +126,29 @@ class Scheduler:
             self._tasks[task] = jobs
             self._in_flight += len(jobs)
             for job in jobs:
-                self._rounds[job.round].sent += 1
+                self.order.rounds[job.round].sent += 1
             if self.progress is not None:
                 self.progress.sent(jobs[0].step, len(jobs))
 
     def _next_jobs(self) -> list[Job]:
         if self.backend.batched:
             return self._next_group()
+        # Follow-ups first while a window of them is waiting; below that, instruction prompts
+        # first, so that the chains they start (prompt -> classification -> instances) overlap.
+        backlog = sum(map(len, self._queues.values()))
+        if backlog < self.backend.window and (job := self._next_instruction()) is not None:
+            return [job]
         for step in FOLLOW_UPS:
-            queue = self._queues[step]
-            while queue and not self._live(queue[0].round):
-                queue.popleft()  # of a round that can no longer be logged
-            if queue:
+            if queue := self._head(step):
                 return [queue.popleft()]
         return [job] if (job := self._next_instruction()) is not None else []
+
+    def _head(self, step: str) -> deque[Job]:
+        """`step`'s queue, its first job one that is still wanted."""
+        queue = self._queues[step]
+        while queue and not self._wanted(queue[0]):
+            queue.popleft()  # a rejected candidate's, or of a round that can no longer be logged
+        return queue
 
     def _next_group(self) -> list[Job]:
         """An in-process batch: one round's jobs of one step, all of them (instruction prompts:
@@ -158,14 +156,14 @@ class Scheduler:
         batch's makeup then depends on positions alone, as its numerics and sampling (one seed)
         do: one call at a time, so every prompt sent before is filtered when it is made up."""
         for step in FOLLOW_UPS:
-            queue = self._queues[step]
+            queue = self._head(step)
             if queue and self._group_ready(step, round_ := queue[0].round):
                 # One schema a batch (--structured: the two kinds of task differ in instances).
                 schema = queue[0].params.schema
-                jobs = [j for j in queue if j.round == round_ and j.params.schema == schema]
-                for job in jobs:
+                group = [j for j in queue if j.round == round_ and j.params.schema == schema]
+                for job in group:
                     queue.remove(job)
-                return jobs
+                return [job for job in group if self._wanted(job)]
         jobs: list[Job] = []
         while not jobs or self.next_prompt % self.limits.batch_size:  # up to the round's end
             if (job := self._next_instruction()) is None:
@@ -174,48 +172,62 @@ class Scheduler:
         return jobs
 
     def _group_ready(self, step: str, round_: int) -> bool:
-        state = self._rounds[round_]
+        state = self.order.rounds[round_]
         if state.filtered < self.limits.batch_size:
             return False
         return step == CLASSIFICATION or state.classified == len(state.accepted)
+
+    def _wanted(self, job: Job) -> bool:
+        """Whether `job`'s answer can still become data."""
+        if not self._live(job.round):
+            return False
+        if job.step == INSTRUCTIONS:
+            return True
+        return not (job.subject if job.step == CLASSIFICATION else job.subject[0]).dead
 
     def _sendable(self, p: int) -> bool:
         """Whether prompt `p` may go: its round admitted and its pool filtered."""
         size = self.limits.batch_size
         if p >= self.end_prompt and not (p < self.end_prompt + size and self._admit(p // size)):
             return False
-        return p - self.limits.sample_lag <= self.prefix and self._live(p // size)
+        return p - self.limits.sample_lag <= self.order.prefix and self._live(p // size)
 
     def _next_instruction(self) -> Job | None:
         """The next instruction prompt, if it may go (see `_sendable`)."""
         p = self.next_prompt
         if not self._sendable(p):
             return None
-        visible = bisect.bisect_left(self.accepted_prompts, p - self.limits.sample_lag)
+        visible = bisect.bisect_left(self.order.accepted_prompts, p - self.limits.sample_lag)
         self.next_prompt += 1
         return self.steps.instruction_job(p, p // self.limits.batch_size, visible)
 
     def _admit(self, round_: int) -> bool:
-        """Whether round `round_` is sent, read off the filtered prefix at its first prompt
-        minus the lag (so never of timing): the quota not met, the patience not spent."""
-        first = round_ * self.limits.batch_size - self.limits.sample_lag
-        if self.stopped or first > self.prefix:
+        """Whether round `round_`'s prompts may go now. Not if the filtered prefix shows the run
+        ends before it (quota met, patience spent), nor while the prompts sent before it are
+        expected to meet the quota with a window of requests to spare. Which rounds are sent
+        decides no data (every round up to the last one needed is sent: once the filter reaches
+        it, nothing is left to expect), only how few prompts go beyond the quota."""
+        size, quota, order = self.limits.batch_size, self.limits.num_instructions, self.order
+        first = round_ * size
+        if self.stopped or first - self.limits.sample_lag > order.prefix:
             return False
-        if bisect.bisect_left(self.accepted_prompts, first) >= self.limits.num_instructions:
+        if len(order.accepted_prompts) >= quota:
             return False
-        if self._idle_rounds(first // self.limits.batch_size) >= self.limits.patience:
+        if order.idle_rounds(round_) >= self.limits.patience:
             return False
-        self._rounds[round_] = _Round()
-        self.end_prompt += self.limits.batch_size
+        expected, rate = order.expected(first)
+        spare = max(size, self.backend.window / (1 + 2 * rate))  # a prompt: 1 + 2 x rate requests
+        if expected - rate * spare >= quota:
+            return False
+        order.rounds[round_] = RoundState()
+        self.end_prompt += size
         return True
 
-    def _idle_rounds(self, end: int) -> int:
-        return idle_rounds(self.round_accepts, end, self.limits.patience)
-
     def _drop_doomed(self) -> None:
-        """Cancel requests of rounds at or after one that failed: they can never be logged."""
+        """Cancel requests that can never become data: of rejected candidates, and of rounds at
+        or after one that failed. Their slots go to the next requests."""
         for task, jobs in self._tasks.items():
-            if not any(self._live(job.round) for job in jobs):
+            if not any(self._wanted(job) for job in jobs):
                 task.cancel()
 
     def _live(self, round_: int) -> bool:
@@ -226,9 +238,9 @@ class Scheduler:
     def _finished(self, job: Job, answer: Completion | None) -> None:
         if self.progress is not None:
             self.progress.finished(job.step)
-        if not self._live(job.round):
+        if not self._wanted(job):
             return
-        state = self._rounds[job.round]
+        state = self.order.rounds[job.round]
         if answer is None:  # its retries spent: this round and the later ones are not logged
             state.failed += 1
             self._failed_round = job.round
@@ -239,60 +251,10 @@ class Scheduler:
             completion_tokens=answer.completion_tokens,
         )
         if job.step == INSTRUCTIONS:
-            self._answers[job.subject[0]] = (job, answer)
+            candidates = self.order.arrived(job, answer)
+            self._queues[CLASSIFICATION].extend(map(self.steps.classification_job, candidates))
         elif job.step == CLASSIFICATION:
             state.classified += 1
             self._queues[INSTANCES].append(self.steps.instance_job(job.subject, answer))
         else:
-            self.steps.add_instances(job, answer)
-            state.pending -= 1
-
-    def _advance(self) -> None:
-        """Filter the answers that complete the prefix, in prompt order, then commit."""
-        ready: list[tuple[Job, Completion]] = []
-        while self.prefix + len(ready) in self._answers:
-            ready.append(self._answers.pop(self.prefix + len(ready)))
-        if ready:
-            for (job, _), records in zip(ready, self.steps.filter_prompts(ready), strict=True):
-                self._filtered(job, records)
-        self._commit()
-
-    def _filtered(self, job: Job, records: list[Record]) -> None:
-        state = self._rounds[job.round]
-        accepted = [r for r in records if r["type"] == "instruction"]
-        state.records += [r for r in records if r["type"] != "instruction"]
-        state.accepted += accepted
-        state.filtered += 1
-        state.pending += len(accepted)
-        self.accepted_prompts += [self.prefix] * len(accepted)
-        self._queues[CLASSIFICATION].extend(map(self.steps.classification_job, accepted))
-        self.prefix += 1
-        if state.filtered == self.limits.batch_size:
-            self.round_accepts[job.round] = len(state.accepted)
-
-    def _commit(self) -> None:
-        """Log every round that is complete and next in order; stop at quota or patience."""
-        while not self.stopped and (state := self._rounds.get(self.next_commit)) is not None:
-            if state.filtered < self.limits.batch_size or state.pending:
-                return
-            round_ = self.next_commit
-            rejected = Counter(r["reason"] for r in state.records)
-            seconds = self.backend.usage.seconds  # the backend's busy time since the last commit
-            marker = {
-                "round": round_,
-                "accepted": len(state.accepted),
-                "rejected": len(state.records),
-                "requests": state.usage["requests"],
-                "failed_requests": 0,  # a round with a failed request is never logged
-                "prompt_tokens": state.usage["prompt_tokens"],
-                "completion_tokens": state.usage["completion_tokens"],
-                "seconds": seconds - self._seconds_at_commit,
-            }
-            self.steps.commit(round_, state.records + state.accepted, marker)
-            self._seconds_at_commit = seconds
-            self.accepted += len(state.accepted)
-            self._committed.append((round_, state.accepted, rejected))
-            del self._rounds[round_]
-            self.next_commit += 1
-            history = History(self.next_commit, [], self.round_accepts, self.accepted)
-            self.stopped = run_is_over(history, self.limits)
+            self.order.got_instances(job.subject[0], job, answer)

@@ -139,6 +139,30 @@ def test_slots_stay_busy_across_rounds(tmp_path, lag):
     assert overlapping >= 4  # at least a round's worth went out meanwhile
 
 
+def test_a_slow_prompt_holds_back_the_filter_but_not_the_later_requests(tmp_path):
+    """While the first instruction prompt is slow, later prompts' instructions are classified
+    (speculatively: the filter has not decided them yet), and the data is that of one request
+    at a time (the scripted model repeats itself: some of those the filter then rejects)."""
+    slow_prompt: list[str] = []
+
+    def slow(prompt: str) -> float | None:
+        if prompt.startswith(TEMPLATES.instruction_header) and not slow_prompt:
+            slow_prompt.append(prompt)
+            return 0.5
+        return None
+
+    app = LatencyTGIApp(seed=3, slow=slow)
+    data = tgi_export(tmp_path / "slow", app, concurrency=16)
+    answered = app.events.index(("end", slow_prompt[0]))
+    early = [
+        prompt
+        for event, prompt in app.events[:answered]
+        if event == "start" and prompt.startswith(TEMPLATES.classification_prefix)
+    ]
+    assert len(early) >= 4
+    assert data == tgi_export(tmp_path / "one", LatencyTGIApp(seed=4), concurrency=1)
+
+
 @pytest.mark.parametrize("lag", [0, 1])
 def test_a_lag_shorter_than_a_round_still_finishes_in_process(tmp_path, lag):
     """An in-process batch then holds the part of a round the lag lets go, not all of it."""

@@ -119,6 +119,16 @@ class RougeIndex:
         pool = Pool(self._texts, self._codes, self._lengths.values)
         return describe(codes, pool_sizes, pool, top_k)
 
+    def pool_rejects(self, candidates: Sequence[str], threshold: float = 0.7) -> list[bool]:
+        """Whether each candidate already scores above `threshold` with a pooled text, so that
+        `filter` will reject it whatever joins the pool first. Nothing is added."""
+        if not candidates:
+            return []
+        hits = self._pool_hits(self._encode(list(candidates)), self._prefix_index(threshold))
+        rejected = np.zeros(len(candidates), dtype=bool)
+        rejected[hits.text] = True
+        return rejected.tolist()
+
     def filter(
         self,
         candidates: Sequence[str],
