@@ -222,8 +222,9 @@ class Pipeline:
                     records[n].append(rejection(job.round, item.text, reason))
                 else:
                     candidates.append((n, item.text))
+        texts = [text for _, text in candidates]
         decisions = self.index.filter(
-            [text for _, text in candidates], cfg.rouge_threshold, TOP_K_SIMILAR
+            texts, cfg.rouge_threshold, TOP_K_SIMILAR, provenance_pool=cfg.provenance_pool
         )
         accepted: list[list[Record]] = [[] for _ in answers]
         for (n, text), decision in zip(candidates, decisions, strict=True):
