@@ -15,8 +15,9 @@ from _rouge import SCORER, near_duplicates
 from hypothesis import given
 from hypothesis import strategies as st
 
-from self_instruct.rouge import RougeIndex
+from self_instruct.rouge import RougeIndex, provenance
 from self_instruct.rouge.provenance import sample_size, sample_stride
+from self_instruct.rouge.scoring import lcs_matrix
 
 CAP = 50
 
@@ -100,6 +101,21 @@ def test_provenance_lcs_counts_the_sampled_pairs_only():
     assert index.stats.provenance_lcs == sum(
         -(-n // reference_stride(n, CAP)) for n in range(len(pool), len(pool) + kept)
     )
+
+
+def test_only_sampled_positions_get_an_lcs(monkeypatch):
+    """The LCS block of a batch is its samples' union (one stride, two at a power-of-two
+    boundary), not the whole pool masked afterwards."""
+    computed = []
+
+    def counting_lcs_matrix(queries, choices):
+        computed.append(len(queries) * len(choices))
+        return lcs_matrix(queries, choices)
+
+    monkeypatch.setattr(provenance, "lcs_matrix", counting_lcs_matrix)
+    pool, candidates = corpus()
+    index, _ = filtered(pool, candidates, provenance_pool=CAP)
+    assert index.stats.provenance_lcs <= sum(computed) < 1.25 * index.stats.provenance_lcs
 
 
 def test_max_similarity_stays_exact_beyond_any_cap():

@@ -72,7 +72,7 @@ def describe(
 def _describe_batch(
     codes: list[str], sizes: np.ndarray, strides: np.ndarray, pool: Pool, top_k: int
 ) -> list[Similarity]:
-    width, step = int(sizes.max(initial=0)), int(strides.min(initial=1))
+    width, step = int(sizes.max()), int(strides.min())  # a batch holds at least one text
     columns = np.arange(0, width, step)  # the pool positions of the LCS block: all rows' samples
     lengths = np.fromiter(map(len, codes), dtype=np.int64, count=len(codes))
     lcs = lcs_matrix(codes, pool.codes[0:width:step])
