@@ -190,6 +190,15 @@ class PipelineConfig:
         "Reject a new instruction whose ROUGE-L F-measure with any pooled instruction (seeds "
         "included) is above this.",
     )
+    provenance_pool: int = _opt(
+        2000,
+        "Kept instructions' max_rouge_l, mean_rouge_l and most_similar are measured against at "
+        "most this many pool texts: the whole pool while it is no larger, beyond that a "
+        "systematic sample (every s-th pool text, seeds included, s the smallest power of two "
+        "that leaves at most this many), so their cost per instruction stays flat. 0: always "
+        "the whole pool, exact as the paper's code, at a quadratic cost. The accept/reject "
+        "decision is against the whole pool either way.",
+    )
     seed: int = _opt(42, "Drives every random choice: in-context sampling, templates, sampling.")
     patience: int = _opt(
         25, "Give up after this many consecutive rounds that accept no new instruction."
@@ -249,8 +258,9 @@ class PipelineConfig:
         for name in (*positive, "num_prompt_instructions", "patience", "max_concurrency"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{flag(name)} must be >= 1, got {getattr(self, name)}")
-        if self.sample_lag is not None and self.sample_lag < 0:
-            raise ConfigError(f"--sample-lag must be >= 0, got {self.sample_lag}")
+        for name in ("sample_lag", "provenance_pool"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ConfigError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.num_machine_instructions <= self.num_prompt_instructions:
             raise ConfigError(
                 "--num-machine-instructions must be between 0 and --num-prompt-instructions "

@@ -227,8 +227,13 @@ class Pipeline:
     ) -> list[tuple[list[Record], dict[int, Record]]]:
         """The greedy ROUGE-L filter against the pool and everything accepted before, in
         prompt order (one call for all of them: the same decisions as one call per prompt)."""
+        cfg = self.config
         texts = [text for _, answer in parsed for text in answer.texts]
-        decisions = iter(self.index.filter(texts, self.config.rouge_threshold, TOP_K_SIMILAR))
+        decisions = iter(
+            self.index.filter(
+                texts, cfg.rouge_threshold, TOP_K_SIMILAR, provenance_pool=cfg.provenance_pool
+            )
+        )
         results: list[tuple[list[Record], dict[int, Record]]] = []
         for job, answer in parsed:
             rejected, accepted = list(answer.rejections), {}

@@ -95,6 +95,7 @@ def provenance(config: PipelineConfig, command: str, usage: dict[str, Any]) -> d
         },
         "prompt_templates_sha256": load_templates(config.prompt_templates).fingerprint(),
         "rouge_threshold": config.rouge_threshold,
+        "provenance_pool": config.provenance_pool,
         "filters": [*INSTRUCTION_REASONS, *INSTANCE_REASONS],
         "random_seed": config.seed,
         "command": public_command(command),

@@ -14,7 +14,8 @@ the mean scores the paper records for kept texts. Times are CPU seconds: the ref
 
 Then two more measurements: the `evaluate` metric with many references per prediction (the
 seeds against 1,000 short prompts each) beside rouge_score's `score_multi`, and the filter's CPU
-time per 1,000 instructions, with and without provenance, at 2,000 to 50,000 made-up
+time per 1,000 instructions, decisions only, with provenance over at most `--provenance-pool`
+pool texts (the pipeline's default) and over the whole pool, at 2,000 to 50,000 made-up
 instructions (`--provenance-sizes`; none skips it).
 """
 
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from rouge_score import rouge_scorer
 
+from self_instruct.config import PipelineConfig
 from self_instruct.rouge import RougeIndex
 
 _REPEATS, _REPEAT_BELOW = 5, 5.0
@@ -61,6 +63,10 @@ class BenchArguments:
     provenance_sizes: list[int] = field(
         default_factory=lambda: [2000, 10000, 50000],
         metadata={"help": "Synthetic instructions for the provenance cost table.", "nargs": "*"},
+    )
+    provenance_pool: int = field(
+        default=PipelineConfig.provenance_pool,
+        metadata={"help": "The provenance cost table's capped column: pool texts described."},
     )
     metric_shape: list[int] = field(
         default_factory=lambda: [157, 1000],
@@ -201,20 +207,22 @@ def synthetic_instructions(count: int, seed: int = 0) -> list[str]:
     ]
 
 
-def run_provenance(seeds: list[str], size: int, threshold: float, provenance: bool) -> Row:
-    """The filter over `size` synthetic instructions, once (CPU time; no repeats)."""
+def run_provenance(seeds: list[str], size: int, threshold: float, cap: int | None) -> Row:
+    """The filter over `size` synthetic instructions, once (CPU time; no repeats); `cap` is the
+    provenance pool (0: the whole pool), None for decisions only."""
     texts = synthetic_instructions(size)
-    RougeIndex().filter(seeds, threshold, provenance=provenance)  # warm-up
+    options = {"provenance": cap is not None, "provenance_pool": cap or 0}
+    RougeIndex().filter(seeds, threshold, **options)  # warm-up
     index = RougeIndex()
     index.add(seeds)
     start = time.process_time()
-    results = index.filter(texts, threshold, provenance=provenance)
+    results = index.filter(texts, threshold, **options)
     seconds = time.process_time() - start
     stats = index.stats
     kept = sum(result.accepted for result in results)
     lcs = stats.decision_lcs + stats.provenance_lcs
     return Row(
-        "provenance" if provenance else "decisions",
+        "decisions" if cap is None else f"provenance over {cap or 'all'}",
         size,
         kept,
         seconds,
@@ -226,18 +234,20 @@ def run_provenance(seeds: list[str], size: int, threshold: float, provenance: bo
     )
 
 
-def provenance_table(seeds: list[str], sizes: list[int], threshold: float) -> str:
-    """CPU seconds per 1,000 instructions with and without provenance: flat means linear."""
+def provenance_table(seeds: list[str], sizes: list[int], threshold: float, cap: int) -> str:
+    """CPU seconds per 1,000 instructions: decisions only, provenance over at most `cap` pool
+    texts, over the whole pool (flat means linear); and the LCS each computes in all."""
     lines = [
-        "| instructions | kept | decisions only: s per 1,000 | with provenance: s per 1,000 "
-        "| provenance LCS |",
-        "|---:|---:|---:|---:|---:|",
+        "| instructions | kept | decisions only: s per 1,000 "
+        f"| provenance over <= {cap:,}: s per 1,000 | over the whole pool: s per 1,000 "
+        f"| LCS, <= {cap:,} | LCS, whole pool |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size in sizes:
-        rows = [in_child(run_provenance, seeds, size, threshold, p) for p in (False, True)]
-        per = [row.seconds / size * 1000 for row in rows]
+        rows = [in_child(run_provenance, seeds, size, threshold, c) for c in (None, cap, 0)]
+        per = " | ".join(f"{row.seconds / size * 1000:.3f}" for row in rows)
         lines.append(
-            f"| {size:,} | {rows[1].accepted:,} | {per[0]:.3f} | {per[1]:.3f} | {rows[1].lcs:,} |"
+            f"| {size:,} | {rows[1].accepted:,} | {per} | {rows[1].lcs:,} | {rows[2].lcs:,} |"
         )
     return "\n".join(lines)
 
@@ -305,7 +315,8 @@ def main(args: BenchArguments) -> None:
     print(format_table(rows, reference))
     print(f"\n{run_metric(seeds, short, args.metric_shape)}")
     if args.provenance_sizes:
-        print(f"\n{provenance_table(seeds, args.provenance_sizes, args.threshold)}")
+        table = provenance_table(seeds, args.provenance_sizes, args.threshold, args.provenance_pool)
+        print(f"\n{table}")
     print(
         f"\nspeed-up: the reference's CPU time over ours on the first {len(first):,} short texts, "
         "both measured in this run; for the other rows it is extrapolated from the reference's "

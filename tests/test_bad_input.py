@@ -141,6 +141,14 @@ def test_resume_with_other_options_lists_the_differences(run_folder):
     assert snapshot(run_folder) == before
 
 
+def test_resume_with_another_provenance_pool_is_refused(run_folder):
+    """It decides what the provenance columns hold: a resumed run cannot change it."""
+    before = snapshot(run_folder)
+    args = [*ARGS, "--provenance-pool", "0", "--output", str(run_folder), "--resume"]
+    fails_with(args, "--provenance-pool: 2000 -> 0")
+    assert snapshot(run_folder) == before
+
+
 def test_model_that_does_not_exist(tmp_path):
     out = tmp_path / "out"
     model = "no-such-org/no-such-model-3f9c"

@@ -61,6 +61,12 @@ def test_help_exits_0_and_spells_flags_with_dashes(command):
     assert not re.findall(r"--[a-z]+_[a-z_]+", done.stdout), done.stdout
 
 
+def test_generate_help_shows_the_provenance_pool():
+    out = " ".join(cli("generate", "--help").stdout.split())
+    assert "--provenance-pool PROVENANCE_POOL" in out
+    assert "at most this many pool texts" in out and "(default: 2000)" in out
+
+
 def test_push_help_shows_the_positional_form():
     out = cli("push", "--help").stdout
     assert out.splitlines()[0].startswith("usage: self-instruct push")
@@ -91,6 +97,8 @@ def test_option_errors_spell_the_flag_with_dashes(tmp_path):
     assert "error: --num-instructions must be >= 1, got 0" in done.stderr
     done = run_cli(["generate", "--top-p", "2", "--output", str(tmp_path / "o")])
     assert "error: --top-p must be in (0, 1], got 2.0" in done.stderr
+    done = run_cli(["generate", "--provenance-pool", "-1", "--output", str(tmp_path / "o")])
+    assert "error: --provenance-pool must be >= 0, got -1" in done.stderr
 
 
 def test_config_file_combines_with_flags(tmp_path):

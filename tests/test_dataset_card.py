@@ -73,6 +73,7 @@ def provenance(num_seeds: int) -> dict:
         "seeds": {"source": "bundled|ours", "sha256": "ab" * 32, "count": num_seeds},
         "prompt_templates_sha256": "cd" * 32,
         "rouge_threshold": 0.7,
+        "provenance_pool": 2000,
         "filters": [*INSTRUCTION_REASONS, *INSTANCE_REASONS],
         "random_seed": 42,
         "command": "self-instruct generate --num-instructions 7 --output out",
@@ -284,6 +285,25 @@ def test_configuration_table_and_provenance(rendered, seeds):
     assert f"bundled\\|ours ({len(seeds)} tasks" in text  # a pipe cannot break the table
     assert f"```bash\n{facts['command']}\n```" in text
     assert f'load_dataset("{REPO_ID}", "instances", split="train")' in text
+
+
+@pytest.mark.parametrize("cap", [2000, 0])
+def test_the_card_says_what_the_provenance_columns_are_measured_against(tmp_path, seeds, cap):
+    rows = build_rows(TASKS)
+    card = render_card(
+        tmp_path,
+        data_files=write_parquet(tmp_path, rows),
+        rows=rows,
+        seeds=seeds,
+        funnel=FUNNEL,
+        provenance={**provenance(len(seeds)), "provenance_pool": cap},
+    )
+    text = " ".join(card.read_text(encoding="utf-8").split())
+    columns = "`max_rouge_l`, `mean_rouge_l` and `most_similar` (its 10 most similar pool"
+    assert columns in text
+    sampled = "beyond that against a systematic sample of at most 2000 of them"
+    assert (sampled in text) == bool(cap)
+    assert ("are ROUGE-L F1 against the whole pool, as the paper's code" in text) == (not cap)
 
 
 def test_plots_are_valid_pngs_with_alt_text(rendered):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 
+import numpy as np
 import pytest
 from rouge_score import rouge_scorer
 
@@ -116,6 +117,29 @@ def test_resume_with_other_options_says_what_differs(tmp_path, scripted_backend)
     with pytest.raises(RunConfigMismatchError) as err:
         run(tmp_path, scripted_backend, num_instructions=3, temperature=1.0, seed=7)
     assert "temperature: 0.7 -> 1.0" in str(err.value) and "seed: 42 -> 7" in str(err.value)
+
+
+def test_kept_instructions_are_described_against_the_provenance_pool(tmp_path, scripted_backend):
+    """139 seeds and a pool of 40: each record's scores are over every 4th pool text."""
+    pipeline, accepted = run(tmp_path, scripted_backend, provenance_pool=40)
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    pool = pipeline.index.texts
+    for record in accepted:
+        sample = pool[: pool.index(record["instruction"]) : 4]
+        assert 20 < len(sample) <= 40
+        scores = [scorer.score(record["instruction"], p)["rougeL"].fmeasure for p in sample]
+        assert record["max_rouge_l"] == max(scores)
+        assert record["mean_rouge_l"] == float(np.mean(scores))
+        assert record["most_similar"][0] == {
+            "instruction": sample[scores.index(max(scores))],
+            "rouge_l": max(scores),
+        }
+
+
+def test_resume_with_another_provenance_pool_is_refused(tmp_path, scripted_backend):
+    run(tmp_path, scripted_backend, num_instructions=3)
+    with pytest.raises(RunConfigMismatchError, match="provenance_pool: 2000 -> 0"):
+        run(tmp_path, scripted_backend, num_instructions=3, provenance_pool=0)
 
 
 def test_same_seed_same_run_other_seed_other_run(tmp_path):

@@ -6,7 +6,8 @@ every pooled text is <= the threshold, candidates compared with those kept befor
 finds, from token counts alone, the few pairs that could be above the threshold, both against the
 pool and inside the batch; only those get an LCS (rapidfuzz, C++), and a short sequential pass
 then applies the greedy rule. A kept candidate needs its F with the whole pool anyway (the paper
-records the mean): `provenance.py` scores kept candidates against the whole pool, in batches.
+records the mean): `provenance.py` scores kept candidates against the whole pool, in batches, or
+against a bounded sample of it (`provenance_pool`) for a cost per candidate that stays flat.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from self_instruct.rouge.prefix import ElementOrder, PrefixIndex, RankedSets, owners
-from self_instruct.rouge.provenance import Pool, Similarity, describe
+from self_instruct.rouge.provenance import Pool, Similarity, describe, sample_size
 from self_instruct.rouge.scoring import fmeasures, lcs_matrix, lcs_pairs
 from self_instruct.rouge.tokenizer import Tokenizer, Vocabulary, get_tokenizer
 
@@ -28,7 +29,8 @@ _BATCH = 64  # candidates decided together: amortises numpy's per-call cost, bou
 @dataclass
 class FilterDecision(Similarity):
     """A candidate's fate. For a rejected one, `mean_score` is nan and `most_similar` holds the
-    pool texts above the threshold (all of them, up to `top_k`); `max_score` is exact either way."""
+    pool texts above the threshold (all of them, up to `top_k`), its `max_score` over the whole
+    pool; an accepted one's fields are over the texts it was described against."""
 
     accepted: bool
 
@@ -112,12 +114,14 @@ class RougeIndex:
     def max_similarity(self, candidates: Sequence[str], top_k: int = 10) -> list[Similarity]:
         """Score each candidate against the whole pool; nothing is added."""
         codes = [self._vocabulary.encode(self._tokenize(text)) for text in candidates]
-        return self._describe(codes, [len(self)] * len(codes), top_k)
+        return self._describe(codes, [len(self)] * len(codes), top_k, cap=0)
 
-    def _describe(self, codes: list[str], pool_sizes: list[int], top_k: int) -> list[Similarity]:
-        self.stats.provenance_lcs += sum(pool_sizes)
+    def _describe(
+        self, codes: list[str], pool_sizes: list[int], top_k: int, cap: int
+    ) -> list[Similarity]:
+        self.stats.provenance_lcs += sum(sample_size(size, cap) for size in pool_sizes)
         pool = Pool(self._texts, self._codes, self._lengths.values)
-        return describe(codes, pool_sizes, pool, top_k)
+        return describe(codes, pool_sizes, pool, top_k, cap)
 
     def pool_rejects(self, candidates: Sequence[str], threshold: float = 0.7) -> list[bool]:
         """Whether each candidate already scores above `threshold` with a pooled text, so that
@@ -135,26 +139,35 @@ class RougeIndex:
         threshold: float = 0.7,
         top_k: int = 10,
         provenance: bool = True,
+        provenance_pool: int = 0,
     ) -> list[FilterDecision]:
         """Greedy near-duplicate filter: accept iff max F <= threshold; accepted ones join the pool.
 
-        Candidate i is compared with the pool and with the candidates accepted before it. With
-        `provenance=False` an accepted candidate is not scored against the whole pool (its
-        max_score, mean_score are nan, argmax -1, most_similar empty): decisions only, with no
-        LCS for the pairs that pruning rules out, for pools of millions.
+        Candidate i is compared with the pool and with the candidates accepted before it: the
+        decisions are exact whatever the options below. An accepted candidate is described
+        (max, argmax, mean, top k) against the n pool texts before it; with `provenance_pool`
+        > 0 and n beyond it, against the positions j % s == 0 only, s the smallest power of two
+        with ceil(n / s) <= provenance_pool: a function of n alone, so batching cannot change
+        it. With `provenance=False` an accepted candidate is not described (its max_score,
+        mean_score are nan, argmax -1, most_similar empty): decisions only, with no LCS for the
+        pairs that pruning rules out, for pools of millions.
         """
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        if provenance_pool < 0:
+            raise ValueError(f"provenance_pool must be >= 0, got {provenance_pool}")
         prefix_index = self._prefix_index(threshold)
+        cap = provenance_pool if provenance else None
         decisions: list[FilterDecision] = []
         for start in range(0, len(candidates), _BATCH):
             texts = list(candidates[start : start + _BATCH])
-            decisions += self._filter_batch(texts, prefix_index, top_k, provenance)
+            decisions += self._filter_batch(texts, prefix_index, top_k, cap)
         return decisions
 
     def _filter_batch(
-        self, texts: list[str], prefix_index: PrefixIndex, top_k: int, provenance: bool
+        self, texts: list[str], prefix_index: PrefixIndex, top_k: int, cap: int | None
     ) -> list[FilterDecision]:
+        """One batch's decisions; `cap` is the provenance pool, None for no provenance."""
         batch, pool_size = self._encode(texts), len(self)
         pool_hits = self._pool_hits(batch, prefix_index)
         batch_hits = self._batch_hits(batch, pool_hits, prefix_index.threshold)
@@ -166,9 +179,9 @@ class RougeIndex:
         )
         decisions = self._rejections(pool_hits, batch_hits, accepted, positions, top_k)
         kept = np.flatnonzero(accepted).tolist()
-        if provenance:
+        if cap is not None:
             codes, sizes = [batch.codes[i] for i in kept], positions[accepted].tolist()
-            for i, similarity in zip(kept, self._describe(codes, sizes, top_k), strict=True):
+            for i, similarity in zip(kept, self._describe(codes, sizes, top_k, cap), strict=True):
                 decisions[i] = FilterDecision(**vars(similarity), accepted=True)
         else:
             decisions.update((i, _unscored_acceptance()) for i in kept)
