@@ -11,17 +11,19 @@ generations per endpoint, 0.3 s + 10 ms per generated token, token counts drawn 
 law per kind of prompt (the long tail of real completions). Fresh servers for every row.
 
 - This project through its command line (`self-instruct generate --backend openai`), at its
-  defaults and tuned (`--max-concurrency 64`, `--batch-size` 64 x endpoints: one wave fills every
-  slot; other options with `--tuned`), on 1 and 4 endpoints.
+  defaults and tuned (`--sample-lag` 8 x the slots: more prompts may run ahead of a slow one;
+  other options with `--tuned`), on 1 and 4 endpoints.
 - The paper's released code and Stanford Alpaca's generator, unchanged, each in its own virtual
   environment under `--cache-dir`, on 1 endpoint (see `bench_runs.py`). Skipped, with a note,
   when the reference data folder (`--anchors`) is absent, or with `--skip-peers`.
 - The ceiling: this project tuned against a near-zero-latency server, where only the client's own
   CPU is left: accepted instructions per second, instances included.
 
-"slots used" is the servers' busy slot-seconds over capacity x endpoints x wall time. Each figure
+"slots used" is the servers' busy slot-seconds over capacity x endpoints x wall time; "while
+generating" divides by the span from the first generation's start to the last one's end instead
+(without the command's start, its imports, and the export after the last answer). Each figure
 of the first table also shows its ratio to the first row (ours at defaults, 1 endpoint). Wall
-time includes the start of each command (imports: a few seconds).
+time includes the start of each command (imports: a few seconds) and the export.
 """
 
 from __future__ import annotations
@@ -70,11 +72,10 @@ class BenchArguments:
     base_latency: float = field(default=0.3, metadata={"help": "Seconds per generation."})
     token_latency: float = field(default=0.01, metadata={"help": "Seconds per generated token."})
     tuned: str = field(
-        default="--max-concurrency {capacity} --batch-size {slots}",
+        default="--max-concurrency {capacity} --sample-lag {lag}",
         metadata={
             "help": "Options of the tuned rows; {capacity} is --capacity, {slots} capacity x "
-            "endpoints (one wave fills every slot). Once the window follows --max-concurrency "
-            "x endpoints by itself, '--max-concurrency {capacity}' is the tuning."
+            "endpoints, {lag} 8 x slots (more prompts ahead of a slow one)."
         },
     )
     skip_peers: bool = field(default=False, metadata={"help": "Skip the paper's and Alpaca's."})
@@ -97,7 +98,8 @@ class Row:
     name: str
     instructions: int  # accepted, with instances
     measured: bench_runs.Measured
-    used: float | None  # share of slot-seconds; None at near-zero latency
+    used: float | None  # share of slot-seconds over the whole command; None at near-zero latency
+    used_generating: float | None  # the same, from the first generation's start to the last end
 
     @property
     def per_minute(self) -> float:
@@ -116,7 +118,7 @@ class Bench:
         from self_instruct.testing.simulated_server import (
             NEAR_ZERO,
             LatencyModel,
-            busy_seconds,
+            served,
             simulated_servers,
         )
 
@@ -128,17 +130,19 @@ class Bench:
         )
         with simulated_servers(endpoints, latency, self.args.capacity) as urls:
             measured = bench_runs.measure(steps(urls, out), str(log))
-            busy = busy_seconds(urls)
-        used = None if near_zero else busy / (self.args.capacity * endpoints * measured.wall)
-        row = Row(name, count(out), measured, used)
+            done = served(urls)
+        slots = self.args.capacity * endpoints
+        used = None if near_zero else done.busy_seconds / (slots * measured.wall)
+        generating = None if near_zero else done.busy_seconds / (slots * done.span)
+        row = Row(name, count(out), measured, used, generating)
         self.rows.append(row)
         print(f"{name}: {row.instructions} in {measured.wall:.1f} s ({load()})", file=sys.stderr)
         return row
 
     def ours(self, protocol: str, endpoints: int, tuned: bool, n: int, near_zero=False) -> Row:
         slots = self.args.capacity * endpoints
-        options = self.args.tuned.format(capacity=self.args.capacity, slots=slots).split()
-        options = options if tuned else []
+        values = {"capacity": self.args.capacity, "slots": slots, "lag": 8 * slots}
+        options = self.args.tuned.format(**values).split() if tuned else []
         plural = "s" if endpoints > 1 else ""
         name = f"ours, {protocol}, {'tuned' if tuned else 'defaults'}, {endpoints} endpoint{plural}"
 
@@ -164,6 +168,7 @@ def ratio(value: float, base: float) -> str:
 def latency_table(rows: list[Row]) -> str:
     base = rows[0]
     header = ["run", "instructions", "wall s", "instructions/min", "slots used"]
+    header += ["slots used while generating"]
     lines = [
         [
             r.name,
@@ -171,6 +176,7 @@ def latency_table(rows: list[Row]) -> str:
             ratio(r.measured.wall, base.measured.wall),
             ratio(r.per_minute, base.per_minute),
             f"{r.used:.1%} ({r.used / base.used:.2f}x)",
+            f"{r.used_generating:.1%}",
             ratio(r.measured.cpu, base.measured.cpu),
             ratio(r.measured.peak_mb, base.measured.peak_mb),
         ]

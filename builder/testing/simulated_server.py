@@ -16,7 +16,8 @@ the prompt's kind from its first words and answers in the format that kind's cli
 
 Routes: OpenAI's `/v1/completions` (a prompt or a list of them, `n`, as the legacy `openai<1`
 client sends them, also as `/v1/engines/<engine>/completions`), TGI's `/generate`, `/health`,
-`/v1/models`, and `/stats` (busy slot-seconds, for the share of the endpoints' time used).
+`/v1/models`, and `/stats` (busy slot-seconds and the span they fall in, for the share of the
+endpoints' time used).
 Answers are a function of (seed, prompt), never of arrival order. `simulated_servers()` runs
 endpoints in a process of their own, so that they do not share the client's interpreter lock.
 """
@@ -162,6 +163,7 @@ class SimulatedApp:
         self._lock = threading.Lock()
         self.busy_seconds = 0.0  # slot-seconds spent generating
         self.generations = self.requests = self.tokens = 0
+        self.first_start = self.last_end = None  # of any generation, in time.time() seconds
 
     def handle(self, method: str, path: str, body) -> Reply:
         if method == "GET" and path == "/health":
@@ -180,6 +182,8 @@ class SimulatedApp:
         with self._lock:
             return {
                 "busy_seconds": self.busy_seconds,
+                "first_start": self.first_start,
+                "last_end": self.last_end,
                 "generations": self.generations,
                 "requests": self.requests,
                 "tokens": self.tokens,
@@ -198,11 +202,13 @@ class SimulatedApp:
         kind = prompt_kind(prompt)
         tokens, cut = self.latency.tokens(kind, rng, max_tokens)
         text, _ = cut_at_stop(write(kind, prompt, rng), stop)
-        start = time.perf_counter()
+        start, started = time.perf_counter(), time.time()
         if seconds := self.latency.seconds(tokens):
             self.stopping.wait(seconds)
         held = time.perf_counter() - start
         with self._lock:
+            self.first_start = min(self.first_start or started, started)
+            self.last_end = max(self.last_end or 0.0, started + held)
             self.busy_seconds += held
             self.generations += 1
             self.tokens += tokens
@@ -275,10 +281,22 @@ def simulated_servers(
         yield urls
 
 
-def busy_seconds(urls: Sequence[str]) -> float:
-    """Slot-seconds the servers at `urls` have spent generating so far, all together."""
-    total = 0.0
+@dataclass
+class Served:
+    """What endpoints served: busy slot-seconds, and the span from the first generation's start
+    to the last one's end (seconds; 0 if none)."""
+
+    busy_seconds: float
+    span: float
+
+
+def served(urls: Sequence[str]) -> Served:
+    """What the servers at `urls` have served so far, all together."""
+    stats = []
     for url in urls:
         with urllib.request.urlopen(f"{url}/stats", timeout=10) as answer:
-            total += json.load(answer)["busy_seconds"]
-    return total
+            stats.append(json.load(answer))
+    starts = [s["first_start"] for s in stats if s["first_start"] is not None]
+    ends = [s["last_end"] for s in stats if s["last_end"] is not None]
+    span = max(ends) - min(starts) if starts else 0.0
+    return Served(sum(s["busy_seconds"] for s in stats), span)
