@@ -31,6 +31,7 @@ from .pipeline import Pipeline, run_identity
 from .prompts import load_templates
 from .rows import FEATURES, RowSpool, rows_of, seed_sft_rows
 from .seeds import load_seeds, prompting_seeds
+from .summary import RunSummary
 
 logger = datasets.logging.get_logger(__name__)
 
@@ -75,9 +76,12 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
         option names is loaded when rounds remain); an object, not an option, it stays out of
         the config and its hash (`backend=` is that option: "transformers", "tgi", "openai").
         `spool` receives the rows of its configurations in this builder's pass over the run log,
-        so that one replay of the log makes every configuration of an export."""
+        so that one replay of the log makes every configuration of an export.
+        `run_summary` is the run's `RunSummary` once a pass has started (the counts of its whole
+        log when the pass is over): an export takes its funnel and usage from it."""
         self.backend_instance = backend_instance
         self.spool = spool
+        self.run_summary: RunSummary | None = None
         super().__init__(*args, **kwargs)
         # datasets sets config kwargs on a copy of a predefined config, after its __post_init__
         self.config.validate()
@@ -106,6 +110,7 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
         """The rows of the run's records: replayed from the log, then generated if due."""
         config = self.config.pipeline_config()
         pipeline = Pipeline(config, self._run_dir(), backend=self.backend_instance)
+        self.run_summary = pipeline.summary
         logger.info("Self-Instruct run directory: %s", pipeline.log.dir)
         for record in pipeline:
             if self.spool is not None:

@@ -44,7 +44,8 @@ from .modes import prompting_mode
 from .previous import load_previous
 from .progress import RunProgress
 from .prompts import PromptTemplates, load_templates
-from .records import INSTRUCTION, REJECTED, ROUND, cut, rejection, similar
+from .records import INSTRUCTION, ROUND, cut, rejection, similar
+from .replay import Replay
 from .rouge import FilterDecision, RougeIndex
 from .runlog import Record, RunLog
 from .scheduler import Scheduler
@@ -101,11 +102,12 @@ class Pipeline:
         self._backend = backend
         self._owns_backend = backend is None  # then loaded here, and closed here
         self.progress = progress
-        self.index = RougeIndex()
-        self.accepted = 0
-        self.rejected: Counter[str] = Counter()
+        self.index = RougeIndex()  # the pool: seeds, imports, new ones
+        # The run's counts (the card's funnel and usage too): filled by the pass that replays
+        # the log, then by each commit, so nothing reads the log again for them.
+        self.summary = RunSummary(config.num_instructions)
         self._seed_texts = [s.instruction for s in self.seeds]
-        self._n_seeds, self._imported = len(self.seeds), 0  # the pool: seeds, imports, new ones
+        self._n_seeds = len(self.seeds)
         self._round_ids: Counter[int] = Counter()  # instructions accepted so far per open round
         self._instruction_params = SamplingParams(
             max_new_tokens=config.max_new_tokens,
@@ -125,29 +127,35 @@ class Pipeline:
         return self._backend
 
     def __iter__(self) -> Iterator[Record]:
-        """The first `num_instructions` accepted records: those in the log, then new ones.
+        """The imported records and the first `num_instructions` accepted ones: those in the
+        log (one pass, see replay.py), then new ones.
 
         Rounds are logged whole, whatever the quota, so that a run extended later with a larger
         `num_instructions` is the same as one that asked for more from the start.
         """
         records = self.log.open()
         try:
-            if self.config.resume_from and next(records, None) is None:
-                self._import(load_previous(self.config.resume_from))
-            history = self._read_log()
-            every = itertools.chain(self.log.iter_type(INSTRUCTION), self._generate(history))
-            yield from itertools.islice(every, self._imported + self.config.num_instructions)
+            replay = Replay(self.summary)
+            yield from replay.read(records)
+            if self.config.resume_from and not self.summary.rounds:
+                yield from replay.read(self._import(load_previous(self.config.resume_from)))
+            self.index.add(self._seed_texts)
+            self.index.add(replay.texts)
+            room = self.config.num_instructions - self.summary.kept
+            yield from itertools.islice(self._generate(replay.history()), room)
         finally:
             self.log.close()
             if self._owns_backend and self._backend is not None:
                 self._backend.close()  # ends the requests a stopped run left in flight
                 self._backend = None
 
-    def _import(self, previous: list[Record]) -> None:
-        """Log an earlier version's instructions as this run's first round (see previous.py)."""
+    def _import(self, previous: list[Record]) -> list[Record]:
+        """Log an earlier version's instructions as this run's first round (see previous.py);
+        that round's records as logged, to replay without reading them back."""
         last_round = max((r["round"] for r in previous), default=0)
         marker = {"round": last_round, "accepted": 0, "rejected": 0, "imported": len(previous)}
         self.log.append_round(previous, marker)
+        return [*previous, {**marker, "type": ROUND}]
 
     def _generate(self, history: History) -> Iterator[Record]:
         cfg = self.config
@@ -155,8 +163,8 @@ class Pipeline:
         if run_is_over(history, limits):  # a finished run replays without a backend
             return
         check_seed_lengths(self.seeds, self.backend, cfg)  # before any request: may never fit
-        with RunProgress(cfg.num_instructions, self.accepted, self.progress) as progress:
-            progress.rejected.update(self.rejected)
+        with RunProgress(cfg.num_instructions, self.summary.accepted, self.progress) as progress:
+            progress.rejected.update(self.summary.rejected)
             scheduler = Scheduler(self, self.backend, limits, history, progress)
             try:
                 while (commits := self.backend.run(scheduler.next_commits())) is not None:
@@ -168,25 +176,8 @@ class Pipeline:
         if scheduler.stopped == "patience":
             tqdm.write(
                 f"Stopped: {cfg.patience} rounds in a row accepted nothing "
-                f"({self.accepted}/{cfg.num_instructions} instructions)."
+                f"({self.summary.accepted}/{cfg.num_instructions} instructions)."
             )
-
-    def _read_log(self) -> History:
-        """One pass over the log: the ROUGE-L pool, the counts, and what the scheduler's
-        decisions read back (which prompt accepted what, each round's acceptances)."""
-        summary, texts, prompts, accepts = RunSummary(), [], [], {}
-        for record in summary.counted(self.log.iter_records()):
-            if record["type"] == INSTRUCTION:
-                texts.append(record["instruction"])
-                if "prompt" in record:
-                    prompts.append(record["prompt"])
-            elif record["type"] == ROUND:
-                accepts[record[ROUND]] = -1 if record.get("imported") else record["accepted"]
-        self.index.add(s.instruction for s in self.seeds)
-        self.index.add(texts)
-        self.accepted, self._imported = summary.accepted, summary.imported
-        self.rejected.update(summary.rejected)
-        return History(summary.next_round, prompts, accepts, self.accepted)
 
     # -- the steps, as the scheduler calls them ---------------------------------------------
 
@@ -195,7 +186,7 @@ class Pipeline:
         imported ones and the first `visible` new ones), the rest seeds, shuffled."""
         cfg = self.config
         rng = random.Random(derive_seed(cfg.seed, "prompt", prompt_index))
-        n_machine = self._imported + visible
+        n_machine = self.summary.imported + visible
         picked = rng.sample(range(n_machine), min(cfg.num_machine_instructions, n_machine))
         examples = [self.index.texts[self._n_seeds + i] for i in picked]
         n_seeds = min(cfg.num_prompt_instructions - len(examples), len(self._seed_texts))
@@ -303,8 +294,8 @@ class Pipeline:
         ]
 
     def commit(self, round_: int, records: list[Record], marker: dict[str, Any]) -> None:
-        """One durable write of the whole round."""
+        """One durable write of the whole round, counted as a replay of the log would."""
         self.log.append_round(records, marker)
         self._round_ids.pop(round_, None)
-        self.accepted += marker["accepted"]
-        self.rejected.update(r["reason"] for r in records if r["type"] == REJECTED)
+        for record in [*records, {**marker, "type": ROUND}]:
+            self.summary.add(record)

@@ -2,7 +2,8 @@
 
 `run_to_folder` runs (or resumes, or replays) the pipeline once, through the `datasets` builder
 of the first configuration; that pass also writes the other two configurations' rows to Arrow
-files (`RowSpool`), so the run log is replayed once for all three. It stages the
+files (`RowSpool`), so the run log is replayed once for all three, and the funnel and usage of
+the card are the counts that same pass kept (the pipeline's live `RunSummary`). It stages the
 Parquet files and the card and publishes them (`output_folder.py`). The backend is passed in, or
 loaded from the options when the run needs one; the funnel counts what the filters kept.
 """
@@ -27,7 +28,6 @@ from .prompts import load_templates
 from .provenance import provenance
 from .records import Record
 from .rows import RowSpool
-from .runlog import read_log
 from .seeds import load_seeds
 from .summary import RunSummary, summarize
 from .verbosity import quiet_datasets
@@ -99,7 +99,8 @@ def run_to_folder(
             builder.download_and_prepare()
         finally:
             spool.close()
-        summary = summarize(read_log(run_dir), config.num_instructions)  # the log is complete
+        summary = builder.run_summary  # counted in the pass that made the rows: no re-reading
+        assert summary is not None, "a builder with a fresh cache always makes its rows"
         spooled = {name: spool.dataset(name) for name in CONFIG_NAMES[1:]}
         sizes = {CONFIG_NAMES[0]: builder.info.splits["train"].num_examples}
         sizes |= {name: len(rows) for name, rows in spooled.items()}

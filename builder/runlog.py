@@ -208,9 +208,6 @@ class RunLog:
         """The records of the complete rounds written so far, read back from the file."""
         return _records(self.log_path, self._end)
 
-    def iter_type(self, record_type: str) -> Iterator[Record]:
-        return (r for r in self.iter_records() if r.get("type") == record_type)
-
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)

@@ -2,14 +2,15 @@
 
 The pipeline's resume (accepted so far, rejections, next round, idle rounds at the end), the
 CLI's stop message (instructions kept, rounds), the card's funnel and usage, and the benchmarks
-all read these counts from one `RunSummary`, filled by one streaming pass over the records, so
+all read these counts from one `RunSummary`, filled by one streaming pass over the records (a
+running pipeline keeps one live: its replay of the log fills it, each commit adds its round), so
 the log is never held in memory and never re-read for one more number.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,12 +76,6 @@ class RunSummary:
         self.instances_rejected.update(x["reason"] for x in record["rejected_instances"])
         if not record["instances"] and not record["rejected_instances"]:
             self.instances_rejected[NOTHING_PARSED] += 1
-
-    def counted(self, records: Iterable[Record]) -> Iterator[Record]:
-        """Pass `records` through, counting each: a summary as a side effect of another pass."""
-        for record in records:
-            self.add(record)
-            yield record
 
     def funnel(self) -> dict[str, dict[str, Any]]:
         """Generated -> rejected by reason -> kept, for instructions and for instances."""

@@ -15,6 +15,8 @@ the seconds to export it (and, of those, the card's: its statistics, plots and, 
 
 from __future__ import annotations
 
+import builtins
+import io
 import multiprocessing
 import os
 import random
@@ -95,18 +97,20 @@ def write_log(folder: Path, instructions: int):
 
 
 def measure(instructions: int) -> Row:
-    """Write, then export, in this (fresh) process; count the export's passes over the log."""
-    from self_instruct import dataset_card, logfile, runlog
+    """Write, then export, in this (fresh) process; count the export's passes over the log:
+    every opening of the log file for reading, whichever code makes it."""
+    from self_instruct import dataset_card
     from self_instruct.layout import LOG_FILE, RUN_DIR
     from self_instruct.run import run_to_folder
 
     passes, card_seconds = 0, 0.0
-    units, render_card = logfile.units, dataset_card.render_card
+    real_open, render_card = io.open, dataset_card.render_card
 
-    def counted(path):
+    def counted(file, mode="r", *args, **kwargs):
         nonlocal passes
-        passes += path.name == LOG_FILE
-        return units(path)
+        is_path = isinstance(file, str | bytes | os.PathLike)
+        passes += is_path and "r" in mode and Path(os.fsdecode(file)).name == LOG_FILE
+        return real_open(file, mode, *args, **kwargs)
 
     def timed_card(*args, **kwargs):
         nonlocal card_seconds
@@ -118,7 +122,7 @@ def measure(instructions: int) -> Row:
         folder = Path(tmp) / "out"
         config, write_seconds = write_log(folder, instructions)
         size = (folder / RUN_DIR / LOG_FILE).stat().st_size / 2**20
-        logfile.units = runlog.units = counted
+        io.open = builtins.open = counted  # io.open: what pathlib's Path.open calls
         dataset_card.render_card = timed_card
         start = time.process_time()
         run_to_folder(config, folder, command="bench_export")
