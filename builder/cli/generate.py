@@ -184,7 +184,11 @@ def _run(
             resume.save_options(folder, config)
             if args.repair_log:
                 print(_repair(config, folder))
-            result = _export(config, args, folder, argv, load_backend(config))
+            backend = load_backend(config)
+            try:
+                result = _export(config, args, folder, argv, backend)
+            finally:
+                backend.close()  # ends the requests a finished run left in flight
         except RunStoppedError:  # its message gives the resume command: keep what it resumes
             raise
         except Exception:
