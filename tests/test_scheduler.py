@@ -163,6 +163,19 @@ def test_a_slow_prompt_holds_back_the_filter_but_not_the_later_requests(tmp_path
     assert data == tgi_export(tmp_path / "one", LatencyTGIApp(seed=4), concurrency=1)
 
 
+def test_prompts_beyond_the_quota_stay_within_a_window(tmp_path):
+    """A long lag lets many prompts go before any is filtered; the admission, which expects the
+    rate seen so far, still sends only about a window of requests beyond what the run needs."""
+    backend = StreamingScriptedBackend(64, latency_seed=5)
+    export(tmp_path / "out", backend, sample_lag=256)
+    sent = sum(call[0].startswith(TEMPLATES.instruction_header) for call in backend.calls)
+    logged_prompts = OPTIONS["batch_size"] * sum(
+        r["type"] == "round" for r in read_log(tmp_path / "out" / RUN_DIR)
+    )
+    # A window is 64 requests, 16 prompts at this model's rate (1.5 kept each); whole rounds of 4.
+    assert logged_prompts <= sent <= logged_prompts + 16 + 2 * OPTIONS["batch_size"]
+
+
 @pytest.mark.parametrize("lag", [0, 1])
 def test_a_lag_shorter_than_a_round_still_finishes_in_process(tmp_path, lag):
     """An in-process batch then holds the part of a round the lag lets go, not all of it."""
