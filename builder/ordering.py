@@ -53,6 +53,7 @@ class Ordering:
         self._answers: dict[int, tuple[Job, Parsed]] = {}  # the reorder buffer
         self._candidates: dict[int, list[Candidate]] = {}  # by prompt, until it is filtered
         self._seconds_at_commit = usage.seconds
+        self.dead = 0  # candidates the filter rejected so far
 
     def arrived(self, job: Job, answer: Completion) -> list[Candidate]:
         """Read an instruction prompt's answer; its candidates (their requests may go now)."""
@@ -107,6 +108,7 @@ class Ordering:
         for candidate in self._candidates.pop(self.prefix):
             if (record := accepted.pop(candidate.key[1], None)) is None:
                 candidate.dead = True
+                self.dead += 1
                 continue
             candidate.record = record
             state.accepted.append(record)

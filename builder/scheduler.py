@@ -67,8 +67,11 @@ class Scheduler:
         self.next_prompt = self.end_prompt = self.order.start
         self._queues: dict[str, deque[Job]] = {step: deque() for step in FOLLOW_UPS}
         self._tasks: dict[asyncio.Task, list[Job]] = {}
+        self._done: deque[asyncio.Task] = deque()  # finished tasks, in the order they finished
+        self._wake = asyncio.Event()  # set when a task finishes
         self._in_flight = 0
         self._failed_round: int | None = None
+        self._dead_seen = 0  # candidates the filter had rejected at the last look for doomed tasks
 
     @property
     def stopped(self) -> str | None:
@@ -92,15 +95,19 @@ class Scheduler:
                     state = self.order.rounds[self._failed_round]
                     raise RequestsFailedError(self._failed_round, state.failed, state.sent)
                 return None
-            done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:  # any order: results land in buffers keyed by prompt or candidate
-                jobs = self._tasks.pop(task)
+            if not self._done:  # one wake-up per finished task, not a wait over all of them
+                self._wake.clear()
+                await self._wake.wait()
+            while self._done:  # any order: results land in buffers keyed by prompt or candidate
+                task = self._done.popleft()
+                if (jobs := self._tasks.pop(task, None)) is None:
+                    continue  # dropped by `cancel`
                 self._in_flight -= len(jobs)
                 answers = [None] * len(jobs) if task.cancelled() else task.result()
                 for job, answer in zip(jobs, answers, strict=True):
                     self._finished(job, answer)
-            self._drop_doomed()
             self.order.advance()
+            self._drop_doomed()
 
     def cancel(self) -> None:
         """Drop whatever is in flight (the run ended, failed or was interrupted): nothing of it
@@ -123,6 +130,7 @@ class Scheduler:
             prompts = [job.prompt for job in jobs]
             # A batch's jobs differ only in their seeds; it samples with its first one's.
             task = asyncio.ensure_future(self.backend.agenerate(prompts, jobs[0].params))
+            task.add_done_callback(self._task_done)
             self._tasks[task] = jobs
             self._in_flight += len(jobs)
             for job in jobs:
@@ -133,11 +141,6 @@ class Scheduler:
     def _next_jobs(self) -> list[Job]:
         if self.backend.batched:
             return self._next_group()
-        # Follow-ups first while a window of them is waiting; below that, instruction prompts
-        # first, so that the chains they start (prompt -> classification -> instances) overlap.
-        backlog = sum(map(len, self._queues.values()))
-        if backlog < self.backend.window and (job := self._next_instruction()) is not None:
-            return [job]
         for step in FOLLOW_UPS:
             if queue := self._head(step):
                 return [queue.popleft()]
@@ -213,7 +216,7 @@ class Scheduler:
             return False
         if len(order.accepted_prompts) >= quota:
             return False
-        if order.idle_rounds(round_) >= self.limits.patience:
+        if order.idle_rounds(order.prefix // size) >= self.limits.patience:  # filtered rounds
             return False
         expected, rate = order.expected(first)
         spare = max(size, self.backend.window / (1 + 2 * rate))  # a prompt: 1 + 2 x rate requests
@@ -223,9 +226,17 @@ class Scheduler:
         self.end_prompt += size
         return True
 
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._done.append(task)
+        self._wake.set()
+
     def _drop_doomed(self) -> None:
         """Cancel requests that can never become data: of rejected candidates, and of rounds at
-        or after one that failed. Their slots go to the next requests."""
+        or after one that failed (looked for only when one was rejected, or failed). Their slots
+        go to the next requests."""
+        if self.order.dead == self._dead_seen and self._failed_round is None:
+            return
+        self._dead_seen = self.order.dead
         for task, jobs in self._tasks.items():
             if not any(self._wanted(job) for job in jobs):
                 task.cancel()
