@@ -3,7 +3,9 @@
 Each case runs the real CLI in a subprocess (tests/_crash.py) with `SI_TEST_NO_MODEL=1`: loading
 any backend fails loudly, so an error that arrives as the check's own message was found first.
 Endpoints are real HTTP servers on 127.0.0.1 (self_instruct.testing.tgi_server) or ports nothing
-listens on; the Hub is the local test Hub (tests/local_hub).
+listens on; the Hub is the local test Hub (tests/local_hub). The range of every numeric option,
+one case per option and value, runs the CLI's `main` in this process instead, with a backend
+loader that fails the test if it is called.
 """
 
 from __future__ import annotations
