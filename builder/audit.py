@@ -23,8 +23,9 @@ from tqdm.auto import tqdm
 
 from . import judge
 from .backends import Backend, SamplingParams, load_backend, resolve_defaults
-from .config import BackendName, ConfigError, PipelineConfig
+from .config import BackendName, PipelineConfig, absolute_paths
 from .layout import AUDIT_DIR, CARD
+from .ranges import ANY, COUNT, NON_NEGATIVE, RANGE, check_ranges
 from .records import JUDGMENT, Judgment
 from .runlog import RunLog
 
@@ -71,14 +72,24 @@ class AuditConfig:
     folder: str = field(metadata={"help": "Output folder of `self-instruct generate` to audit."})
     sample_size: int = field(
         default=200,
-        metadata={"help": "Instructions to review, one instance each (the paper: 200)."},
+        metadata={
+            "help": "Instructions to review, one instance each (the paper: 200).",
+            RANGE: COUNT,
+        },
     )
-    seed: int = field(default=42, metadata={"help": "Draws the sample and each one's instance."})
+    seed: int = field(
+        default=42, metadata={"help": "Draws the sample and each one's instance.", RANGE: ANY}
+    )
     max_new_tokens: int = field(
-        default=160, metadata={"help": "Token limit of one judgment (three one-sentence answers)."}
+        default=160,
+        metadata={
+            "help": "Token limit of one judgment (three one-sentence answers).",
+            RANGE: COUNT,
+        },
     )
     examples: int = field(
-        default=3, metadata={"help": "Items judged 'no' shown on the card per question."}
+        default=3,
+        metadata={"help": "Items judged 'no' shown on the card per question.", RANGE: NON_NEGATIVE},
     )
     model: str = _generation_option("model")
     model_revision: str | None = _generation_option("model_revision")
@@ -94,13 +105,10 @@ class AuditConfig:
     max_attempts: int = _generation_option("max_attempts")
 
     def __post_init__(self) -> None:
-        for name in ("sample_size", "max_new_tokens", "batch_size"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ConfigError(
-                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
-                )
-        if self.examples < 0:
-            raise ConfigError(f"--examples must be >= 0, got {self.examples}")
+        check_ranges(self)  # the generation options' ranges come with their metadata
+        # A judge checkpoint by its absolute path: its judgments are reused only for the same
+        # files, whichever directory the audit is run from.
+        self.model = absolute_paths({"model": self.model}, self.backend)["model"]
 
     def backend_config(self) -> PipelineConfig:
         """The generation options that reach the judge (`load_backend` reads only these), an

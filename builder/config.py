@@ -8,11 +8,16 @@ released `bootstrap_instructions.py` / `generate_instances.py`) unless the help 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from .ranges import ANY, COUNT, NON_NEGATIVE, POSITIVE, ConfigError, Range, check_ranges
+from .ranges import flag as flag  # the package imports it from here, beside the options
 
 EMBEDDED_MODEL = "embedded"
 BUNDLED_SEEDS = "bundled"
+DEFAULT_TEMPLATES = "default"
 BackendName = Literal["transformers", "tgi", "openai"]
 # Options that only say when to stop or where to send requests (and --seeds, the same tasks from
 # another place: their hash is checked): a resumed run may change them, the data stays the same.
@@ -25,6 +30,14 @@ RESUMABLE_OPTIONS = (
     "request_timeout",
     "seeds",
 )
+# Options that may name a local file or folder, each with the word that names our own instead
+# (`model` is a path only for the transformers backend: the others send it to a server).
+PATH_OPTIONS = {
+    "seeds": BUNDLED_SEEDS,
+    "prompt_templates": DEFAULT_TEMPLATES,
+    "model": EMBEDDED_MODEL,
+    "resume_from": None,
+}
 AUTO = "auto"
 CPU_BATCH_SIZE = 8
 GPU_BATCH_SIZE = 32  # a GPU runs 32 short sequences in about the time of one
@@ -35,17 +48,12 @@ SAMPLE_LAG = 256
 DTYPES = ("bfloat16", "float16", "float32")
 
 
-class ConfigError(ValueError):
-    """An option value that cannot work; the message names the option and the value."""
-
-
-def flag(name: str) -> str:
-    """An option as every user-facing text spells it: `num_instructions` -> `--num-instructions`."""
-    return "--" + name.replace("_", "-")
+PENALTY = Range(-2, 2)  # the OpenAI API's range for presence_penalty
 
 
 def _opt(default, help: str, **kwargs):
-    """A dataclass field carrying its `--help` text (the HfArgumentParser convention)."""
+    """A dataclass field carrying its `--help` text (the HfArgumentParser convention) and, for a
+    number, its `range=` (ranges.py: checked by `validate`, shown by --help)."""
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata={"help": help, **kwargs})
     return field(default=default, metadata={"help": help, **kwargs})
@@ -106,6 +114,7 @@ class PipelineConfig:
         "Requests in flight per endpoint (tgi/openai backends): the scheduler keeps "
         "--max-concurrency x endpoints requests of all steps in flight. It never changes the "
         "data.",
+        range=COUNT,
     )
     batch_size: int | None = _opt(
         None,
@@ -113,6 +122,7 @@ class PipelineConfig:
         "transformers backend also the generate() batch (prompts of one step generated together). "
         f"Default: {CPU_BATCH_SIZE} on CPU and for servers, {GPU_BATCH_SIZE} when the "
         "transformers backend runs on a GPU.",
+        range=COUNT,
     )
     sample_lag: int | None = _opt(
         None,
@@ -124,15 +134,20 @@ class PipelineConfig:
         f"0 is fully sequential. Default: {SAMPLE_LAG} for tgi and openai; --batch-size for "
         "transformers, which runs one batch at a time (a longer lag would only send prompts "
         "beyond the quota).",
+        range=NON_NEGATIVE,
     )
     num_instructions: int = _opt(
-        100, "Stop once this many new instructions passed every filter (seeds not counted)."
+        100,
+        "Stop once this many new instructions passed every filter (seeds not counted).",
+        range=COUNT,
     )
     num_prompt_instructions: int = _opt(
-        8, "In-context instructions per generation prompt (the paper: 8)."
+        8, "In-context instructions per generation prompt (the paper: 8).", range=COUNT
     )
     num_machine_instructions: int = _opt(
-        2, "How many of them come from the generated pool, once it has any (the paper: 2)."
+        2,
+        "How many of them come from the generated pool, once it has any (the paper: 2).",
+        range=NON_NEGATIVE,
     )
     classification_only: bool = _opt(
         False,
@@ -140,31 +155,43 @@ class PipelineConfig:
         "seeds as examples.",
     )
     max_new_tokens: int = _opt(
-        1024, "Token limit for one instruction-generation completion (the paper: 1024)."
+        1024,
+        "Token limit for one instruction-generation completion (the paper: 1024).",
+        range=COUNT,
     )
-    temperature: float = _opt(0.7, "Sampling temperature for instruction generation.")
-    top_p: float = _opt(0.5, "Nucleus sampling for instruction generation.")
+    temperature: float = _opt(
+        0.7, "Sampling temperature for instruction generation.", range=NON_NEGATIVE
+    )
+    top_p: float = _opt(
+        0.5, "Nucleus sampling for instruction generation.", range=Range(0, 1, open_low=True)
+    )
     repetition_penalty: float = _opt(
         1.2,
         "Multiplicative repetition penalty (transformers, TGI) standing in for the paper's "
         "presence penalty: small models repeat earlier list items verbatim without it.",
+        range=POSITIVE,
     )
     presence_penalty: float = _opt(
-        2.0, "Additive presence penalty for instruction generation, openai backend (the paper: 2)."
+        2.0,
+        "Additive presence penalty for instruction generation, openai backend (the paper: 2).",
+        range=PENALTY,
     )
     instance_presence_penalty: float = _opt(
-        1.5, "Additive presence penalty for instance generation, openai backend (the paper: 1.5)."
+        1.5,
+        "Additive presence penalty for instance generation, openai backend (the paper: 1.5).",
+        range=PENALTY,
     )
     instance_max_new_tokens: int = _opt(
-        350, "Token limit for one instance-generation completion (the paper: 300-350)."
+        350, "Token limit for one instance-generation completion (the paper: 300-350).", range=COUNT
     )
     max_instances_per_task: int = _opt(
         5,
         "Keep at most this many instances per task, a seeded random sample of those that pass "
         "the filters; generation also stops at 'Example N+1' (the paper: 5).",
+        range=COUNT,
     )
     prompt_templates: str = _opt(
-        "default",
+        DEFAULT_TEMPLATES,
         "Prompt template file (YAML or JSON, the keys of the package's templates/default.yaml), "
         "or 'default' for ours. Its hash is recorded in the run log and the dataset card.",
     )
@@ -189,6 +216,7 @@ class PipelineConfig:
         0.7,
         "Reject a new instruction whose ROUGE-L F-measure with any pooled instruction (seeds "
         "included) is above this.",
+        range=Range(0, 1),
     )
     provenance_pool: int = _opt(
         2000,
@@ -198,10 +226,15 @@ class PipelineConfig:
         "that leaves at most this many), so their cost per instruction stays flat. 0: always "
         "the whole pool, exact as the paper's code, at a quadratic cost. The accept/reject "
         "decision is against the whole pool either way.",
+        range=NON_NEGATIVE,
     )
-    seed: int = _opt(42, "Drives every random choice: in-context sampling, templates, sampling.")
+    seed: int = _opt(
+        42, "Drives every random choice: in-context sampling, templates, sampling.", range=ANY
+    )
     patience: int = _opt(
-        25, "Give up after this many consecutive rounds that accept no new instruction."
+        25,
+        "Give up after this many consecutive rounds that accept no new instruction.",
+        range=COUNT,
     )
     resume_from: str | None = _opt(
         None,
@@ -227,11 +260,13 @@ class PipelineConfig:
         300.0,
         "Seconds one tgi/openai request may take in all, however its answer trickles in, "
         "before it counts as timed out and is retried.",
+        range=POSITIVE,
     )
     max_attempts: int = _opt(
         6,
         "Tries per tgi/openai request (exponential backoff with jitter in between) before it "
         "counts as failed; 429, 5xx, timeouts and dropped connections are retried.",
+        range=COUNT,
     )
 
     def __post_init__(self):
@@ -247,32 +282,28 @@ class PipelineConfig:
         return mode
 
     def validate(self) -> None:
-        """Fail before any model is loaded, naming the option and the value received."""
-        positive = (
-            "num_instructions",
-            "batch_size",
-            "max_new_tokens",
-            "instance_max_new_tokens",
-            "max_instances_per_task",
-        )
-        for name in (*positive, "num_prompt_instructions", "patience", "max_concurrency"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ConfigError(f"{flag(name)} must be >= 1, got {getattr(self, name)}")
-        for name in ("sample_lag", "provenance_pool"):
-            if getattr(self, name) is not None and getattr(self, name) < 0:
-                raise ConfigError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.num_machine_instructions <= self.num_prompt_instructions:
+        """Fail before any model is loaded, naming the option and the value received: each
+        number in its declared range, then what one option bounds for another."""
+        check_ranges(self)
+        if self.num_machine_instructions > self.num_prompt_instructions:
             raise ConfigError(
                 "--num-machine-instructions must be between 0 and --num-prompt-instructions "
                 f"({self.num_prompt_instructions}), got {self.num_machine_instructions}"
             )
-        if not 0.0 <= self.rouge_threshold <= 1.0:
-            raise ConfigError(f"--rouge-threshold must be in [0, 1], got {self.rouge_threshold}")
-        if self.temperature < 0:
-            raise ConfigError(f"--temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ConfigError(f"--top-p must be in (0, 1], got {self.top_p}")
         if self.dtype not in (AUTO, *DTYPES):
             raise ConfigError(
                 f"--dtype must be {AUTO} or one of {', '.join(DTYPES)}, got {self.dtype}"
             )
+
+
+def absolute_paths(options: dict[str, Any], backend: str) -> dict[str, Any]:
+    """`options` with each local file or folder a path option names made absolute, so that what
+    a run stores names the same files from any directory (a --resume started elsewhere). A Hub
+    id, our own ('bundled', 'default', 'embedded') and a model a server serves stay as given."""
+    paths = {k: v for k, v in PATH_OPTIONS.items() if k != "model" or backend == "transformers"}
+    return {
+        name: os.path.abspath(value)
+        if name in paths and value not in (None, paths[name]) and os.path.exists(value)
+        else value
+        for name, value in options.items()
+    }

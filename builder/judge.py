@@ -23,6 +23,7 @@ import yaml
 
 from .backends import Backend, SamplingParams, load_backend
 from .config import EMBEDDED_MODEL, BackendName, PipelineConfig
+from .ranges import COUNT, RANGE, check_ranges
 
 TEMPLATES_PATH = Path(__file__).parent / "templates" / "judge.yaml"
 # Table 2's questions, in the order the prompt asks them (Q1, Q2, Q3).
@@ -56,10 +57,15 @@ class JudgeArguments:
     judge_chat: bool = field(
         default=False, metadata={"help": "openai judge: ask through /v1/chat/completions."}
     )
-    judge_max_new_tokens: int = field(default=64, metadata={"help": "Token limit of a rating."})
+    judge_max_new_tokens: int = field(
+        default=64, metadata={"help": "Token limit of a rating.", RANGE: COUNT}
+    )
     plot: str = field(
         default="ratings.png", metadata={"help": "With --judge: where the ratings' PNG goes."}
     )
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
     def backend_config(self) -> PipelineConfig:
         """The options `load_backend` reads, as a generation run names them."""

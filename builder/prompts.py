@@ -30,9 +30,8 @@ from typing import Any
 import yaml
 
 from .backends.base import ChatPrompt, Message
-from .config import ConfigError
+from .config import DEFAULT_TEMPLATES, ConfigError
 
-DEFAULT_TEMPLATES = "default"
 DEFAULT_TEMPLATES_PATH = Path(__file__).parent / "templates" / "default.yaml"
 _WHITESPACE = re.compile(r"\s+")
 # The instance stop sequences name the first example past the cap ("Example 6" for 5).

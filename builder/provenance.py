@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import PipelineConfig
+from .config import PATH_OPTIONS, PipelineConfig
 from .filters import INSTANCE_REASONS, INSTRUCTION_REASONS
 from .modes import DESCRIPTIONS
 from .prompts import load_templates
 from .seeds import load_seeds, seeds_fingerprint
 
 URL_PLACEHOLDER = "URL"  # what the card's command shows in place of an endpoint
-_PATH_OPTIONS = ("seeds", "model", "resume_from", "prompt_templates")
 
 
 def public_name(value: str) -> str:
@@ -77,7 +76,7 @@ def provenance(config: PipelineConfig, command: str, usage: dict[str, Any]) -> d
     seeds = load_seeds(config.seeds)
     options = asdict(config)
     options.pop("endpoint")  # may embed credentials
-    options |= {name: public_name(options[name]) for name in _PATH_OPTIONS if options[name]}
+    options |= {name: public_name(options[name]) for name in PATH_OPTIONS if options[name]}
     model, revision = describe_model(config)
     return {
         "package_version": __version__,

@@ -46,8 +46,9 @@ from pathlib import Path
 
 from held_out_tasks import generate_answers, load_tasks, read_jsonl, write_predictions
 
-from self_instruct.config import BUNDLED_SEEDS, EMBEDDED_MODEL
+from self_instruct.config import BUNDLED_SEEDS, EMBEDDED_MODEL, ConfigError
 from self_instruct.judge import JudgeArguments
+from self_instruct.ranges import COUNT, RANGE, check_ranges
 
 
 @dataclass
@@ -72,9 +73,15 @@ class EvaluationArguments:
     tasks_config: str | None = field(default=None, metadata={"help": "Dataset configuration."})
     tasks_split: str = field(default="train", metadata={"help": "Dataset split."})
     tasks_revision: str | None = field(default=None, metadata={"help": "Hub dataset revision."})
-    num_tasks: int | None = field(default=None, metadata={"help": "Keep the first N tasks."})
-    max_new_tokens: int = field(default=256, metadata={"help": "Token limit of one answer."})
-    batch_size: int = field(default=8, metadata={"help": "Prompts per generate() call."})
+    num_tasks: int | None = field(
+        default=None, metadata={"help": "Keep the first N tasks.", RANGE: COUNT}
+    )
+    max_new_tokens: int = field(
+        default=256, metadata={"help": "Token limit of one answer.", RANGE: COUNT}
+    )
+    batch_size: int = field(
+        default=8, metadata={"help": "Prompts per generate() call.", RANGE: COUNT}
+    )
     predictions: list[str] = field(
         default_factory=list,
         metadata={"help": "Score these .jsonl prediction files instead of running a model."},
@@ -98,8 +105,9 @@ class EvaluationArguments:
     )
 
     def __post_init__(self):
+        check_ranges(self)
         if bool(self.models) == bool(self.predictions):
-            raise ValueError("Give either --models (generate and score) or --predictions (score).")
+            raise ConfigError("Give either --models (generate and score) or --predictions (score).")
 
 
 def mean_rouge_l(predictions: list[str], references: list[str]) -> float:
@@ -223,12 +231,20 @@ def main(args: EvaluationArguments, judge: JudgeArguments | None = None) -> list
 
 
 def make_parser(prog: str | None = None):
-    from transformers import HfArgumentParser
+    from self_instruct.cli.args import make_parser as options_parser
 
-    from self_instruct.cli.args import show_dashes
-
-    return show_dashes(HfArgumentParser((EvaluationArguments, JudgeArguments), prog=prog))
+    return options_parser(
+        (EvaluationArguments, JudgeArguments),
+        prog,
+        "Score models, or their prediction files, on held-out tasks by ROUGE-L; optionally a "
+        "judge model rates every answer A-D (the paper's Figure 6).",
+    )
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_into_dataclasses())
+    parser = make_parser()
+    try:
+        arguments = parser.parse_args_into_dataclasses()
+    except ConfigError as err:  # an option out of its range, or none of --models/--predictions
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+    main(*arguments)

@@ -67,6 +67,15 @@ def test_generate_help_shows_the_provenance_pool():
     assert "at most this many pool texts" in out and "(default: 2000)" in out
 
 
+def test_help_shows_the_range_the_check_enforces():
+    """Both come from the option's declared range (self_instruct.ranges)."""
+    out = " ".join(cli("generate", "--help").stdout.split())
+    assert "Nucleus sampling for instruction generation. Must be in (0, 1]. (default: 0.5)" in out
+    assert "is retried. Must be > 0. (default: 300.0)" in out
+    audit = " ".join(cli("audit", "--help").stdout.split())
+    assert "(the paper: 200). Must be >= 1. (default: 200)" in audit
+
+
 def test_push_help_shows_the_positional_form():
     out = cli("push", "--help").stdout
     assert out.splitlines()[0].startswith("usage: self-instruct push")

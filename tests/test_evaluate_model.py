@@ -202,3 +202,20 @@ def test_judge_needs_the_instruction_of_each_prediction(tmp_path):
     judged = evaluate_model.EvaluationArguments(predictions=[str(path)])
     with pytest.raises(ValueError, match=r"p.jsonl line 1 lacks 'instruction'"):
         evaluate_model.prediction_items(path, judged)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--num-tasks", "0"], "--num-tasks must be >= 1, got 0"),
+        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["--judge-max-new-tokens", "0"], "--judge-max-new-tokens must be >= 1, got 0"),
+        ([], "Give either --models (generate and score) or --predictions (score)."),
+    ],
+)
+def test_an_option_out_of_range_is_a_usage_error(tmp_path, flags, message):
+    predictions = ["--predictions", str(write_jsonl(tmp_path / "p.jsonl", BASE))] if flags else []
+    command = [sys.executable, str(SCRIPTS / "evaluate_model.py"), *predictions, *flags]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr == f"evaluate_model.py: error: {message}\n"

@@ -3,21 +3,37 @@
 Each case runs the real CLI in a subprocess (tests/_crash.py) with `SI_TEST_NO_MODEL=1`: loading
 any backend fails loudly, so an error that arrives as the check's own message was found first.
 Endpoints are real HTTP servers on 127.0.0.1 (self_instruct.testing.tgi_server) or ports nothing
-listens on; the Hub is the local test Hub (tests/local_hub).
+listens on; the Hub is the local test Hub (tests/local_hub). The range of every numeric option,
+one case per option and value, runs the CLI's `main` in this process instead, with a backend
+loader that fails the test if it is called.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import signal
 import socket
+import typing
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 from _crash import data_rows, finished_run_of, launch, run_cli, wait_for_rounds
+from _sft import load_script
 from local_hub import LocalHub
 
+from self_instruct.audit import AuditConfig
+from self_instruct.cli import main
+from self_instruct.cli.generate import GenerateArguments
+from self_instruct.cli.push import StatsArguments
+from self_instruct.config import PipelineConfig, absolute_paths, flag
+from self_instruct.hub import PushConfig
+from self_instruct.judge import JudgeArguments
+from self_instruct.prompts import DEFAULT_TEMPLATES_PATH
+from self_instruct.ranges import RANGE, Range
+from self_instruct.seeds import BUNDLED_SEEDS_PATH
 from self_instruct.testing.local_server import LocalServer, tgi_error
 from self_instruct.testing.scripted_server import ScriptedApp
 
@@ -254,3 +270,173 @@ def test_resume_of_a_run_without_an_options_file(tmp_path):
     assert (config.seed, config.batch_size, config.num_instructions) == (5, 2, 9)
     with pytest.raises(RunConfigMismatchError, match="--batch-size: 2 -> 4"):
         resumed_config(tmp_path, {"batch_size": 4})
+
+
+# Each command's options, and the positional arguments it needs to get as far as its checks.
+COMMANDS = {
+    "generate": ((PipelineConfig, GenerateArguments), []),
+    "push": ((PushConfig,), ["FOLDER", "me/data"]),
+    "stats": ((StatsArguments,), ["DATA"]),
+    "audit": ((AuditConfig,), ["FOLDER"]),
+}
+
+
+def numeric_options(options_type: type) -> dict[str, tuple[type, Range | None]]:
+    """Every int or float field of a dataclass, found from its annotations: (kind, range)."""
+    hints = typing.get_type_hints(options_type)
+    return {
+        f.name: (kind, f.metadata.get(RANGE))
+        for f in fields(options_type)
+        for kind in (int, float)
+        if hints[f.name] in (kind, kind | None)
+    }
+
+
+def out_of_range(kind: type, allowed: Range) -> list[str]:
+    """Values a flag of `kind` within `allowed` must refuse, as typed on a command line."""
+    number = int if kind is int else float
+    values = [] if allowed.low is None else [allowed.low - (0 if allowed.open_low else 1)]
+    values += [] if allowed.high is None else [allowed.high + 1]
+    typed = [str(number(v)) for v in values]
+    return typed + (["1.5"] if kind is int else ["nan", "inf", "-inf"])
+
+
+BAD_FLAGS = [
+    (command, name, value)
+    for command, (options_types, _) in COMMANDS.items()
+    for options_type in options_types
+    for name, (kind, allowed) in numeric_options(options_type).items()
+    for value in out_of_range(kind, allowed or Range())
+]
+
+
+def test_every_numeric_option_declares_its_range():
+    """What the CLI checks and --help shows comes from here: an option without one would pass
+    anything (the scripts' evaluation options too)."""
+    evaluation = load_script("evaluate_model").EvaluationArguments
+    types = [t for types, _ in COMMANDS.values() for t in types] + [JudgeArguments, evaluation]
+    missing = [
+        f"{t.__name__}.{name}"
+        for t in types
+        for name, (_, allowed) in numeric_options(t).items()
+        if allowed is None
+    ]
+    assert not missing
+    assert {name for command, name, _ in BAD_FLAGS if command == "generate"} >= {
+        "request_timeout", "max_attempts", "temperature", "top_p", "seed"
+    }  # fmt: skip
+
+
+def refused_before_any_model(argv: list[str], monkeypatch, capsys) -> str:
+    """Run `self-instruct ARGV` in this process, where loading a backend (a run's model, the
+    audit's judge) fails the test; expect an error exit; return its message."""
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("MODEL LOADED before the checks that need no model")
+
+    monkeypatch.setattr("self_instruct.audit.load_backend", no_model)
+    with pytest.raises(SystemExit) as stopped:
+        main(argv, load_backend=no_model)
+    code = stopped.value.code
+    message = code if isinstance(code, str) else capsys.readouterr().err
+    assert code not in (0, None) and "Traceback" not in message, message
+    return message
+
+
+@pytest.mark.parametrize(("command", "name", "value"), BAD_FLAGS)
+def test_a_number_out_of_range_is_refused_before_any_model(
+    tmp_path, monkeypatch, capsys, command, name, value
+):
+    _, positional = COMMANDS[command]
+    where = {"FOLDER": str(tmp_path), "DATA": str(tmp_path)}
+    argv = [command, *(where.get(a, a) for a in positional), f"{flag(name)}={value}"]  # -inf
+    argv += ["--output", str(tmp_path / "out")] if command == "generate" else []
+    message = refused_before_any_model(argv, monkeypatch, capsys)
+    if value == "1.5":  # argparse's own message, as for any value that is not an int
+        assert f"argument {flag(name)}: invalid int value: '1.5'" in message, message
+    else:
+        assert message.startswith(f"self-instruct {command}: error: {flag(name)} must be ")
+        assert message.endswith(f", got {value}"), message
+    assert not (tmp_path / "out").exists()
+
+
+def yaml_values(kind: type) -> list[tuple[str, str]]:
+    """What a --config YAML can give a numeric option that a command line cannot: (YAML, shown)."""
+    wrong = (
+        [("1.5", "1.5"), ("true", "True")] if kind is int else [(".nan", "nan"), (".inf", "inf")]
+    )
+    return [*wrong, ("'fast'", "'fast'")]
+
+
+BAD_YAML = [
+    (name, text, shown)
+    for name, (kind, _) in numeric_options(PipelineConfig).items()
+    for text, shown in yaml_values(kind)
+]
+
+
+@pytest.mark.parametrize(("name", "text", "shown"), BAD_YAML)
+def test_a_config_file_value_of_the_wrong_kind_is_refused(
+    tmp_path, monkeypatch, capsys, name, text, shown
+):
+    recipe = tmp_path / "run.yaml"
+    recipe.write_text(f"{flag(name)[2:]}: {text}\n")
+    argv = ["generate", "--config", str(recipe), "--output", str(tmp_path / "out")]
+    message = refused_before_any_model(argv, monkeypatch, capsys)
+    assert f"error: {flag(name)} must be " in message and f", got {shown}" in message, message
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--request-timeout", "-1", "--request-timeout must be > 0, got -1.0"),
+        ("--request-timeout", "nan", "--request-timeout must be a finite number > 0, got nan"),
+        ("--temperature", "nan", "--temperature must be a finite number >= 0, got nan"),
+        ("--max-attempts", "0", "--max-attempts must be >= 1, got 0"),
+    ],
+)
+def test_the_reported_numbers_fail_first_in_one_line(tmp_path, option, value, message):
+    out = tmp_path / "out"
+    fails_first([*ARGS, option, value, "--output", str(out)], message)
+    assert not out.exists()
+
+
+def test_a_float_option_takes_an_int():
+    """YAML reads `temperature: 1` as an int: a number all the same."""
+    assert (PipelineConfig(temperature=1, top_p=1).temperature, AuditConfig("f").seed) == (1, 42)
+
+
+@pytest.mark.parametrize("option", ["seeds", "prompt_templates"])
+def test_a_run_started_with_a_relative_path_resumes_from_another_directory(
+    tmp_path, finished_run, option
+):
+    """Started in a/ with `--seeds seed_tasks.jsonl` (a copy of the bundled seeds), stopped at 3
+    instructions, resumed from b/, where no such file is: the stored option names a/'s file, and
+    the data is that of the uninterrupted run."""
+    source = {"seeds": BUNDLED_SEEDS_PATH, "prompt_templates": DEFAULT_TEMPLATES_PATH}[option]
+    first, second, out = tmp_path / "a", tmp_path / "b", tmp_path / "out"
+    first.mkdir()
+    second.mkdir()
+    shutil.copy(source, first / source.name)
+    start = [*ARGS, flag(option), source.name, "--num-instructions", "3", "--output", str(out)]
+    assert run_cli(start, cwd=first).returncode == 0
+    more = ["generate", "--output", str(out), "--resume", "--num-instructions", "6"]
+    done = run_cli(more, cwd=second)
+    assert done.returncode == 0, done.stderr
+    options = json.loads((out / ".self-instruct" / "options.json").read_text())
+    assert options[option] == str(first / source.name)
+    assert data_rows(out) == data_rows(finished_run)
+
+
+def test_only_local_paths_are_made_absolute(tmp_path, monkeypatch):
+    """A Hub id, a missing file, our own 'bundled' (even beside a file of that name) and a model
+    name sent to a server stay as typed; a judge checkpoint is named by its absolute path."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "bundled").write_text("not the seeds")
+    options = {"model": "ckpt", "seeds": "bundled", "resume_from": "me/data@v1", "seed": 5}
+    options |= {"prompt_templates": "missing.yaml"}
+    assert absolute_paths(options, "transformers") == {**options, "model": str(tmp_path / "ckpt")}
+    assert absolute_paths(options, "openai") == options
+    assert absolute_paths({"resume_from": "ckpt"}, "tgi") == {"resume_from": str(tmp_path / "ckpt")}
+    assert AuditConfig("data", model="ckpt").model == str(tmp_path / "ckpt")

@@ -8,6 +8,7 @@ top of it, this module makes the command line predictable:
 - no abbreviations: `--over` is an unknown flag, never a silent `--overwrite`;
 - an unknown flag is a usage error (exit 2), not a traceback;
 - the fields named in `positional` are positional arguments (`push FOLDER REPO_ID`);
+- a number's declared range (ranges.py) ends its help text: "Must be >= 1.";
 - with `config_file=True`, `--config run.yaml` (keys named like the options, with dashes or
   underscores) gives values, and the flags on the command line override it, as in TRL's scripts;
 - `parse` also says which options were given (in the file or on the command line), so that
@@ -17,13 +18,16 @@ top of it, this module makes the command line predictable:
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from .. import __version__
 from ..config import flag
+from ..ranges import RANGE
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -46,7 +50,7 @@ def make_parser(
         @staticmethod
         def _parse_dataclass_field(parser, field):
             if field.name not in positional:
-                return HfArgumentParser._parse_dataclass_field(parser, field)
+                return HfArgumentParser._parse_dataclass_field(parser, _for_argparse(field))
             parser.add_argument(field.name, metavar=field.name.upper(), help=field.metadata["help"])
 
     parser = Parser(
@@ -66,6 +70,19 @@ def make_parser(
         )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return show_dashes(parser)
+
+
+def _for_argparse(field: dataclasses.Field) -> dataclasses.Field:
+    """`field` as HfArgumentParser reads it (it passes the metadata to `add_argument`): without
+    our `range` key, which ends the help text instead."""
+    metadata = dict(field.metadata)
+    if (allowed := metadata.pop(RANGE, None)) is None:
+        return field
+    if str(allowed):
+        metadata["help"] = f"{metadata['help']} Must be {allowed}."
+    field = copy.copy(field)
+    field.metadata = MappingProxyType(metadata)
+    return field
 
 
 def show_dashes(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -118,8 +118,8 @@ def generate(argv: Sequence[str], load_backend: BackendLoader | None = None) -> 
         checks.check_output(
             folder, resume=args.resume, overwrite=args.overwrite, push_to_hub=args.push_to_hub
         )
-        if args.resume:
-            config = resume.resumed_config(folder, given)
+        # A new run's paths are stored absolute; a resumed run's come from what it stored.
+        config = resume.resumed_config(folder, given) if args.resume else resume.new_config(config)
         checks.check_seeds(config)
         load_templates(config.prompt_templates)
         if config.structured:  # before a model loads: the extra may be missing

@@ -1,7 +1,8 @@
 """What a run folder remembers: its options, how far it got, and the command that continues it.
 
 `generate` stores every option of a run in `DIR/.self-instruct/options.json` before the first
-round, and again on each resume. `--resume` starts from those: a bare
+round, and again on each resume, local paths made absolute (`config.absolute_paths`: a run started
+in one directory resumes from any other). `--resume` starts from those: a bare
 `self-instruct generate --output DIR --resume` continues the run as it was started, and an
 option retyped on the command line must either be one that only says when to stop or where to
 send requests (`RESUMABLE_OPTIONS`), or equal the stored value.
@@ -11,11 +12,11 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..config import RESUMABLE_OPTIONS, PipelineConfig, flag
+from ..config import RESUMABLE_OPTIONS, PipelineConfig, absolute_paths, flag
 from ..layout import CARD, CONFIG_FILE, LOG_FILE, OPTIONS_FILE, RUN_DIR
 from ..records import ROUND
 from ..runlog import read_log
@@ -55,14 +56,22 @@ def stored_options(folder: Path) -> dict[str, Any]:
     return {k: v for k, v in stored.items() if k in names} if isinstance(stored, dict) else {}
 
 
+def new_config(config: PipelineConfig) -> PipelineConfig:
+    """The options of a new run as they are stored: its local paths absolute."""
+    return replace(config, **absolute_paths(asdict(config), config.backend))
+
+
 def resumed_config(folder: Path, given: dict[str, Any]) -> PipelineConfig:
     """The stored options, updated by the resumable ones given; refuse any other change.
 
+    A path given is read from the current directory, as for a new run; one stored by a run of
+    an earlier version may be relative, and is kept as it is (the run log's header holds it).
     Raises RunConfigMismatchError listing each refused option as `--name: stored -> given`.
     """
     from ..runlog import RunConfigMismatchError
 
     stored = {**asdict(PipelineConfig()), **stored_options(folder)}
+    given = absolute_paths(given, given.get("backend", stored["backend"]))
     fixed = {k: v for k, v in given.items() if k in stored and k not in RESUMABLE_OPTIONS}
     if diffs := [f"{flag(k)}: {stored[k]!r} -> {v!r}" for k, v in fixed.items() if stored[k] != v]:
         resumable = ", ".join(flag(name) for name in RESUMABLE_OPTIONS)
