@@ -8,6 +8,11 @@ nothing else in the repo is touched. Only then is the commit tagged, by its oid 
 name, which a concurrent push could move). `load_dataset(repo_id, config, revision="v1")` then
 returns exactly what v1 held, whatever came after.
 
+The folder's card says only what the Hub holds: it gets the new history once the commit and its
+tag have both landed. A push refused or cut off midway (another push moved the branch, the
+connection dropped) is one message (`hub_errors.py`) and leaves the card as it was; run again, it
+reads what the Hub holds and finishes the version (`hub_plan.py`), never making a second one.
+
 The token comes from huggingface_hub's usual places (`token=`, `HF_TOKEN`, `hf auth login`) and
 is never printed, logged, or written into the commit or the card.
 """
@@ -15,23 +20,21 @@ is never printed, logged, or written into the commit or the card.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from .history import data_fingerprint, new_entry, read_history, with_history
-from .layout import CARD
-from .logfile import write_durably
-from .version_files import FolderVersion, PushError, owned_files, read_folder
+from .history import read_history, with_history
+from .hub_errors import Target, refusals, tag_taken
+from .hub_plan import Plan, Remote, check_target, plan_version, version_number
+from .layout import CARD, RUN_DIR
+from .runlock import locked
+from .version_files import FolderVersion, PushError, owned_files, read_folder, staged
 
 logger = logging.getLogger(__name__)
 
 REPO_TYPE = "dataset"
-_VERSION_TAG = re.compile(r"v(\d+)")
-# What git refuses in a branch or tag name (`git check-ref-format`): the Hub names refs by git.
-_BAD_REF = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|/\.|\.lock(/|$)")
 
 
 @dataclass
@@ -86,67 +89,67 @@ def push_folder(
     token: str | None = None,
     commit_message: str | None = None,
 ) -> PushResult:
-    """Upload the card of `folder` and exactly the files it lists in one commit, then tag it."""
+    """Upload the card of `folder` and exactly the files it lists in one commit, then tag it.
+
+    Under the folder's lock (no run, audit or other push writes it meanwhile). The folder's card
+    gets the version history only once the commit and its tag are both on the Hub: a push that
+    fails midway leaves the card as it was, and running it again finishes what the Hub lacks."""
     from huggingface_hub import HfApi, get_token
-    from huggingface_hub.errors import HfHubHTTPError
 
     folder, branch = Path(folder), revision or "main"
     check_target(repo_id, tag=tag, revision=revision)
     if create_pr and tag:
         raise PushError(f"--tag {tag} with --create-pr: a pull request is not a version yet.")
-    version = read_folder(folder)
-    api = HfApi(token=token)
-    if (token or get_token()) is None:
-        raise PushError("No Hugging Face token found: set HF_TOKEN or run `hf auth login`.")
-    try:
-        head, new_tag = _prepare(api, repo_id, branch, tag, private=private, create_pr=create_pr)
-        previous = _card_at(api, repo_id, head)
-        card = version.card
-        if not create_pr:
-            card = _with_version(version, previous, new_tag, repo_id)
-            _save_card(folder / CARD, card)
-        summary = commit_message or _summary(new_tag, version.rows, version.origin)
-        files = {CARD: card.encode("utf-8"), **version.files}
-        info = _commit(api, repo_id, branch, files, owned_files(previous), head, summary, create_pr)
-        if not create_pr:
-            reuse = info.oid == head and tag is None
-            new_tag = _tag(api, repo_id, info.oid, new_tag, reuse_existing=reuse, summary=summary)
-    except HfHubHTTPError as err:
-        raise _refused(err, repo_id) from err
-    logger.info("Pushed %s@%s (commit %s)", repo_id, new_tag or info.pr_url, info.oid[:8])
-    return PushResult(repo_id, info.oid, branch, new_tag, info.commit_url, info.pr_url)
+    with locked(folder / RUN_DIR, only_if_exists=True):
+        version = read_folder(folder)
+        api = HfApi(token=token)
+        if (token or get_token()) is None:
+            raise PushError("No Hugging Face token found: set HF_TOKEN or run `hf auth login`.")
+        target = Target(api, repo_id, branch, folder, tag, create_pr)
+        with refusals(target, "read"):
+            remote = _read_remote(api, repo_id, branch, private=private, create_pr=create_pr)
+        if create_pr:
+            return _open_pr(target, version, remote, commit_message)
+        plan = plan_version(remote, version, tag)
+        card = _with_version(version, plan, repo_id)
+        summary = commit_message or _summary(plan.tag, version.rows, version.origin)
+        with staged(folder / CARD, card.encode("utf-8")) as done:
+            result = _commit_and_tag(target, plan, card, version, remote, summary)
+            done()
+    logger.info("Pushed %s@%s (commit %s)", repo_id, result.tag, result.commit[:8])
+    return result
 
 
-def _save_card(path: Path, card: str) -> None:
-    """The folder's card gets the version history too, replaced whole or not at all."""
-    try:
-        write_durably(path, card.encode("utf-8"))
-    except OSError as err:
-        raise PushError(
-            f"cannot write {path} ({err.strerror or err}): nothing was pushed and the card is "
-            "unchanged; free some space and push again."
-        ) from err
+def _commit_and_tag(target: Target, plan: Plan, card: str, version, remote: Remote, summary):
+    """The version's commit (unless a tag holds it already), then its tag."""
+    api, repo_id = target.api, target.repo_id
+    if not plan.commits:
+        logger.warning("Nothing changed since %s: no new version.", plan.tag)
+        commit = remote.tags[plan.tag]
+        if plan.alias:
+            with refusals(target, "tag", commit):
+                _tag(target, commit, plan.alias, summary)
+        url = f"{api.endpoint}/datasets/{repo_id}/commit/{commit}"
+        return PushResult(repo_id, commit, target.branch, plan.alias or plan.tag, url)
+    if plan.unfinished:  # the version at the head, committed by a push that did not tag it
+        with refusals(target, "read"):
+            _tag(target, remote.head, plan.unfinished, f"Self-Instruct {plan.unfinished}")
+    files = {CARD: card.encode("utf-8"), **version.files}
+    with refusals(target, "commit"):
+        info = _commit(api, target, files, remote, summary)
+    with refusals(target, "tag", info.oid):
+        _tag(target, info.oid, plan.tag, summary)
+    return PushResult(repo_id, info.oid, target.branch, plan.tag, info.commit_url)
 
 
-def check_target(repo_id: str, *, tag: str | None = None, revision: str | None = None) -> None:
-    """Refuse a repo id, tag or branch name that the Hub would refuse (or that names another
-    path, like `../../x`) with one message each, before anything is read or sent."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError:
-        raise PushError(
-            f"{repo_id!r} is not a Hub repo id: give `namespace/name` (letters, digits, '-', '_' "
-            "and '.', no '--' or '..', at most 96 characters), e.g. me/my-data."
-        ) from None
-    for option, name in (("--tag", tag), ("--revision", revision)):
-        if name is not None and not _is_ref_name(name):
-            raise PushError(
-                f"{option} {name!r} is not a valid tag or branch name (git refuses spaces, "
-                "control characters, '..', '~^:?*[\\', and a leading '-', '/' or '.'): "
-                "choose another."
-            )
+def _open_pr(target: Target, version: FolderVersion, remote: Remote, message: str | None):
+    """A pull request with the folder's card as it is: it is not a version, so no history."""
+    summary = message or _summary(None, version.rows, version.origin)
+    files = {CARD: version.card.encode("utf-8"), **version.files}
+    with refusals(target, "commit"):
+        info = _commit(target.api, target, files, remote, summary)
+    logger.info("Opened %s (commit %s)", info.pr_url, info.oid[:8])
+    return PushResult(target.repo_id, info.oid, target.branch, None, info.commit_url, info.pr_url)
 
 
 def list_versions(repo_id: str, *, token: str | None = None) -> list[Version]:
@@ -159,7 +162,7 @@ def list_versions(repo_id: str, *, token: str | None = None) -> list[Version]:
         Version(ref.name, ref.target_commit, _commit_date(api, repo_id, ref.target_commit))
         for ref in refs.tags
     ]
-    return sorted(versions, key=lambda v: (v.date, _version_number(v.tag)))
+    return sorted(versions, key=lambda v: (v.date, version_number(v.tag)))
 
 
 def push_main(config: PushConfig) -> PushResult:
@@ -178,84 +181,88 @@ def push_main(config: PushConfig) -> PushResult:
     return result
 
 
-def _with_version(version: FolderVersion, previous: str | None, tag: str, repo_id: str) -> str:
-    """The card carrying the version history (the previous card's, plus this version), its
-    loading example naming `repo_id` at `tag`."""
+def _with_version(version: FolderVersion, plan: Plan, repo_id: str) -> str:
+    """The card carrying the planned version history, its loading example naming `repo_id` at
+    the version's tag."""
     from .dataset_card.render import with_load_example
 
-    history = read_history(previous)
-    data = data_fingerprint(version.data_files)
-    if not history or history[-1]["data"] != data:  # an unchanged re-push records nothing
-        model = version.origin.get("model")
-        history = [*history, new_entry(tag, version.rows, model, data, history)]
-    return with_history(with_load_example(version.card, repo_id, tag), history)
+    return with_history(with_load_example(version.card, repo_id, plan.tag), plan.history)
 
 
-def _card_at(api, repo_id: str, commit: str | None) -> str | None:
-    from huggingface_hub.errors import EntryNotFoundError
-
-    if commit is None:
-        return None
-    try:
-        path = api.hf_hub_download(repo_id, CARD, repo_type=REPO_TYPE, revision=commit)
-    except EntryNotFoundError:
-        return None
-    return Path(path).read_text(encoding="utf-8")
-
-
-def _prepare(api, repo_id: str, branch: str, tag: str | None, *, private: bool, create_pr: bool):
-    """Create repo and branch if needed; return the branch head and the tag to use."""
+def _read_remote(api, repo_id: str, branch: str, *, private: bool, create_pr: bool) -> Remote:
+    """Create repo and branch if needed; read the tags, the branch head and the card there."""
     api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
     if branch != "main" and not create_pr:
         api.create_branch(repo_id, branch=branch, repo_type=REPO_TYPE, exist_ok=True)
     refs = api.list_repo_refs(repo_id, repo_type=REPO_TYPE)
     tags = {ref.name: ref.target_commit for ref in refs.tags}
-    if tag in tags:
-        raise PushError(
-            f"Tag {tag!r} already exists on {repo_id} (commit {tags[tag][:8]}): a version is "
-            "never replaced; choose another --tag, or leave it out for the next vN."
-        )
     head = next((ref.target_commit for ref in refs.branches if ref.name == branch), None)
     if head is None:
         raise PushError(
             f"Branch {branch!r} does not exist on {repo_id}: a pull request needs an existing "
             "--revision to target (push without --create-pr to create the branch)."
         )
-    if tag is None and not create_pr:
-        tag = f"v{max(map(_version_number, tags), default=0) + 1}"
-    return head, tag
+    files = api.list_repo_files(repo_id, repo_type=REPO_TYPE, revision=head)
+    card = _card_at(api, repo_id, head) if CARD in files else None
+    remote = Remote(tags, head, files, card)
+    last = remote.history[-1].get("tag") if remote.history else None
+    if last in tags and tags[last] != head:  # did a later commit move the head past it?
+        tagged = read_history(_card_at(api, repo_id, tags[last]))
+        data = next((e.get("data") for e in tagged if e.get("tag") == last), None)
+        remote = Remote(tags, head, files, card, {last: data})
+    return remote
 
 
-def _commit(api, repo_id, branch, files: dict, owned: set[str], head, summary, create_pr: bool):
-    """One commit: add `files` (path in repo -> local path or bytes) and delete the files of the
-    previous version (`owned`, from its card) that this one no longer lists; nothing else."""
+def _card_at(api, repo_id: str, commit: str) -> str | None:
+    """The card at `commit`; None only if the Hub says there is none (a download that fails
+    raises: a card we could not read is never taken for a repo without one)."""
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    try:
+        path = api.hf_hub_download(repo_id, CARD, repo_type=REPO_TYPE, revision=commit)
+    except RemoteEntryNotFoundError:
+        return None
+    return Path(path).read_text(encoding="utf-8")
+
+
+def _commit(api, target: Target, files: dict, remote: Remote, summary: str):
+    """One commit on the head the push read: add `files` (path in repo -> local path or bytes)
+    and delete the files of the previous version (from its card) that this one no longer
+    lists; nothing else. A head moved meanwhile makes the Hub refuse it whole (HTTP 412)."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-    remote = api.list_repo_files(repo_id, repo_type=REPO_TYPE, revision=head)
-    stale = [p for p in remote if p in owned and p not in files]
+    owned = owned_files(remote.card)
+    stale = [p for p in remote.files if p in owned and p not in files]
     operations = [CommitOperationDelete(path_in_repo=p) for p in stale]
     operations += [CommitOperationAdd(path_in_repo=p, path_or_fileobj=f) for p, f in files.items()]
     return api.create_commit(
-        repo_id,
+        target.repo_id,
         operations,
         commit_message=summary,
         repo_type=REPO_TYPE,
-        revision=branch,
-        create_pr=create_pr,
-        parent_commit=None if create_pr else head,
+        revision=target.branch,
+        create_pr=target.create_pr,
+        parent_commit=None if target.create_pr else remote.head,
     )
 
 
-def _tag(api, repo_id: str, commit: str, tag: str, *, reuse_existing: bool, summary: str) -> str:
-    """Tag `commit`; with `reuse_existing` (nothing changed, no tag asked for), an existing tag
-    of `commit` is the version: a retried push whose commit had landed gets its tag once."""
-    if reuse_existing:
+def _tag(target: Target, commit: str, tag: str, summary: str) -> None:
+    """Tag `commit`. If another push made the tag meanwhile: fine when it names the same
+    commit (a twin push of this very version), refused with who has it otherwise."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api, repo_id = target.api, target.repo_id
+    try:
+        api.create_tag(repo_id, tag=tag, revision=commit, tag_message=summary, repo_type=REPO_TYPE)
+    except HfHubHTTPError as err:
+        if getattr(err.response, "status_code", None) != 409:
+            raise
         refs = api.list_repo_refs(repo_id, repo_type=REPO_TYPE)
-        if existing := [ref.name for ref in refs.tags if ref.target_commit == commit]:
-            logger.warning("Nothing changed since %s: no new version.", existing[0])
-            return existing[0]
-    api.create_tag(repo_id, tag=tag, revision=commit, tag_message=summary, repo_type=REPO_TYPE)
-    return tag
+        holder = next((ref.target_commit for ref in refs.tags if ref.name == tag), None)
+        if holder is None:  # a conflict the Hub does not show in the refs: its own words
+            raise
+        if holder != commit:
+            raise tag_taken(target, tag, commit, holder) from None
 
 
 def _summary(tag: str | None, rows: dict[str, int], provenance: dict) -> str:
@@ -263,27 +270,6 @@ def _summary(tag: str | None, rows: dict[str, int], provenance: dict) -> str:
     counts = ", ".join(f"{n} {config}" for config, n in rows.items()) or "dataset card"
     origin = ", ".join(f"{k} {provenance[k]}" for k in ("model", "seeds") if provenance.get(k))
     return f"Self-Instruct {tag or 'update'}: {counts}" + (f" ({origin})" if origin else "")
-
-
-def _refused(err: Exception, repo_id: str) -> Exception:
-    """A clear error for the refusals users can fix; anything else goes through unchanged."""
-    status = getattr(getattr(err, "response", None), "status_code", None)
-    if status == 401:
-        return PushError(f"The Hub rejected the token while pushing to {repo_id} (HTTP 401).")
-    if status == 403:
-        return PushError(f"The token may not write to {repo_id} (HTTP 403): check the namespace.")
-    return err
-
-
-def _is_ref_name(name: str) -> bool:
-    """What `git check-ref-format` accepts for one branch or tag name (the rules that matter)."""
-    edges = not name.startswith(("-", "/", ".")) and not name.endswith(("/", "."))
-    return bool(name) and edges and name != "@" and not _BAD_REF.search(name)
-
-
-def _version_number(tag: str) -> int:
-    match = _VERSION_TAG.fullmatch(tag)
-    return int(match[1]) if match else 0
 
 
 def _commit_date(api, repo_id: str, commit: str) -> datetime:

@@ -9,11 +9,15 @@ card owns (and may delete) and which belong to someone else.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .files import changed
 from .layout import CARD
+from .logfile import write_durably
 
 _AGAIN = "run the `self-instruct generate` command that wrote it again with --resume"
 
@@ -125,3 +129,37 @@ def owned_files(card_text: str | None) -> set[str]:
     origin = card.get("self_instruct")
     files = origin.get("files") if isinstance(origin, dict) else None
     return set(files) if isinstance(files, dict) else set()
+
+
+@contextlib.contextmanager
+def staged(path: Path, data: bytes) -> Iterator[Callable[[], None]]:
+    """`data` written beside `path` (`.README.md.push`) before the block: a disk that cannot
+    take it fails here, before anything is pushed. The block calls what it gets once the Hub
+    holds the version, which renames it over `path`; otherwise `path` stays as it was."""
+    beside = path.with_name(f".{path.name}.push")
+    try:
+        write_durably(beside, data)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            beside.unlink()
+        raise PushError(
+            f"cannot write {path} ({err.strerror or err}): nothing was pushed and the card is "
+            "unchanged; free some space and push again."
+        ) from err
+    try:
+        yield lambda: _put_in_place(beside, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            beside.unlink()
+
+
+def _put_in_place(beside: Path, path: Path) -> None:
+    """Rename `beside` over `path` (keeping its mode), then sync the folder: whole or not."""
+    if path.exists():
+        os.chmod(beside, path.stat().st_mode & 0o7777)
+    os.replace(beside, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)

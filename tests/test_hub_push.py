@@ -17,6 +17,7 @@ import yaml
 from huggingface_hub import DatasetCard, HfApi
 from local_hub import LocalHub
 
+from self_instruct.dataset_card.render import load_example
 from self_instruct.files import content_named, describe
 from self_instruct.history import HISTORY_KEY
 from self_instruct.hub import PushConfig, PushError, list_versions, push_folder, push_main
@@ -51,7 +52,8 @@ def make_run(folder: Path, n_instances: int, *, tag: str = "", origin: dict | No
     files = describe(folder, [str(path) for path in listed])
     header = {"configs": configs, "self_instruct": {**(origin or {}), "files": files}}
     yaml_text = yaml.safe_dump(header, sort_keys=False)
-    (folder / "README.md").write_text(f"---\n{yaml_text}---\n# A Self-Instruct dataset\n")
+    body = f"# A Self-Instruct dataset\n\n{load_example()}\n"  # the snippet a push names its tag in
+    (folder / "README.md").write_text(f"---\n{yaml_text}---\n{body}")
     (folder / ".self-instruct").mkdir()
     (folder / ".self-instruct" / "run.jsonl").write_text('{"event": "start"}\n')
     return rows

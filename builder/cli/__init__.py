@@ -60,10 +60,17 @@ def expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def cause(err: BaseException | None, types) -> BaseException | None:
-    """`err` or the error behind it: `datasets` wraps what a generator raises in its own error."""
-    while err is not None and not isinstance(err, types):
+    """`err` or the error behind it: `datasets` wraps what a generator raises in its own error.
+
+    Each error is looked at once: a chain that loops back (an error raised "from" itself, or
+    from one behind it) ends the walk instead of spinning for ever."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, types):
+            return err
+        seen.add(id(err))
         err = err.__cause__
-    return err
+    return None
 
 
 def describe(err: OSError) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .args import make_parser, parse
 
@@ -12,8 +11,6 @@ from .args import make_parser, parse
 def push(argv: Sequence[str]) -> None:
     """Push a generated folder as a new version (tag) of a Hub dataset."""
     from ..hub import PushConfig, push_main
-    from ..layout import RUN_DIR
-    from ..runlock import locked
 
     parser = make_parser(
         (PushConfig,),
@@ -25,8 +22,7 @@ def push(argv: Sequence[str]) -> None:
         positional=("folder", "repo_id"),
     )
     (config,), _ = parse(parser, argv)
-    with locked(Path(config.folder) / RUN_DIR, only_if_exists=True):  # not while a run writes
-        push_main(config)
+    push_main(config)  # under the folder's lock: never while a run, an audit or a push writes it
 
 
 @dataclass

@@ -26,8 +26,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from unittest import mock
 
-from .server import HubState, Server
-from .store import Store
+from .server import Fault, HubState, Server
+from .store import HubError, Store
 
 _TOKEN_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE", "HF_HUB_OFFLINE")
 _TOKEN_VARS += ("TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
@@ -53,10 +53,26 @@ class LocalHub:
         """(method, path, status) of every request so far; status 0 marks a dropped connection."""
         return list(self.state.requests)
 
-    def drop_connection(self, route: str, times: int = 1) -> None:
+    def drop_connection(self, route: str, times: int = 1, *, after_applying: bool = False) -> None:
         """Fault injection: the next `times` calls to `route` (a name in `server.ROUTES`, e.g.
-        "commit") are read in full, then the connection closes with no reply and no change."""
-        self.state.faults[route] += times
+        "commit") are read in full, then the connection closes with no reply and no change; with
+        `after_applying`, the change is made first (a reply lost on the way back)."""
+        self.state.arm(route, Fault("drop-after" if after_applying else "drop"), times)
+
+    def fail(
+        self, route: str, status: int, message: str = "", code: str | None = None, *, times=1
+    ) -> None:
+        """Fault injection: the next `times` calls to `route` answer `status` (with the Hub's
+        `X-Error-Code` `code`, if given) and change nothing."""
+        error = HubError(status, message or f"Injected error {status}", code)
+        self.state.arm(route, Fault("status", error=error), times)
+
+    def hold(self, route: str, count: int, timeout: float = 60) -> None:
+        """Fault injection, a slow `route`: each of its next `count` calls waits until all
+        `count` are waiting (at most `timeout` seconds), then all go on, one at a time. Two
+        pushes held at "commit" have both read the repo before either commit lands."""
+        barrier = threading.Barrier(count, timeout=timeout)
+        self.state.arm(route, Fault("hold", barrier=barrier), count)
 
     def env(self) -> dict[str, str]:
         """Environment for a client subprocess: this endpoint, online, no Xet, no real token."""

@@ -4,16 +4,22 @@ The endpoints themselves are in `api.py`. Errors follow the Hub: the status plus
 (`RepoNotFound`, `RevisionNotFound`, `EntryNotFound`) and `X-Error-Message` headers, a JSON
 `{"error": ...}` body, and no body at all on HEAD. `huggingface_hub.utils.hf_raise_for_status`
 turns those headers into its typed errors, which is what `datasets` relies on.
+
+Faults are armed per route and taken one per request, in order (`Fault`): a dropped connection
+before the endpoint runs (nothing changes) or after it (the change is made, the reply is lost), an
+error status, or a hold that keeps the request until a given number of them wait (two pushes
+that both read the repo before either commits, for certain: a slow commit without a clock).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import socket
 import threading
-from collections import Counter
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -45,7 +51,19 @@ ROUTES = [
     ("HEAD", rf"/{_PREFIX}{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)", "resolve"),
 ]
 _COMPILED = [(m, re.compile(p), name) for m, p, name in ROUTES]
+_ROUTE_NAMES = {name for _, _, name in ROUTES}
 _TYPES = {"models": "model", "datasets": "dataset", "spaces": "space", None: "model"}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One armed fault: `kind` is "drop" (before the endpoint runs), "drop-after" (the endpoint
+    ran, its reply is lost), "status" (answer `error` instead) or "hold" (wait at `barrier`,
+    then go on as usual; a barrier that times out lets it go on too)."""
+
+    kind: str
+    error: HubError | None = None
+    barrier: threading.Barrier | None = None
 
 
 @dataclass
@@ -55,15 +73,18 @@ class HubState:
     store: Store
     tokens: dict[str, str]  # token -> user name
     requests: list[tuple[str, str, int]] = field(default_factory=list)  # (method, path, status)
-    faults: Counter = field(default_factory=Counter)  # route name -> connections left to drop
+    faults: defaultdict[str, deque[Fault]] = field(default_factory=lambda: defaultdict(deque))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def take_fault(self, route: str) -> bool:
+    def arm(self, route: str, fault: Fault, times: int = 1) -> None:
+        if route not in _ROUTE_NAMES:
+            raise ValueError(f"no route {route!r}: one of {sorted(_ROUTE_NAMES)}")
         with self.lock:
-            if self.faults[route] <= 0:
-                return False
-            self.faults[route] -= 1
-            return True
+            self.faults[route].extend([fault] * times)
+
+    def take_fault(self, route: str) -> Fault | None:
+        with self.lock:
+            return self.faults[route].popleft() if self.faults[route] else None
 
 
 class Request:
@@ -173,11 +194,17 @@ class Handler(BaseHTTPRequestHandler):
     def _run(self, name: str, params: dict) -> None:
         try:
             request = Request(self, params)
-            if self.server.state.take_fault(name):
-                return self._drop_connection()
+            fault = self.server.state.take_fault(name)
+            if fault is not None and fault.kind == "hold":
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    fault.barrier.wait()
+            if fault is not None and fault.kind in ("drop", "status"):
+                return self.reply_error(fault.error) if fault.error else self._drop_connection()
             status, headers, body = API[name](request)
         except HubError as err:
             return self.reply_error(err)
+        if fault is not None and fault.kind == "drop-after":
+            return self._drop_connection()
         self.reply(status, headers, body)
 
     def read_body(self) -> bytes:
@@ -210,7 +237,8 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(err.status, extra, {"error": err.message})
 
     def _drop_connection(self) -> None:
-        """Fault injection: the request was read, nothing was applied, no reply comes."""
+        """Fault injection: the request was read, no reply comes (nor any change, unless the
+        fault is "drop-after")."""
         self._log(0)
         self.close_connection = True
         self.connection.shutdown(socket.SHUT_RDWR)
