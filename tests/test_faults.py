@@ -227,5 +227,7 @@ def test_retry_after_values():
     assert retry_after(response(503, **{"Retry-After": now})) == 0.0  # in the past: at once
     assert retry_after(response(429, **{"Retry-After": "soon"})) is None  # not a value: backoff
     assert retry_after(response(429, **{"Retry-After": "-5"})) is None
+    latin = httpx2.Response(429, headers=[(b"Retry-After", "²".encode("latin-1"))])
+    assert latin.headers["retry-after"] == "²" and retry_after(latin) is None
     assert retry_after(response(500, **{"Retry-After": "120"})) is None  # only 429 and 503
     assert retry_after(response(429)) is None

@@ -93,7 +93,7 @@ def retry_after(response: httpx2.Response) -> float | None:
     value = response.headers.get("retry-after", "").strip()
     if response.status_code not in RETRY_AFTER_STATUS_CODES or not value:
         return None
-    if value.isdigit():  # delta-seconds
+    if value.isascii() and value.isdigit():  # delta-seconds ("²" is a digit too)
         return float(value)
     when = _http_date(value)
     if when is None:
