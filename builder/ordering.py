@@ -33,7 +33,7 @@ class RoundState:
     accepted: list[Record] = field(default_factory=list)
     sent: int = 0
     failed: int = 0
-    usage: Counter[str] = field(default_factory=Counter)
+    usage: Usage = field(default_factory=Usage)  # of its answered requests
 
 
 class Ordering:
@@ -133,10 +133,10 @@ class Ordering:
                 "round": round_,
                 "accepted": len(state.accepted),
                 "rejected": len(state.records),
-                "requests": state.usage["requests"],
+                "requests": state.usage.requests,
                 "failed_requests": 0,  # a round with a failed request is never logged
-                "prompt_tokens": state.usage["prompt_tokens"],
-                "completion_tokens": state.usage["completion_tokens"],
+                "prompt_tokens": state.usage.prompt_tokens,  # None: a server did not count
+                "completion_tokens": state.usage.completion_tokens,
                 "seconds": seconds - self._seconds_at_commit,
             }
             self.steps.commit(round_, state.records + state.accepted, marker)

@@ -23,6 +23,7 @@ from .prompts import load_templates
 from .seeds import load_seeds, seeds_fingerprint
 
 URL_PLACEHOLDER = "URL"  # what the card's command shows in place of an endpoint
+UNKNOWN = "unknown"  # a usage counter no server gave (a 200 without `usage`)
 
 
 def public_name(value: str) -> str:
@@ -67,8 +68,9 @@ def describe_model(config: PipelineConfig) -> tuple[str, str | None]:
 
 
 def _public_usage(usage: dict[str, Any]) -> dict[str, Any]:
-    """Counters as integers, seconds rounded to whole seconds."""
-    return {key: round(value) for key, value in usage.items()}
+    """Counters as integers, seconds rounded to whole seconds; a token count a server did not
+    give says so."""
+    return {key: UNKNOWN if value is None else round(value) for key, value in usage.items()}
 
 
 def provenance(config: PipelineConfig, command: str, usage: dict[str, Any]) -> dict[str, Any]:

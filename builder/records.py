@@ -96,8 +96,8 @@ class RoundMarker(TypedDict):
     imported: NotRequired[int]  # the round that holds an earlier version's rows
     requests: NotRequired[int]
     failed_requests: NotRequired[int]
-    prompt_tokens: NotRequired[int]
-    completion_tokens: NotRequired[int]
+    prompt_tokens: NotRequired[int | None]  # None: a server answered without counting them
+    completion_tokens: NotRequired[int | None]
     seconds: NotRequired[float]
     asked: NotRequired[int]  # audit logs
     judged: NotRequired[int]

@@ -256,11 +256,7 @@ class Scheduler:
             state.failed += 1
             self._failed_round = job.round
             return
-        state.usage.update(
-            requests=1,
-            prompt_tokens=answer.prompt_tokens,
-            completion_tokens=answer.completion_tokens,
-        )
+        state.usage.add([answer], 0.0)
         if job.step == INSTRUCTIONS:
             candidates = self.order.arrived(job, answer)
             self._queues[CLASSIFICATION].extend(map(self.steps.classification_job, candidates))

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .backends.base import add_counts
 from .filters import INSTANCE_REASONS, INSTRUCTION_REASONS
 from .records import INSTRUCTION, REJECTED, ROUND, USAGE_KEYS, Instruction, Record
 
@@ -42,7 +43,7 @@ class RunSummary:
     rounds: int = 0  # round markers
     next_round: int = 0  # one past the highest round number logged
     idle_rounds: int = 0  # rounds in a row at the end that accepted nothing
-    usage: dict[str, float] = field(default_factory=lambda: dict.fromkeys(USAGE_KEYS, 0))
+    usage: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(USAGE_KEYS, 0))
 
     @property
     def kept(self) -> int:
@@ -61,8 +62,8 @@ class RunSummary:
             self.next_round = max(self.next_round, record[ROUND] + 1)
             busy = record.get("accepted") or record.get("imported")
             self.idle_rounds = 0 if busy else self.idle_rounds + 1
-            for key in USAGE_KEYS:
-                self.usage[key] += record.get(key, 0)
+            for key in USAGE_KEYS:  # a token count is None where a server did not count
+                self.usage[key] = add_counts(self.usage[key], record.get(key, 0))
 
     def _add_instruction(self, record: Instruction) -> None:
         if "imported_from" in record:

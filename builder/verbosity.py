@@ -15,6 +15,8 @@ import os
 import sys
 from collections.abc import Iterator
 
+from .redaction import redact
+
 LIBRARY_LOGGER = "self_instruct"
 VERBOSITY_ENV = "SELF_INSTRUCT_VERBOSITY"
 LEVELS = {
@@ -44,12 +46,20 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+class _RedactingFormatter(logging.Formatter):
+    """Every line without keys, tokens or URL credentials (redaction.py), tracebacks included:
+    what a server said reaches the log in retry warnings and errors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 def set_verbosity(level: int) -> None:
     """Log at `level` and above to stderr, through one handler of the library logger."""
     logger = logging.getLogger(LIBRARY_LOGGER)
     if not logger.handlers:
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        handler.setFormatter(_RedactingFormatter("%(levelname)s: %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False  # as transformers does: no second copy through the root logger
     logger.setLevel(level)

@@ -17,21 +17,24 @@ from self_instruct.backends.base import SamplingParams
 from self_instruct.backends.http import RequestRejectedError
 from self_instruct.backends.openai import OpenAIBackend
 from self_instruct.backends.tgi import TGIBackend
-from self_instruct.backends.urls import API_KEY_ENV, may_receive_hf_token, redact_urls
+from self_instruct.backends.urls import API_KEY_ENV, may_receive_hf_token
 from self_instruct.config import ConfigError, PipelineConfig
-from self_instruct.layout import LOG_FILE
+from self_instruct.layout import CARD, LOG_FILE
 from self_instruct.pipeline import Pipeline
 from self_instruct.provenance import provenance
 from self_instruct.records import MAX_REJECTED_CHARS
+from self_instruct.redaction import redact_urls
 from self_instruct.runlog import read_log
 from self_instruct.testing.local_server import LocalServer, Reply, tgi_error
 from self_instruct.testing.scripted_server import ScriptedApp
+from self_instruct.testing.simulated_server import LatencyModel, SimulatedApp
 from self_instruct.testing.tgi_server import tgi_headers
 
 PARAMS = SamplingParams(max_new_tokens=8)
 TGI_COUNTS = {"x-prompt-tokens": "2", "x-generated-tokens": "3"}
 PROTOCOLS = [(TGIBackend, {}), (OpenAIBackend, {}), (OpenAIBackend, {"chat": True})]
 SECRET = "s3cret-Pa55"
+SERVER = {"SI_TEST_REAL_MODEL": "1"}  # the real server backends under the CLI
 
 
 class FirstAnswers(ScriptedApp):
@@ -125,6 +128,76 @@ def test_a_malformed_200_is_retried_never_a_traceback(backend_cls, options, kind
     assert completion.text == "echo prompt 0"
     assert (completion.prompt_tokens, completion.completion_tokens) == (2, 3)
     assert app.attempts["prompt 0"] == 2 + tgi_details
+
+
+class Uncounted(ScriptedApp):
+    """Answers without token counts: OpenAI's `usage` left out (or only `kept` of it), TGI's
+    headers left out and its details without the prompt's tokens."""
+
+    kept: tuple[str, ...] = ()
+
+    def handle(self, method, path, body):
+        reply = super().handle(method, path, body)
+        if usage := {k: v for k, v in reply.body.pop("usage", {}).items() if k in self.kept}:
+            reply.body["usage"] = usage
+        reply.headers = {}
+        if "details" in reply.body:
+            reply.body["details"]["prefill"] = []
+        return reply
+
+
+@pytest.mark.parametrize(("backend_cls", "options"), PROTOCOLS)
+def test_an_answer_without_token_counts_is_accepted_and_counts_unknown(backend_cls, options):
+    """Item 3 of issue 23: `usage` is optional in the OpenAI protocol; the counts are unknown
+    (None), never 0, and so are the sums they go into."""
+    app = Uncounted()
+    with LocalServer(app) as server:
+        backend = build(backend_cls, server.url, retry=fast_retries(max_attempts=1), **options)
+        [completion] = backend.generate(["prompt 0"], PARAMS)
+        backend.close()
+    assert completion.text == "echo prompt 0"
+    assert completion.prompt_tokens is None
+    expected = 3 if backend_cls is TGIBackend else None  # TGI's details count what it made
+    assert completion.completion_tokens == expected
+    assert (backend.usage.requests, backend.usage.prompt_tokens) == (1, None)
+    assert backend.usage.per_endpoint[server.url]["prompt_tokens"] is None
+
+
+@pytest.mark.parametrize("options", [{}, {"chat": True}])
+def test_a_partial_usage_keeps_what_it_says(options):
+    app = Uncounted()
+    app.kept = ("prompt_tokens",)
+    with LocalServer(app) as server:
+        backend = build(OpenAIBackend, server.url, retry=fast_retries(max_attempts=1), **options)
+        [completion] = backend.generate(["prompt 0"], PARAMS)
+        backend.close()
+    assert (completion.prompt_tokens, completion.completion_tokens) == (2, None)
+
+
+def test_a_chat_answer_with_null_content_is_an_empty_answer():
+    """The chat protocol allows `content: null` (a reasoning model that spent its tokens
+    thinking): an empty text, not a malformed answer retried to no end."""
+    choice = {"index": 0, "message": {"role": "assistant", "content": None}}
+    body = {"choices": [choice | {"finish_reason": "length"}]}
+    with LocalServer(serve_first(Reply(200, body))) as server:
+        backend = build(OpenAIBackend, server.url, chat=True, retry=fast_retries(max_attempts=1))
+        [completion] = backend.generate(["prompt 0"], PARAMS)
+        backend.close()
+    assert (completion.text, completion.finish_reason) == ("", "length")
+
+
+def test_a_run_on_a_server_without_usage_says_its_token_counts_are_unknown(tmp_path):
+    """Through the CLI: the run finishes, and the card's usage says unknown, not 0."""
+    out = tmp_path / "out"
+    fast = LatencyModel(base=0.0, per_token=0.0)
+    with LocalServer(SimulatedApp(fast, usage=False)) as server:
+        args = ["generate", "--backend", "openai", "--endpoint", server.url, "--output", str(out)]
+        done = run_cli([*args, "--num-instructions", "5", "--max-attempts", "1"], SERVER)
+    assert done.returncode == 0, done.stderr
+    card = (out / CARD).read_text()
+    assert "| prompt_tokens | unknown |" in card and "| completion_tokens | unknown |" in card
+    markers = [r for r in read_log(out / ".self-instruct") if r["type"] == "round"]
+    assert markers and all(r["requests"] > 0 and r["prompt_tokens"] is None for r in markers)
 
 
 HUGE_PAGE = b"<html><body>" + b"Service unavailable. " * 100_000 + b"</body></html>"  # 2 MB

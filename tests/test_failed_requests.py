@@ -15,7 +15,7 @@ from self_instruct.layout import RUN_DIR
 from self_instruct.prompts import load_templates
 from self_instruct.rows import CONFIG_NAMES
 from self_instruct.runlog import read_log
-from self_instruct.testing.local_server import LocalServer, tgi_error
+from self_instruct.testing.local_server import LocalServer, Reply, tgi_error
 from self_instruct.testing.scripted_backend import ScriptedBackend
 from self_instruct.testing.tgi_server import ModelTGIApp
 
@@ -90,3 +90,40 @@ def test_run_that_accepts_nothing_ends_with_a_message(tmp_path):
     assert "self-instruct generate: error: the run kept no instruction" in done.stderr
     assert "too_similar" in done.stderr and "--rouge-threshold" in done.stderr
     assert not (folder / "README.md").exists()
+
+
+class DownTGIApp(ModelTGIApp):
+    """Up for `generate`'s probe (GET /health), but every request fails: a 500, or the
+    connection closed with no answer."""
+
+    def __init__(self, fault: Reply) -> None:
+        super().__init__(ScriptedBackend())
+        self.fault = fault
+
+    def generate(self, request: dict) -> Reply:
+        return self.fault
+
+
+def test_every_request_failing_before_the_first_round_exits_75_and_resumes(tmp_path, uninterrupted):
+    """One request at a time, tried 5 times: the endpoint is down (5 failures in a row) when
+    it fails for good, so the run stops as "every endpoint is failing", before any round."""
+    folder = tmp_path / "out"
+    app = DownTGIApp(tgi_error(500, "CUDA error", "generation"))
+    done = generate(folder, app, "--max-concurrency", "1", "--max-attempts", "5")
+    assert done.returncode == EXIT_REQUESTS_FAILED, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "every endpoint" in done.stderr and "HTTP 500" in done.stderr
+    assert "0 of 10 instructions kept in 0 rounds" in done.stderr
+    assert f"To continue: self-instruct generate --output {folder} --resume" in done.stderr
+
+    resumed = generate(folder, FlakyTGIApp(), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    for name in CONFIG_NAMES:
+        assert data_file(folder, name).read_bytes() == data_file(uninterrupted, name).read_bytes()
+
+
+def test_a_server_that_drops_every_connection_exits_75(tmp_path):
+    done = generate(tmp_path / "out", DownTGIApp(Reply(drop=True)))
+    assert done.returncode == EXIT_REQUESTS_FAILED, done.stderr
+    assert "Traceback" not in done.stderr and "failed" in done.stderr
+    assert "To continue: self-instruct generate" in done.stderr

@@ -1,4 +1,5 @@
-"""Fault injection against real loopback servers: 503s, hangs, dropped connections, bad JSON, 4xx.
+"""Fault injection against real loopback servers: 503s, hangs, dropped connections, bad JSON, 4xx,
+429s that say when to come back.
 
 Faults are scheduled by (prompt, attempt), so every run sees the same faults whatever order the
 requests arrive in; backoff and cool-downs are shortened so the module runs in seconds.
@@ -7,16 +8,22 @@ requests arrive in; backoff and cool-downs are shortened so the module runs in s
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import logging
+import re
 import socket
+import time
 
+import httpx2
 import pytest
 
 from self_instruct.backends.base import SamplingParams
 from self_instruct.backends.endpoints import Endpoint, EndpointPool, RetryPolicy, Slot
 from self_instruct.backends.http import EndpointsUnavailableError, RequestRejectedError
 from self_instruct.backends.openai import OpenAIBackend
+from self_instruct.backends.retries import retry_after
 from self_instruct.backends.tgi import TGIBackend
-from self_instruct.testing.local_server import LocalServer
+from self_instruct.testing.local_server import LocalServer, Reply
 from self_instruct.testing.scripted_server import ScriptedApp
 
 BACKENDS = [TGIBackend, OpenAIBackend]
@@ -158,3 +165,69 @@ def test_waiters_get_the_slots_back_when_a_cool_down_ends():
         return [*first, await asyncio.wait_for(waiters[2], timeout=2)]
 
     assert len(set(asyncio.run(scenario()))) == 2  # three acquisitions of the two slots
+
+
+# --- Retry-After ------------------------------------------------------------------------------
+
+
+def http_date_in(seconds: float) -> str:
+    return email.utils.formatdate(time.time() + seconds, usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("backend_cls", "status", "retry_after"),
+    [
+        (TGIBackend, 429, lambda: "2"),
+        (OpenAIBackend, 429, lambda: "2"),
+        (OpenAIBackend, 503, lambda: "2"),
+        (TGIBackend, 429, lambda: http_date_in(3)),
+    ],
+    ids=["tgi-429-seconds", "openai-429-seconds", "openai-503-seconds", "tgi-429-http-date"],
+)
+def test_retry_after_is_honoured(make, backend_cls, status, retry_after):
+    """The second request arrives no sooner than the server asked (2 s; an HTTP date 3 s ahead
+    on a clock of whole seconds is at least 2 s), though the backoff alone would be 0.01 s."""
+    app = ScriptedApp(faults=lambda prompt, attempt: "429" if attempt == 0 else None)
+    app.retry_after = retry_after
+    if status == 503:
+        app._fault = lambda fault: Reply(
+            503, {"error": "busy"}, headers={"Retry-After": retry_after()}
+        )
+    with LocalServer(app) as server:
+        backend = make(backend_cls, [server.url], timeout=10.0)
+        [completion] = backend.generate(["prompt 0"], PARAMS)
+    assert completion.text == "echo prompt 0"
+    first, second = app.arrivals["prompt 0"]
+    assert second - first >= 1.9
+
+
+def test_an_absurd_retry_after_is_capped_by_the_request_deadline(make, caplog):
+    """Ten hours asked: the retry comes within the attempt's deadline (1 s) and says so."""
+    app = ScriptedApp(faults=lambda prompt, attempt: "429" if attempt == 0 else None)
+    app.retry_after = lambda: "36000"
+    with LocalServer(app) as server, caplog.at_level(logging.WARNING):
+        backend = make(TGIBackend, [server.url], timeout=1.0)
+        [completion] = backend.generate(["prompt 0"], PARAMS)
+    assert completion.text == "echo prompt 0" and app.attempts["prompt 0"] == 2
+    [warning] = [r.getMessage() for r in caplog.records if "Retrying in" in r.getMessage()]
+    waited = float(re.search(r"Retrying in ([\d.]+)s", warning)[1])
+    assert waited <= 1.0
+    assert "Retry-After: 36000s, capped by the --request-timeout deadline" in warning
+
+
+def response(status: int, **headers: str) -> httpx2.Response:
+    return httpx2.Response(status, headers=headers)
+
+
+def test_retry_after_values():
+    now = "Wed, 21 Oct 2015 07:28:00 GMT"
+    assert retry_after(response(429, **{"Retry-After": "120"})) == 120.0
+    dated = {"Retry-After": "Wed, 21 Oct 2015 07:28:30 GMT", "Date": now}
+    assert retry_after(response(503, **dated)) == 30.0  # against the server's clock
+    assert retry_after(response(503, **{"Retry-After": now})) == 0.0  # in the past: at once
+    assert retry_after(response(429, **{"Retry-After": "soon"})) is None  # not a value: backoff
+    assert retry_after(response(429, **{"Retry-After": "-5"})) is None
+    latin = httpx2.Response(429, headers=[(b"Retry-After", "²".encode("latin-1"))])
+    assert latin.headers["retry-after"] == "²" and retry_after(latin) is None
+    assert retry_after(response(500, **{"Retry-After": "120"})) is None  # only 429 and 503
+    assert retry_after(response(429)) is None

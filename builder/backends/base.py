@@ -77,29 +77,46 @@ class SamplingParams:
 
 @dataclass
 class Completion:
-    """One prompt's result. `text` is cut before the first stop sequence, which is not included."""
+    """One prompt's result. `text` is cut before the first stop sequence, which is not included.
+
+    A token count is `None` where the server did not say (`usage` is optional in the OpenAI
+    protocol): unknown, never 0.
+    """
 
     text: str
     finish_reason: FinishReason
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    prompt_tokens: int | None = 0
+    completion_tokens: int | None = 0
+
+
+N = TypeVar("N", int, float)
+
+
+def add_counts(total: N | None, count: N | None) -> N | None:
+    """`total + count`, unknown (`None`) if either is: a sum that left out the requests a server
+    did not count would pass for a measurement."""
+    return None if total is None or count is None else total + count
 
 
 @dataclass
 class Usage:
-    """Token and request accounting, summed into the run statistics."""
+    """Token and request accounting, summed into the run statistics; a token count is `None`
+    once one request's is unknown."""
 
     requests: int = 0
     failed_requests: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    prompt_tokens: int | None = 0
+    completion_tokens: int | None = 0
     seconds: float = 0.0
-    per_endpoint: dict[str, dict[str, float]] = field(default_factory=dict)
+    per_endpoint: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     def add(self, completions: Sequence[Completion], seconds: float) -> None:
         self.requests += len(completions)
-        self.prompt_tokens += sum(c.prompt_tokens for c in completions)
-        self.completion_tokens += sum(c.completion_tokens for c in completions)
+        for completion in completions:
+            self.prompt_tokens = add_counts(self.prompt_tokens, completion.prompt_tokens)
+            self.completion_tokens = add_counts(
+                self.completion_tokens, completion.completion_tokens
+            )
         self.seconds += seconds
 
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import httpx2
 from huggingface_hub import AsyncInferenceClient
 
-from .urls import may_receive_hf_token, redact_url
+from ..redaction import redact_url
+from .urls import may_receive_hf_token
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,9 @@ class RetryPolicy:
 class Endpoint:
     """One server: its slots, its health and what it has served.
 
-    `stats` become `usage.per_endpoint[url]`: successful requests, failed attempts, tokens, and
-    `seconds`, the summed latency of the successful requests (concurrent ones overlap).
+    `stats` become `usage.per_endpoint[url]`: successful requests, failed attempts, tokens (`None`
+    once one answer did not count them), and `seconds`, the summed latency of the successful
+    requests (concurrent ones overlap).
     """
 
     url: str
@@ -57,7 +59,7 @@ class Endpoint:
     idle: list[Slot] = field(default_factory=list)  # the slots free now; the others are in flight
     consecutive_failures: int = 0
     down_until: float = 0.0  # time.monotonic() before which it takes no requests
-    stats: dict[str, float] = field(
+    stats: dict[str, float | None] = field(
         default_factory=lambda: dict.fromkeys(
             ("requests", "failed_attempts", "prompt_tokens", "completion_tokens", "seconds"), 0.0
         )

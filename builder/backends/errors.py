@@ -1,7 +1,9 @@
 """The server backends' errors, and how they read to a user.
 
-Which errors are worth retrying (`is_transient`), and messages that quote a server's own words,
-cut to `MAX_QUOTED` characters (error pages run to megabytes) and with URLs redacted.
+Which errors are worth retrying (`is_transient`), and messages that quote a server's own words
+or an exception's: `quote` is where those words enter a message, cut to `MAX_QUOTED` characters
+(error pages run to megabytes) and redacted (no key or token, no URL's credentials: some
+gateways quote the request's `Authorization` header back).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Iterator
 
 import httpx2
 
-from .urls import API_KEY_ENV, redact_url, redact_urls
+from ..redaction import API_KEY_ENV, redact, redact_url
 
 RETRY_STATUS_CODES = frozenset({408, 424, 429})  # and every 5xx
 MAX_QUOTED = 500  # characters of a server's answer quoted in a message (error pages run to MBs)
@@ -54,11 +56,12 @@ def is_transient(error: BaseException) -> bool:
 
 
 def quote(text: str, limit: int = MAX_QUOTED) -> str:
-    """`text` for a message: at most `limit` characters, URLs redacted."""
-    text = text.strip()
+    """`text` for a message: secrets and URLs redacted, then cut to `limit` characters (in that
+    order: a cut through a key would leave its start unmatched)."""
+    text = redact(text).strip()
     if len(text) > limit:
         text = f"{text[:limit]}... ({len(text) - limit} more characters)"
-    return redact_urls(text)
+    return text
 
 
 def describe(error: BaseException) -> str:
@@ -105,4 +108,5 @@ def answer_parsing(url: str) -> Iterator[None]:
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
         if isinstance(error, httpx2.HTTPError):  # a status, not a body: BadRequestError is both
             raise
-        raise MalformedResponseError(f"{redact_url(url)} answered malformed: {error}") from error
+        why = quote(str(error))  # a parser's message may quote the answer
+        raise MalformedResponseError(f"{redact_url(url)} answered malformed: {why}") from error

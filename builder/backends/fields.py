@@ -27,13 +27,14 @@ def to_completion(
 
     Servers differ in whether they include the matched stop sequence (TGI does, OpenAI servers
     do not), so the cut happens here; whatever ended generation but the token limit is "stop".
+    A count the server did not give (`None`) stays unknown.
     """
     if not isinstance(text, str) or not isinstance(finish_reason, str):
         raise MalformedResponseError(
             f"response without a text or finish reason string: {text!r:.100}, {finish_reason!r:.40}"
         )
-    counts = (prompt_tokens or 0, completion_tokens or 0)
-    if not all(type(count) is int and count >= 0 for count in counts):
+    counts = (prompt_tokens, completion_tokens)
+    if not all(count is None or (type(count) is int and count >= 0) for count in counts):
         raise MalformedResponseError(f"token counts that are not counts: {counts!r:.100}")
     text, stopped = cut_at_stop(text, params.stop)
     reason = "length" if finish_reason == "length" and not stopped else "stop"

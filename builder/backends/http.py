@@ -12,8 +12,9 @@ Endpoints, their request slots and their rotation live in `endpoints.py`.
 Faults, in the order the code meets them:
 - timeouts (`timeout` bounds a whole attempt, not each read: a server that trickles bytes is cut
   off too), connection errors, malformed responses (bad JSON or UTF-8, fields of the wrong type),
-  408/424/429/5xx: retried with exponential backoff and jitter (tenacity), each retry on whichever
-  endpoint is free next;
+  408/424/429/5xx: retried with exponential backoff and jitter (tenacity), or after the wait a
+  429's or 503's `Retry-After` asks for, within the attempt's deadline (`retries.py`), each retry
+  on whichever endpoint is free next;
 - an endpoint with `failures_to_cooldown` consecutive failures leaves the rotation for `cooldown`
   seconds, then gets requests again (one success resets it);
 - a prompt whose retries are spent comes back as `None` in its place, is logged and counted in
@@ -22,8 +23,9 @@ Faults, in the order the code meets them:
 - any other 4xx means our request is wrong (bad parameters, prompt too long, no key): retrying
   cannot help, so `RequestRejectedError` stops the run at once with the server's own message.
 
-Errors and their messages (servers' bodies cut short, URLs without credentials) are in
-`errors.py`.
+Errors and their messages (servers' bodies cut short, without keys, tokens or URL credentials)
+are in `errors.py`. A 200 without token counts (`usage` is optional in the OpenAI protocol) is an
+answer: its counts are unknown (`None`), never 0.
 """
 
 from __future__ import annotations
@@ -37,16 +39,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import httpx2
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
+from tenacity import RetryCallState
 
-from .base import Backend, ChatPrompt, Completion, Prompt, SamplingParams
+from ..redaction import redact_url
+from .base import Backend, ChatPrompt, Completion, Prompt, SamplingParams, add_counts
 from .endpoints import EndpointPool, RetryPolicy, Slot, open_endpoint
 from .errors import (
     BackendError,
@@ -60,7 +56,8 @@ from .errors import (
     response_of,
 )
 from .fields import openai_response_format, sampling_fields, to_completion
-from .urls import check_endpoint_url, redact_url
+from .retries import retry_note, retrying
+from .urls import check_endpoint_url
 
 if TYPE_CHECKING:
     from ..schemas import ResponseSchema
@@ -209,16 +206,10 @@ class HTTPBackend(Backend):
             raise
 
     async def _complete(self, prompt: Prompt, params: SamplingParams) -> Completion | None:
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(is_transient),
-            wait=wait_exponential(multiplier=self.retry.initial_wait, max=self.retry.max_wait)
-            + wait_random(0, self.retry.jitter),
-            stop=stop_after_attempt(self.retry.max_attempts),
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
         try:
-            completion = await retrying(self._attempt, prompt, params)
+            completion = await retrying(self.retry, self.timeout, self._log_retry)(
+                self._attempt, prompt, params
+            )
         except Exception as error:
             self._report("finished")
             response = response_of(error)
@@ -256,16 +247,19 @@ class HTTPBackend(Backend):
         self._pool.succeeded(endpoint)
         stats = endpoint.stats
         stats["requests"] += 1
-        stats["prompt_tokens"] += completion.prompt_tokens
-        stats["completion_tokens"] += completion.completion_tokens
+        stats["prompt_tokens"] = add_counts(stats["prompt_tokens"], completion.prompt_tokens)
+        stats["completion_tokens"] = add_counts(
+            stats["completion_tokens"], completion.completion_tokens
+        )
         stats["seconds"] += time.perf_counter() - start
         return completion
 
     def _log_retry(self, state: RetryCallState) -> None:
         self._report("retried")
         logger.warning(
-            "Retrying in %.1fs [attempt %d/%d]: %s",
+            "Retrying in %.1fs%s [attempt %d/%d]: %s",
             state.next_action.sleep if state.next_action else 0.0,
+            retry_note(state, self.timeout),
             state.attempt_number + 1,
             self.retry.max_attempts,
             describe(state.outcome.exception()) if state.outcome else None,
@@ -291,13 +285,14 @@ class HTTPBackend(Backend):
             output = await slot.client.chat_completion(
                 prompt.as_dicts(), model=self.model, **fields
             )
-            if not output.choices or output.usage is None:
-                raise MalformedResponseError("answered without choices or usage")
-            choice = output.choices[0]
+            if not output.choices:
+                raise MalformedResponseError("answered without choices")
+            choice, usage = output.choices[0], output.usage  # usage is optional
+            content = choice.message.content  # may be null: a model that said nothing (yet)
             return to_completion(
-                choice.message.content,
+                "" if content is None else content,
                 choice.finish_reason,
                 params,
-                output.usage.prompt_tokens,
-                output.usage.completion_tokens,
+                usage.prompt_tokens if usage else None,
+                usage.completion_tokens if usage else None,
             )

@@ -64,11 +64,11 @@ class OpenAIBackend(HTTPBackend):
         hf_raise_for_status(response)
         with answer_parsing(slot.endpoint.url):
             data = response.json()
-            choice, usage = data["choices"][0], data["usage"]
+            choice, usage = data["choices"][0], data.get("usage") or {}  # usage is optional
             return to_completion(
                 choice["text"],
                 choice["finish_reason"],
                 params,
-                usage["prompt_tokens"],
-                usage["completion_tokens"],
+                usage.get("prompt_tokens"),
+                usage.get("completion_tokens"),
             )

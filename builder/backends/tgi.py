@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import httpx2
 
+from ..redaction import redact_url
 from .base import ChatPrompt, Completion, Prompt, SamplingParams
 from .errors import MalformedResponseError, answer_parsing
 from .fields import to_completion
@@ -100,7 +101,9 @@ class TGIBackend(HTTPBackend):
         counts = _header_counts(slot)
         if counts is None:
             if url not in self._without_headers:
-                logger.warning("%s sends no token count headers: asking it for details", url)
+                logger.warning(
+                    "%s sends no token count headers: asking it for details", redact_url(url)
+                )
             self._without_headers.add(url)
             return None
         prompt_tokens, generated = counts
@@ -125,7 +128,7 @@ class TGIBackend(HTTPBackend):
             output.generated_text,
             details.finish_reason,
             params,
-            prompt_tokens=len(details.prefill or ()),
+            prompt_tokens=len(details.prefill) if details.prefill else None,  # not sent: unknown
             completion_tokens=details.generated_tokens,
         )
 

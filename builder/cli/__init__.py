@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from .. import __version__
 
@@ -116,7 +116,16 @@ def main(argv: Sequence[str] | None = None, *, load_backend: BackendLoader | Non
         sys.exit(130)
     except Exception as err:
         if (expected := cause(err, expected_errors())) is not None:
-            sys.exit(f"self-instruct {argv[0]}: error: {expected}")
+            fail(argv[0], str(expected))
         if (os_error := cause(err, OSError)) is not None:  # a file or disk problem, not a bug
-            sys.exit(f"self-instruct {argv[0]}: error: {describe(os_error)}")
+            fail(argv[0], describe(os_error))
         raise
+
+
+def fail(command: str, message: str, status: int = 1) -> NoReturn:
+    """End `self-instruct COMMAND` with one error line. The last line of defence for secrets:
+    a message may quote a server, which may quote our key (see redaction.py)."""
+    from ..redaction import redact
+
+    print(f"self-instruct {command}: error: {redact(message)}", file=sys.stderr)
+    sys.exit(status)

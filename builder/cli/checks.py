@@ -151,7 +151,8 @@ def check_endpoints(config: PipelineConfig) -> list[str]:
 def _check_url(url: str) -> None:
     import httpx2
 
-    from ..backends.urls import check_endpoint_url, redact_url
+    from ..backends.urls import check_endpoint_url
+    from ..redaction import redact_url
 
     check_endpoint_url(url)  # credentials in the URL: refused without repeating them
     try:

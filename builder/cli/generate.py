@@ -24,7 +24,7 @@ from ..layout import CARD, RUN_DIR
 from ..prompts import load_templates
 from ..runlock import locked
 from ..schemas import check_structured_installed
-from . import RunStoppedError, cause, checks, describe, expected_errors, resume
+from . import RunStoppedError, cause, checks, describe, expected_errors, fail, resume
 from .args import make_parser, parse
 
 EXAMPLES = """examples:
@@ -236,9 +236,10 @@ def _export(
     argv: Sequence[str],
     backend: Backend,
 ):
-    """Run into the folder; a signal, a failing disk or a server that cannot go on (refused
-    requests, every endpoint down) ends it with a message on how to resume."""
-    from ..backends.http import BackendError
+    """Run into the folder; a signal, a failing disk, requests that failed for good or a server
+    that cannot go on (refused requests, every endpoint down) end it with a message on how to
+    resume."""
+    from ..backends.http import BackendError, EndpointsUnavailableError
     from ..pipeline import RequestsFailedError
     from ..run import run_to_folder
 
@@ -252,10 +253,11 @@ def _export(
         print(f"\n{_stopped(folder, args, why)}", file=sys.stderr)
         sys.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
     except Exception as err:
-        if (failed := cause(err, RequestsFailedError)) is not None:  # a status of its own
-            stopped = _stopped(folder, args, f"Stopped: {failed}")
-            print(f"self-instruct generate: error: {stopped}", file=sys.stderr)
-            sys.exit(EXIT_REQUESTS_FAILED)
+        # Failed for good after every retry, in a round or with every server down, before the
+        # first round or after it: a status of its own, and the run kept for --resume.
+        if (failed := cause(err, (RequestsFailedError, EndpointsUnavailableError))) is not None:
+            why = f"Stopped: {str(failed).rstrip('.')}"
+            fail("generate", _stopped(folder, args, why), EXIT_REQUESTS_FAILED)
         if (backend_error := cause(err, BackendError)) is not None:
             if not resume.has_rounds(folder):  # nothing to resume: _run leaves no folder behind
                 raise

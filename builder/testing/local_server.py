@@ -23,7 +23,9 @@ class Reply:
     """What to answer: JSON (or raw bytes) with a status and headers, or nothing at all (`drop`).
 
     `drip` sends the body one byte at a time, that many seconds apart: every read is quick, the
-    answer never ends (until the server stops).
+    answer never ends (until the server stops). `quote_request` adds the request's headers to a
+    JSON object body, as some gateways quote the request back in their error pages (the
+    `Authorization` header included).
     """
 
     status: int = 200
@@ -31,6 +33,7 @@ class Reply:
     drop: bool = False
     headers: dict[str, str] = field(default_factory=dict)
     drip: float = 0.0
+    quote_request: bool = False
 
 
 def tgi_error(status: int, message: str, error_type: str) -> Reply:
@@ -59,7 +62,11 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.drop:
             self.close_connection = True  # the socket closes with no response at all
             return
-        body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+        body = reply.body
+        if reply.quote_request:  # Authorization first: the client may cut a long page short
+            headers = sorted(self.headers.items(), key=lambda kv: kv[0].lower() != "authorization")
+            body = {**body, "request": {"headers": dict(headers)}}
+        body = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(reply.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

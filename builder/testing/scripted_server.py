@@ -3,13 +3,15 @@
 `ScriptedApp` echoes each prompt, or answers what its `reply` makes of it (TGI `/generate`,
 OpenAI `/v1/completions` and `/v1/chat/completions`), after a fixed latency with a fixed
 capacity, and injects faults (503, a hang past the client's timeout, a dropped connection,
-malformed JSON, a 4xx) on a schedule keyed by prompt and attempt, so that what happens does not
-depend on arrival order. Serve it with `local_server.LocalServer`.
+malformed JSON, a 4xx, a 429 with `Retry-After`, an error page that quotes the request's headers)
+on a schedule keyed by prompt and attempt, so that what happens does not depend on arrival order.
+Serve it with `local_server.LocalServer`.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from .local_server import Reply, tgi_error
 from .tgi_server import tgi_details, tgi_headers
 
-FAULTS = ("503", "hang", "drop", "badjson", "400")
+FAULTS = ("503", "hang", "drop", "badjson", "400", "429", "quote")
 
 
 @dataclass
@@ -28,8 +30,11 @@ class ScriptedApp:
     capacity: int = 1024  # requests served at once; the rest queue
     faults: Callable[[str, int], str | None] = lambda prompt, attempt: None
     hang: float = 10.0  # seconds a "hang" fault waits (past the client's timeout)
+    # A "429" fault's Retry-After header (seconds or an HTTP date), made when it is answered.
+    retry_after: Callable[[], str] = lambda: "1"
     reply: Callable[[str], str] = lambda prompt: f"echo {prompt}"  # the text answered
     attempts: Counter = field(default_factory=Counter)  # prompt -> requests seen
+    arrivals: dict[str, list[float]] = field(default_factory=dict)  # prompt -> monotonic times
     outcomes: Counter = field(default_factory=Counter)  # "ok" or fault name -> count
     finished: list[str] = field(default_factory=list)  # prompts answered, in answer order
     peak_in_flight: int = 0
@@ -57,6 +62,7 @@ class ScriptedApp:
         with self._lock:
             attempt = self.attempts[prompt]
             self.attempts[prompt] += 1
+            self.arrivals.setdefault(prompt, []).append(time.monotonic())
         fault = self.faults(prompt, attempt)
         with self._lock:
             self.outcomes[fault or "ok"] += 1
@@ -77,6 +83,13 @@ class ScriptedApp:
             "drop": Reply(drop=True),
             "badjson": Reply(200, b'{"generated_text": "trunc'),
             "400": tgi_error(400, "`max_new_tokens` must be <= 4096", "validation"),
+            "429": Reply(
+                429,
+                {"error": "Rate limit reached", "error_type": "rate_limit"},
+                headers={"Retry-After": self.retry_after()},
+            ),
+            # A gateway's error page that quotes the request back, its Authorization included.
+            "quote": Reply(503, {"error": "upstream unavailable"}, quote_request=True),
         }[fault]
 
     def _enter(self) -> None:

@@ -157,6 +157,7 @@ class SimulatedApp:
     latency: LatencyModel = field(default_factory=LatencyModel)
     capacity: int = 64
     stopping: threading.Event = field(default_factory=threading.Event)
+    usage: bool = True  # False: OpenAI answers without `usage` (optional in the protocol)
 
     def __post_init__(self) -> None:
         self._slots = ThreadPoolExecutor(self.capacity, thread_name_prefix="slot")
@@ -232,17 +233,14 @@ class SimulatedApp:
             "completion_tokens": generated,
             "total_tokens": prompt_tokens + generated,
         }
-        return Reply(
-            200,
-            {
-                "id": "cmpl-simulated",
-                "object": "text_completion",
-                "created": int(time.time()),
-                "model": body.get("model") or "simulated",
-                "choices": choices,
-                "usage": usage,
-            },
-        )
+        answer = {
+            "id": "cmpl-simulated",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": body.get("model") or "simulated",
+            "choices": choices,
+        }
+        return Reply(200, answer | {"usage": usage} if self.usage else answer)
 
     def _tgi(self, body: dict) -> Reply:
         parameters = body.get("parameters") or {}
