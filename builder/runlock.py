@@ -57,10 +57,11 @@ def acquire(run_dir: Path, command: str | None = None) -> tuple[int, int]:
     """Take the lock (or add a level to this process's hold of it); return its key."""
     refuse_link(run_dir)  # another folder: the lock and the log would be written there
     run_dir.mkdir(parents=True, exist_ok=True)
+    for entry in run_dir.iterdir():  # the lock (emptied below), the log, the staging folder
+        refuse_link(entry)
     path = run_dir / LOCK_FILE
-    refuse_link(path)  # its file would be emptied; O_NOFOLLOW below closes the race
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # a link made since
         info = os.fstat(fd)
         key = (info.st_dev, info.st_ino)
         if key in _held:

@@ -202,6 +202,13 @@ def test_a_link_where_the_tool_writes_is_refused_and_what_it_reaches_kept(
     assert snapshot(theirs) == before and link.is_symlink()
 
 
+def test_an_output_folder_that_is_itself_a_link_is_the_users_choice(tmp_path):
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "out").symlink_to(tmp_path / "disk")  # an --output on another disk
+    assert run_cli([*RUN, "--output", str(tmp_path / "out")]).returncode == 0
+    assert datasets.load_dataset(str(tmp_path / "disk"), "instances", split="train")
+
+
 def test_a_run_directory_that_records_no_run_makes_nothing_ours(tmp_path):
     out = tmp_path / "out"
     (out / ".self-instruct").mkdir(parents=True)

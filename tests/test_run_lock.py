@@ -15,12 +15,14 @@ import time
 from pathlib import Path
 
 import datasets
+import pytest
 from _crash import LOG, count_rounds, finished_run_of, launch, refused, run_cli, wait_for_rounds
 from test_audit import audit_args, judge_app
 
 from self_instruct.audit import draw_sample, load_instances
+from self_instruct.files import OutputFolderError
 from self_instruct.layout import RUN_DIR
-from self_instruct.runlog import read_log
+from self_instruct.runlog import RunLog, read_log
 from self_instruct.testing.local_server import LocalServer
 
 ARGS = ["generate", "--num-instructions", "200", "--batch-size", "2", "--seed", "3"]
@@ -113,3 +115,17 @@ def test_no_export_is_published_while_an_audit_judges(tmp_path):
     # The card's audit is a sample of the export the card names, drawn as the audit draws it.
     audited = datasets.load_dataset(str(folder), "audit", split="train")["id"]
     assert audited == [item["id"] for item in draw_sample(load_instances(folder), 200, 42)]
+
+
+@pytest.mark.parametrize("name", ["log.jsonl", "lock"])
+def test_a_run_directory_is_never_written_through_a_link(tmp_path, name):
+    """The builder's run log takes the lock too: a link in its run directory is refused, so
+    neither a log line nor the lock's holder lands in someone else's file."""
+    theirs = tmp_path / "theirs"
+    theirs.write_bytes(b"" if name == "log.jsonl" else b"their own file")  # empty: a new log
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / name).symlink_to(theirs)
+    with pytest.raises(OutputFolderError, match=f"{run_dir / name} is a symbolic link"):
+        RunLog(run_dir, {"seed": 1}).open()
+    assert theirs.read_bytes() == (b"" if name == "log.jsonl" else b"their own file")
