@@ -5,15 +5,18 @@ one instance each, and the judge's yes/no (with a reason) to its three questions
 appended to a run log (`DIR/.self-instruct/audit/<judge hash>/`) as each batch arrives, keyed by
 the item's text, so a stopped audit resumes without judging anything twice, and a re-run with the
 same seed and judge reproduces the same result. The result lands in the folder as the `audit`
-configuration (`data/audit-<hash>.parquet`) and the card's "Quality audit" section.
+configuration (`data/audit-<hash>.parquet`) and the card's "Quality audit" section. The folder's
+lock is held from the sample to the card (`audit_lock`), so no export is published in between.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import MISSING, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,12 +27,15 @@ from tqdm.auto import tqdm
 from . import judge
 from .backends import Backend, SamplingParams, load_backend, resolve_defaults
 from .config import BackendName, PipelineConfig, absolute_paths
-from .layout import AUDIT_DIR, CARD
+from .files import check_no_links
+from .layout import AUDIT_DIR, CARD, RUN_DIR
 from .ranges import ANY, COUNT, NON_NEGATIVE, RANGE, check_ranges
 from .records import JUDGMENT, Judgment
+from .runlock import locked
 from .runlog import RunLog
 
 CONFIG_NAME = "audit"
+COMMAND = "self-instruct audit"  # what the folder's lock names to a process it refuses
 # The share of "yes" the paper's expert reviewers gave GPT-3's data (Table 2), for comparison.
 PAPER_SHARES = {
     "valid_instruction": 0.92,
@@ -132,14 +138,30 @@ def item_key(instruction: str, input: str, output: str) -> str:
     return hashlib.sha256(json.dumps([instruction, input, output]).encode()).hexdigest()[:16]
 
 
-def load_instances(folder: Path) -> list[dict[str, Any]]:
-    """The folder's `instances` rows, read the way a user reads them."""
-    import datasets
-
+def _check_card(folder: Path) -> None:
     if not (folder / CARD).is_file():
         raise AuditError(
             f"{folder} has no {CARD}: pass the output folder of `self-instruct generate`."
         )
+
+
+@contextlib.contextmanager
+def audit_lock(folder: Path) -> Iterator[None]:
+    """Hold the folder's lock, the one `generate` and `push` take (re-entrant): an export
+    published between the sample and the card would get a card whose audit judged the export
+    before it. A link where the audit writes (its log, data/, the card) is refused, not followed.
+    """
+    _check_card(folder)  # first: the lock would make a run directory in a mistyped folder
+    with locked(folder / RUN_DIR, command=COMMAND):
+        check_no_links(folder)
+        yield
+
+
+def load_instances(folder: Path) -> list[dict[str, Any]]:
+    """The folder's `instances` rows, read the way a user reads them."""
+    import datasets
+
+    _check_card(folder)
     try:
         rows = datasets.load_dataset(str(folder), "instances", split="train")
     except ValueError as err:
@@ -175,11 +197,28 @@ class AuditResult:
 def run_audit(
     config: AuditConfig, backend: Backend | None = None, progress: bool = True
 ) -> AuditResult:
-    """Judge the sample (the part not yet in the log), then aggregate everything logged."""
+    """Judge the sample (the part not yet in the log), then aggregate everything logged.
+
+    The folder's lock is held meanwhile; hold `audit_lock` around this and `write_audit` too,
+    as the command does, so that the card the audit lands on is the one it sampled."""
     folder = Path(config.folder)
-    sample = draw_sample(load_instances(folder), config.sample_size, config.seed)
-    if not sample:
-        raise AuditError(f"{folder} has no instances to audit.")
+    with audit_lock(folder):
+        sample = draw_sample(load_instances(folder), config.sample_size, config.seed)
+        if not sample:
+            raise AuditError(f"{folder} has no instances to audit.")
+        judged = _judge_pending(folder, sample, config, backend, progress)
+    items = [{**item, **_outcome(judged.get(item["key"]))} for item in sample]
+    return AuditResult(items, summarize(items, config))
+
+
+def _judge_pending(
+    folder: Path,
+    sample: list[dict],
+    config: AuditConfig,
+    backend: Backend | None,
+    progress: bool,
+) -> dict[str, dict]:
+    """Every judgment of the sample: those logged before, and the rest, asked now."""
     identity = config.identity()
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
     log = RunLog(folder / AUDIT_DIR / digest, identity)
@@ -196,8 +235,7 @@ def run_audit(
                     backend.close()
     finally:
         log.close()
-    items = [{**item, **_outcome(judged.get(item["key"]))} for item in sample]
-    return AuditResult(items, summarize(items, config))
+    return judged
 
 
 def _judge(

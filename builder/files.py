@@ -10,6 +10,9 @@ Three promises rest on this module:
 - `.self-instruct/manifest.json` lists every file an export moved into the folder, written
   before the move; `--overwrite` and later exports delete those files and nothing else (a `.git`
   folder, notes or a checkpoint beside them stay).
+- Nothing else is ever taken for the tool's (`check_folder`): a run directory is a run's only if
+  it records one, a card only if the manifest lists it, and a symbolic link where the tool writes,
+  stages or deletes is refused (`check_no_links`), never followed to someone else's files.
 """
 
 from __future__ import annotations
@@ -22,10 +25,22 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from .layout import CARD, MANIFEST, RUN_DIR
+from .layout import (
+    CARD,
+    CONFIG_FILE,
+    DATA_DIR,
+    LOCK_FILE,
+    LOG_FILE,
+    MANIFEST,
+    OPTIONS_FILE,
+    PLOTS_DIR,
+    RUN_DIR,
+)
 from .logfile import write_durably
 
 HASH_CHARS = 12  # of the sha256 in a file name: names differ whenever contents do
+RECORDS = (LOG_FILE, OPTIONS_FILE, CONFIG_FILE, MANIFEST)  # what makes a run directory a run's
+WRITTEN = (RUN_DIR, CARD, DATA_DIR, PLOTS_DIR)  # the names in a folder the tool writes under
 
 
 class OutputFolderError(ValueError):
@@ -61,6 +76,13 @@ def is_inside(path: str) -> bool:
     return bool(path) and not pure.is_absolute() and ".." not in pure.parts and "\\" not in path
 
 
+def is_export_file(path: str) -> bool:
+    """A path an export or an audit writes: the card, or a file right in data/ or plots/."""
+    parts = PurePosixPath(path).parts
+    in_folders = len(parts) == 2 and parts[0] in (DATA_DIR, PLOTS_DIR)
+    return path == CARD or (in_folders and is_inside(path) and "/".join(parts) == path)
+
+
 def changed(folder: Path, records: dict[str, dict]) -> list[str]:
     """What differs between `folder` and `records` (from `describe`), one phrase per file."""
     problems = []
@@ -86,12 +108,14 @@ def read_manifest(folder: Path) -> list[str]:
         files = json.loads(path.read_text(encoding="utf-8"))["files"]
         if not isinstance(files, list):
             raise TypeError(f"'files' is {type(files).__name__}, not a list")
+        if strays := [f for f in files if not (isinstance(f, str) and is_export_file(f))]:
+            raise ValueError(f"{strays[0]!r} is no file an export writes")  # `..`, .git/HEAD
     except (ValueError, KeyError, TypeError) as err:  # written whole by us: someone edited it
         raise OutputFolderError(
             f"{path} is not a manifest written by self-instruct ({err!r}), so which files in "
             f"{folder} are the tool's is unknown: delete them yourself, or restore the file."
         ) from None
-    return [f for f in files if isinstance(f, str) and is_inside(f)]
+    return files
 
 
 def write_manifest(folder: Path, files: Iterable[str]) -> None:
@@ -119,8 +143,77 @@ def remove_files(folder: Path, files: Iterable[str]) -> list[str]:
 def remove_run(folder: Path) -> list[str]:
     """What `--overwrite` deletes: the files of the manifest, then the run directory, last, so
     that an overwrite killed midway finds the manifest again and finishes."""
+    check_no_links(folder)
     removed = remove_files(folder, read_manifest(folder))
     if (folder / RUN_DIR).exists():
         shutil.rmtree(folder / RUN_DIR)
         removed.append(f"{RUN_DIR}/")
     return removed
+
+
+def refuse_link(path: Path) -> None:
+    """Refuse a symbolic link where the tool creates, stages into or deletes files: a write or a
+    delete through it would reach files that are not the tool's (a user's folder, another run)."""
+    if path.is_symlink():
+        raise OutputFolderError(
+            f"{path} is a symbolic link: self-instruct writes and deletes only real files and "
+            "folders of its own, never through a link (it could reach someone else's files). "
+            "Remove the link, or put a real file or folder in its place, then run the command "
+            "again."
+        )
+
+
+def check_no_links(folder: Path) -> None:
+    """Refuse a link anywhere the tool writes in `folder`: the card, data/ and plots/, every entry
+    of the run directory (its log, lock, manifest, staging and audit folders), the manifest's
+    files. `folder` itself may be a link (an --output on another disk): the user chose it."""
+    for name in WRITTEN:
+        refuse_link(folder / name)
+    for root, dirs, files in os.walk(folder / RUN_DIR):  # a link to a folder is listed, not entered
+        for name in (*dirs, *files):
+            refuse_link(Path(root) / name)
+    for relative in read_manifest(folder):
+        refuse_link(folder / relative)
+
+
+def holds_run(folder: Path) -> bool:
+    """Whether `folder`'s run directory records a run: its log, options or manifest."""
+    return any((folder / RUN_DIR / name).is_file() for name in RECORDS)
+
+
+def check_folder(folder: Path) -> bool:
+    """Refuse an output folder whose files the tool could take for its own; return whether it
+    holds a run. Nothing is created or deleted.
+
+    A `.self-instruct/` that records no run (empty or holding just a lock: someone else's, or
+    left by a run killed in its first second) makes nothing beside it the tool's, and a card is
+    the tool's only if the manifest lists it: otherwise an export would replace a user's own
+    README.md, and --overwrite take their files for a run's.
+    """
+    if not folder.is_dir():
+        return False
+    check_no_links(folder)
+    if not holds_run(folder):
+        if _holds_anything(folder):
+            raise OutputFolderError(
+                f"{folder} holds other files, not a Self-Instruct run (--overwrite deletes only "
+                "a run's files): choose an empty or new --output folder."
+            )
+        return False
+    if (folder / CARD).exists() and CARD not in read_manifest(folder):
+        raise OutputFolderError(
+            f"{folder / CARD} is not a card this run exported ({folder / RUN_DIR / MANIFEST} does "
+            f"not list it), and an export would replace it: move it out of {folder}, or choose "
+            "another --output folder."
+        )
+    return True
+
+
+def _holds_anything(folder: Path) -> bool:
+    """Whether `folder` holds anything but a run directory that is empty or holds its lock."""
+    for entry in folder.iterdir():
+        if entry.name != RUN_DIR or not entry.is_dir():
+            return True
+        if any(inner.name != LOCK_FILE for inner in entry.iterdir()):
+            return True
+    return False

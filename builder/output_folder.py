@@ -9,7 +9,8 @@
 File names carry their content hash because `datasets` keys its cache for a local folder on the
 card's YAML alone (with fixed names, a folder rewritten by a later run would load the earlier
 run's rows from the cache), and so that a new export never overwrites a file the current card
-names (see `files.py`). Other files in DIR are never touched: only the manifest's are deleted.
+names (see `files.py`). Other files in DIR are never touched: only the manifest's are deleted,
+and only the manifest's are replaced.
 Running the pipeline into such a folder is `run.py`'s part.
 """
 
@@ -24,13 +25,16 @@ import datasets
 
 from .files import (
     OutputFolderError,
+    check_folder,
+    check_no_links,
     content_named,
     read_manifest,
     remove_files,
     remove_run,
     write_manifest,
 )
-from .layout import CARD, DATA_DIR, RUN_DIR
+from .layout import CARD, DATA_DIR, MANIFEST, RUN_DIR
+from .runlock import locked
 
 
 def prepare_output(folder: Path, *, resume: bool, overwrite: bool) -> list[str]:
@@ -38,29 +42,26 @@ def prepare_output(folder: Path, *, resume: bool, overwrite: bool) -> list[str]:
 
     Every check runs before anything is created or deleted, and `--overwrite` deletes only what
     earlier exports of a Self-Instruct run wrote there (its manifest) and the run directory: a
-    mistyped --output, or a `.git` folder or notes beside the data, must never cost a file.
+    mistyped --output, or a `.git` folder or notes beside the data, must never cost a file
+    (`check_folder`). The folder's lock is held throughout.
     """
     run_dir = folder / RUN_DIR
     removed: list[str] = []
-    if folder.is_dir() and any(folder.iterdir()):
-        if not run_dir.is_dir():
+    with locked(run_dir, only_if_exists=True):
+        if check_folder(folder):
+            if overwrite:
+                removed = remove_run(folder)
+            elif not resume:
+                raise OutputFolderError(
+                    f"{folder} already holds a Self-Instruct run. Pass --resume to continue it, "
+                    "--overwrite to replace it, or choose an empty --output folder."
+                )
+        elif resume:
             raise OutputFolderError(
-                f"{folder} holds other files, not a Self-Instruct run (--overwrite deletes only "
-                "a run's files): choose an empty or new --output folder."
+                f"--resume: {folder} holds no run to resume ({run_dir} records none); "
+                "run the command without --resume to start one."
             )
-        if overwrite:
-            removed = remove_run(folder)
-        elif not resume:
-            raise OutputFolderError(
-                f"{folder} already holds a Self-Instruct run. Pass --resume to continue it, "
-                "--overwrite to replace it, or choose an empty --output folder."
-            )
-    elif resume:
-        raise OutputFolderError(
-            f"--resume: {folder} holds no run to resume ({run_dir} is missing); "
-            "run the command without --resume to start one."
-        )
-    _make_writable_dir(folder)
+        _make_writable_dir(folder)
     return removed
 
 
@@ -93,10 +94,18 @@ def publish(stage: Path, folder: Path) -> None:
     every file the tool wrote on record. Each move is a rename of a content-named file, so at
     every moment the card names files that exist and hold what it records: a run killed
     mid-export leaves the previous export whole (and pushable), and its resume writes the new
-    one. Stale files are only those of earlier exports, never other files in the folder.
+    one. Stale files are only those of earlier exports, never other files in the folder; a file
+    of the same name that no export wrote (a README.md put there during the run) is refused.
     """
+    check_no_links(folder)
     staged = [p.relative_to(stage).as_posix() for p in sorted(stage.rglob("*")) if p.is_file()]
     previous = read_manifest(folder)
+    if theirs := [f for f in staged if f not in previous and os.path.lexists(folder / f)]:
+        raise OutputFolderError(
+            f"{folder / theirs[0]} is not a file an export of this run wrote ({MANIFEST} does "
+            f"not list it), and the export would replace it: move it out of {folder}, then "
+            "resume the run (--resume) to export; its rounds are kept."
+        )
     write_manifest(folder, [*previous, *staged])
     for relative in staged:
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)

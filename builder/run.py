@@ -22,12 +22,14 @@ import datasets
 from .backends import Backend, resolve_defaults
 from .builder import SelfInstruct
 from .config import PipelineConfig
+from .files import check_no_links
 from .layout import CONFIG_NAMES, RUN_DIR, STAGE_DIR
 from .output_folder import publish, write_parquet
 from .prompts import load_templates
 from .provenance import provenance
 from .records import Record
 from .rows import RowSpool
+from .runlock import locked
 from .seeds import load_seeds
 from .summary import RunSummary, summarize
 from .verbosity import quiet_datasets
@@ -75,8 +77,16 @@ def run_to_folder(
 
     `backend` generates, if rounds remain, for the first configuration's builder, whose pass
     makes every configuration's rows; without one, the pipeline loads the options' backend if
-    rounds remain, so a finished run loads no model.
+    rounds remain, so a finished run loads no model. The folder's lock is held throughout.
     """
+    with locked(folder / RUN_DIR):  # the builder's run log lets go of it before the export
+        check_no_links(folder)  # never stage into, nor empty, a linked staging folder
+        return _run_and_export(config, folder, command, backend)
+
+
+def _run_and_export(
+    config: PipelineConfig, folder: Path, command: str, backend: Backend | None
+) -> RunResult:
     from .dataset_card import render_card
 
     run_dir, stage = folder / RUN_DIR, folder / STAGE_DIR

@@ -1,12 +1,15 @@
 """One process per run directory: an exclusive lock held for the whole run, export and push.
 
 Two writers would interleave their rounds and publish duplicates, so a second process is refused
-at once (never queued) with the folder and the holder's pid. The lock is `fcntl.flock` on
-`.self-instruct/lock`: the kernel drops it when its holder dies, even by `kill -9`, so a crash
-never leaves a stale lock behind. The file also names its holder (pid, host, start time) for the
-message. Within one process the lock is re-entrant (the CLI holds it around the builder, whose run
-log takes it too); it is keyed by the lock file's inode, so a run directory deleted and made anew
-(`--overwrite`) gets a lock of its own.
+at once (never queued) with the folder and the holder's pid. Every command that writes a folder
+takes it (`generate`, `push`, `audit`), so an audit never lands on a card of an export published
+while it judged. The lock is `fcntl.flock` on `.self-instruct/lock`: the kernel drops it when its
+holder dies, even by `kill -9`, so a crash never leaves a stale lock behind. The file also names
+its holder (pid, host, command, start time) for the message; neither it nor the run directory is
+a symbolic link (refused: it would be followed to someone else's file). Within one process the
+lock is re-entrant (the CLI holds it around the builder, whose run log takes it too); it is keyed
+by the lock file's inode, so a run directory deleted and made anew (`--overwrite`) gets a lock of
+its own.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-LOCK_FILE = "lock"
+from .files import refuse_link
+from .layout import LOCK_FILE, RUN_DIR
 
 _held: dict[tuple[int, int], list[int]] = {}  # (st_dev, st_ino) -> [fd, depth]
 
@@ -30,28 +34,34 @@ class RunDirLockedError(RuntimeError):
 
 
 @contextlib.contextmanager
-def locked(run_dir: Path, *, only_if_exists: bool = False) -> Iterator[None]:
+def locked(
+    run_dir: Path, *, only_if_exists: bool = False, command: str | None = None
+) -> Iterator[None]:
     """Hold `run_dir`'s lock inside the block (creating the folder); refuse if another has it.
 
     `only_if_exists`: lock nothing if there is no run directory yet (before an output folder
-    is checked, when creating one would make a new folder look like an old run).
+    is checked, when creating one would make a new folder look like an old run). `command`
+    (`self-instruct audit`) is named to a process refused meanwhile.
     """
     if only_if_exists and not run_dir.is_dir():
         yield
         return
-    key = acquire(run_dir)
+    key = acquire(run_dir, command)
     try:
         yield
     finally:
         release(key)
 
 
-def acquire(run_dir: Path) -> tuple[int, int]:
+def acquire(run_dir: Path, command: str | None = None) -> tuple[int, int]:
     """Take the lock (or add a level to this process's hold of it); return its key."""
+    refuse_link(run_dir)  # another folder: the lock and the log would be written there
     run_dir.mkdir(parents=True, exist_ok=True)
+    for entry in run_dir.iterdir():  # the lock (emptied below), the log, the staging folder
+        refuse_link(entry)
     path = run_dir / LOCK_FILE
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # a link made since
         info = os.fstat(fd)
         key = (info.st_dev, info.st_ino)
         if key in _held:
@@ -67,6 +77,7 @@ def acquire(run_dir: Path) -> tuple[int, int]:
             break
         os.close(fd)  # unlinked between open and flock (an --overwrite): lock the new file
     holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": _now()}
+    holder |= {"command": command} if command else {}
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(holder).encode(), 0)
     _held[key] = [fd, 1]
@@ -93,18 +104,18 @@ def _names(path: Path, info: os.stat_result) -> bool:
 
 
 def _refusal(run_dir: Path, path: Path) -> str:
-    from .layout import RUN_DIR
-
     folder = run_dir.parent if run_dir.name == RUN_DIR else run_dir
     try:
         holder = json.loads(path.read_text())
-        who = f"pid {holder['pid']} on {holder['host']}, since {holder['since']}"
-    except (OSError, ValueError, TypeError, KeyError):
+        running = f"`{holder['command']}` " if holder.get("command") else ""
+        who = f"pid {holder['pid']} on {holder['host']}, {running}since {holder['since']}"
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         who = "its pid is not written yet"
     return (
         f"{folder} is in use by another self-instruct process ({who}; lock: {path}). Two "
-        "processes on one folder would interleave their rounds: wait for it to end or stop it, "
-        "then run the command again."
+        "writers of one folder would mix their work (interleaved rounds, or an audit of one "
+        "export on the card of the next): wait for it to end or stop it, then run the command "
+        "again."
     )
 
 

@@ -125,15 +125,17 @@ def write_audit(folder: Path, result: AuditResult, name: str, examples: int) -> 
 
     The new file is in place before the card names it, and an earlier audit's file goes only
     after the card stopped naming it, so the card never lists a file that is missing; only files
-    an earlier audit's card named are deleted."""
+    an earlier audit's card named are deleted. The folder's lock is held (`audit_lock`)."""
+    from self_instruct.audit import audit_lock
     from self_instruct.output_folder import write_parquet
 
-    rows = audit_rows(result.items)
-    data_file = write_parquet(rows, folder, name)
-    # The manifest names the file before the card does, so --overwrite always finds it.
-    write_manifest(folder, [*read_manifest(folder), data_file])
-    section = render_section(result.summary, failure_examples(result.items, examples), name)
-    stale = add_audit(folder, name, data_file, rows, section)
-    remove_files(folder, stale)
-    write_manifest(folder, [f for f in read_manifest(folder) if f not in stale])
+    with audit_lock(folder):
+        rows = audit_rows(result.items)
+        data_file = write_parquet(rows, folder, name)
+        # The manifest names the file before the card does, so --overwrite always finds it.
+        write_manifest(folder, [*read_manifest(folder), data_file])
+        section = render_section(result.summary, failure_examples(result.items, examples), name)
+        stale = add_audit(folder, name, data_file, rows, section)
+        remove_files(folder, stale)
+        write_manifest(folder, [f for f in read_manifest(folder) if f not in stale])
     return data_file

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import datasets
 import pytest
-from _crash import data_file, launch, run_cli
+from _crash import data_file, launch, refused, run_cli
 from huggingface_hub import DatasetCard
 from local_hub import LocalHub
+from test_folder_safety import link_to_theirs, snapshot
 
 from self_instruct import judge
 from self_instruct.audit import AUDIT_DIR, AuditConfig, draw_sample, load_instances, run_audit
@@ -213,6 +214,16 @@ def test_an_audit_is_part_of_the_version_and_overwrite_removes_it(folder, tmp_pa
     assert ours in read_manifest(folder)
     remove_run(folder)
     assert not (folder / ours).exists() and theirs.read_bytes() == b"not ours"
+
+
+@pytest.mark.parametrize("linked", ["data", ".self-instruct/audit", "README.md"])
+def test_audit_refuses_a_link_where_it_writes(folder, tmp_path, linked):
+    link = link_to_theirs(folder, linked, tmp_path / "theirs")
+    before = snapshot(tmp_path / "theirs")
+    with LocalServer(judge_app()) as server:
+        assert f"{link} is a symbolic link" in refused(audit_args(folder, server.url), "audit")
+    assert not server.app.attempts  # refused before the judge was asked anything
+    assert snapshot(tmp_path / "theirs") == before and link.is_symlink()
 
 
 def audit_log(folder: Path) -> Path | None:

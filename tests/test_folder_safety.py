@@ -1,5 +1,7 @@
 """The output folder holds other people's files too: the tool deletes only what it wrote, and a
-push after an export killed mid-publish sends one whole version (issue 13, items 2, 3 and 7).
+push after an export killed mid-publish sends one whole version (issue 13, items 2, 3 and 7);
+it writes and deletes nothing through a symbolic link, and takes nothing for its own that its
+run directory does not record (issue 23).
 
 The runs are the real CLI in a subprocess (tests/_crash.py, scripted backend); the kill is a real
 SIGKILL at the rename of the card, the one moment two exports' files sit side by side.
@@ -7,13 +9,15 @@ SIGKILL at the rename of the card, the one moment two exports' files sit side by
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import signal
 from pathlib import Path
 
 import datasets
 import pytest
-from _crash import data_rows, launch, run_cli
+from _crash import data_rows, finished_run_of, launch, refused, run_cli, wait_for_rounds
 from huggingface_hub import DatasetCard, HfApi
 from local_hub import LocalHub
 from test_hub_push import ALICE, REPO, load_rows
@@ -139,3 +143,133 @@ def test_push_after_an_export_killed_mid_publish_sends_the_old_version_whole(hub
     pushed = set(api.list_repo_files(REPO, repo_type="dataset", revision=v2.tag))
     assert pushed - {".gitattributes"} == new_files | {"README.md"}
     assert load_rows(REPO, "instances", "v2", tmp_path / "c2", ALICE) == data_rows(out)["instances"]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    return finished_run_of(RUN, tmp_path_factory.mktemp("exported"))
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def link_to_theirs(folder: Path, linked: str, theirs: Path) -> Path:
+    """Replace `linked` (a glob) in `folder` with a symbolic link to a copy in `theirs` (someone's
+    own files, or a second run's), beside a file of theirs; return the link."""
+    path = next(folder.glob(linked)) if "*" in linked else folder / linked
+    theirs.mkdir()
+    (theirs / "keep.txt").write_bytes(b"their own file")
+    target = theirs / path.name
+    if path.is_dir():
+        shutil.copytree(path, target)
+        shutil.rmtree(path)
+    elif path.exists():
+        target.write_bytes(path.read_bytes() or b"their own file")  # an emptied one shows
+        path.unlink()
+    else:
+        target = theirs  # the staging folder: a finished run has none
+    path.symlink_to(target)
+    return path
+
+
+LINKED = [
+    ".self-instruct",
+    ".self-instruct/export",
+    ".self-instruct/log.jsonl",
+    ".self-instruct/lock",
+    ".self-instruct/manifest.json",
+    "README.md",
+    "data",
+    "plots",
+    "data/instances-*.parquet",
+]
+
+
+@pytest.mark.parametrize("linked", LINKED)
+def test_a_link_where_the_tool_writes_is_refused_and_what_it_reaches_kept(
+    exported, tmp_path, linked
+):
+    out, theirs = tmp_path / "out", tmp_path / "theirs"
+    shutil.copytree(exported, out)
+    link = link_to_theirs(out, linked, theirs)
+    before = snapshot(theirs)
+    more = [*RUN[:2], "8", *RUN[3:], "--output", str(out)]
+    for extra in (["--resume"], ["--overwrite"]):
+        assert f"{link} is a symbolic link" in refused([*more, *extra])
+    assert snapshot(theirs) == before and link.is_symlink()
+
+
+def test_an_output_folder_that_is_itself_a_link_is_the_users_choice(tmp_path):
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "out").symlink_to(tmp_path / "disk")  # an --output on another disk
+    assert run_cli([*RUN, "--output", str(tmp_path / "out")]).returncode == 0
+    assert datasets.load_dataset(str(tmp_path / "disk"), "instances", split="train")
+
+
+def test_a_run_directory_that_records_no_run_makes_nothing_ours(tmp_path):
+    out = tmp_path / "out"
+    (out / ".self-instruct").mkdir(parents=True)
+    add_user_files(out)
+    (out / "README.md").write_bytes(b"# my own card\n")
+    for extra in ([], ["--resume"], ["--overwrite"]):
+        stderr = refused([*RUN, "--output", str(out), *extra])
+        assert "holds other files, not a Self-Instruct run" in stderr
+    assert_user_files_kept(out)
+    assert (out / "README.md").read_bytes() == b"# my own card\n"
+
+
+def test_a_run_directory_holding_only_its_lock_is_an_empty_folder(tmp_path):
+    out = tmp_path / "out"
+    (out / ".self-instruct").mkdir(parents=True)
+    (out / ".self-instruct" / "lock").touch()  # a run killed before it stored its options
+    done = run_cli([*RUN, "--output", str(out)])
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_card_the_run_did_not_export_is_never_replaced(tmp_path):
+    out = tmp_path / "out"
+    first = launch([*RUN[:2], "200", *RUN[3:], "--output", str(out)], {"SI_TEST_DELAY": "0.3"})
+    assert wait_for_rounds(out, 1, first)
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=60)
+    (out / "README.md").write_bytes(b"# my own card\n")  # beside a run that has no export yet
+    for extra in (["--resume"], ["--overwrite"]):
+        stderr = refused([*RUN, "--output", str(out), *extra])
+        assert f"{out / 'README.md'} is not a card this run exported" in stderr
+    assert (out / "README.md").read_bytes() == b"# my own card\n"
+
+
+def test_a_card_put_in_the_folder_during_a_run_is_not_replaced(tmp_path):
+    out = tmp_path / "out"
+    args = [*RUN[:2], "24", *RUN[3:], "--output", str(out)]
+    first = launch(args, {"SI_TEST_DELAY": "0.3"})
+    assert wait_for_rounds(out, 1, first)
+    (out / "README.md").write_bytes(b"# my own card\n")
+    _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 1 and "Traceback" not in stderr, stderr
+    assert f"{out / 'README.md'} is not a file an export of this run wrote" in stderr
+    assert (out / "README.md").read_bytes() == b"# my own card\n"
+    (out / "README.md").unlink()  # moved away, as the message says: the resume exports
+    assert run_cli([*args, "--resume"]).returncode == 0
+    assert datasets.load_dataset(str(out), "instances", split="train")
+
+
+@pytest.mark.parametrize(
+    "entry", ["../victim.txt", "VICTIM", ".git/HEAD", "notes.txt", "data/./mine.parquet"]
+)
+def test_a_manifest_naming_files_no_export_writes_deletes_nothing(exported, tmp_path, entry):
+    out, victim = tmp_path / "out", tmp_path / "victim.txt"
+    shutil.copytree(exported, out)
+    add_user_files(out)
+    victim.write_bytes(b"theirs")
+    entry = str(victim) if entry == "VICTIM" else entry
+    manifest = out / ".self-instruct" / "manifest.json"
+    files = json.loads(manifest.read_text())["files"]
+    manifest.write_text(json.dumps({"files": [*files, entry]}))
+    before = snapshot(out)
+    stderr = refused([*RUN, "--output", str(out), "--overwrite"])
+    assert "is not a manifest written by self-instruct" in stderr and repr(entry) in stderr
+    assert snapshot(out) == before and victim.read_bytes() == b"theirs"

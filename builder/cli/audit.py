@@ -20,7 +20,7 @@ then: datasets.load_dataset("my-data", "audit")"""
 
 def audit(argv: Sequence[str]) -> None:
     """`self-instruct audit DIR [options]`: judge, write the configuration and card, print."""
-    from ..audit import CONFIG_NAME, AuditConfig, run_audit
+    from ..audit import CONFIG_NAME, AuditConfig, audit_lock, run_audit
     from ..dataset_card.audit import LABELS, write_audit
 
     parser = make_parser(
@@ -32,16 +32,17 @@ def audit(argv: Sequence[str]) -> None:
         positional=("folder",),
     )
     (config,), _ = parse(parser, list(argv))
-    try:
-        result = run_audit(config)
-    except KeyboardInterrupt:
-        where = Path(config.folder) / AUDIT_DIR
-        print(
-            f"\nJudgments so far are kept in {where}: rerun the command to go on.", file=sys.stderr
-        )
-        raise
     folder = Path(config.folder)
-    data_file = write_audit(folder, result, CONFIG_NAME, config.examples)
+    with audit_lock(folder):  # no export between the sample and the card (nor a second audit)
+        try:
+            result = run_audit(config)
+        except KeyboardInterrupt:
+            print(
+                f"\nJudgments so far are kept in {folder / AUDIT_DIR}: rerun the command to go on.",
+                file=sys.stderr,
+            )
+            raise
+        data_file = write_audit(folder, result, CONFIG_NAME, config.examples)
     s = result.summary
     print(f"\nQuality audit of {folder}: {s['sample_size']} items, judge {s['judge']}")
     for key, label in LABELS.items():

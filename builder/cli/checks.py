@@ -21,8 +21,9 @@ PROBE_TIMEOUT = 10.0  # seconds; a server that is up answers these at once
 
 
 def check_output(folder: Path, *, resume: bool, overwrite: bool, push_to_hub: str | None) -> None:
-    """The folder can be written, and holds what --resume / --overwrite / neither expect."""
-    from ..files import OutputFolderError
+    """The folder can be written, and holds what --resume / --overwrite / neither expect; no
+    link or file of someone else's is where the run would write (`files.check_folder`)."""
+    from ..files import OutputFolderError, check_folder
 
     if resume and overwrite:
         raise ConfigError(
@@ -31,16 +32,11 @@ def check_output(folder: Path, *, resume: bool, overwrite: bool, push_to_hub: st
     if folder.exists() and not folder.is_dir():
         raise OutputFolderError(f"{folder} is a file, not a folder: choose another --output.")
     _check_writable(folder)
-    holds_run = (folder / RUN_DIR).is_dir()
-    if folder.is_dir() and any(folder.iterdir()) and not holds_run:
-        raise OutputFolderError(
-            f"{folder} holds other files, not a Self-Instruct run (--overwrite deletes only a "
-            "run's folder): choose an empty or new --output folder."
-        )
+    holds_run = check_folder(folder)
     if resume and not holds_run:
         raise OutputFolderError(
-            f"--resume: {folder} holds no run to resume ({folder / RUN_DIR} is missing); run the "
-            "command without --resume to start one."
+            f"--resume: {folder} holds no run to resume ({folder / RUN_DIR} records none); run "
+            "the command without --resume to start one."
         )
     if holds_run and not (resume or overwrite):
         raise OutputFolderError(

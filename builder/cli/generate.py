@@ -42,6 +42,7 @@ is not logged: run again with --resume, later, to send it again); 130 Ctrl-C, 14
 (finished rounds kept); 2 a usage error; 1 any other error."""
 
 EXIT_REQUESTS_FAILED = 75  # sysexits.h EX_TEMPFAIL: try again later (with --resume)
+COMMAND = "self-instruct generate"  # what the folder's lock names to a process it refuses
 
 
 @dataclass
@@ -114,7 +115,7 @@ def generate(argv: Sequence[str], load_backend: BackendLoader | None = None) -> 
         raise ConfigError("--repair-log repairs the run already in --output: add --resume")
     folder = Path(args.output)
     # A second process is refused before it loads a model or --overwrite deletes anything.
-    with locked(folder / RUN_DIR, only_if_exists=True):
+    with locked(folder / RUN_DIR, only_if_exists=True, command=COMMAND):
         checks.check_output(
             folder, resume=args.resume, overwrite=args.overwrite, push_to_hub=args.push_to_hub
         )
@@ -179,7 +180,7 @@ def _run(
     created = not folder.exists()
     if removed := prepare_output(folder, resume=args.resume, overwrite=args.overwrite):
         print(f"--overwrite removed from {folder}: {', '.join(removed)}", file=sys.stderr)
-    with locked(folder / RUN_DIR):  # a new folder's run directory, or an emptied one's
+    with locked(folder / RUN_DIR, command=COMMAND):  # a new folder's, or an emptied one's
         try:
             resume.save_options(folder, config)
             if args.repair_log:
