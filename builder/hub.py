@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
+from .files import check_no_links
 from .history import read_history, with_history
 from .hub_errors import Target, refusals, tag_taken
 from .hub_plan import Plan, Remote, check_target, plan_version, version_number
@@ -101,6 +102,7 @@ def push_folder(
     if create_pr and tag:
         raise PushError(f"--tag {tag} with --create-pr: a pull request is not a version yet.")
     with locked(folder / RUN_DIR, only_if_exists=True):
+        check_no_links(folder)  # the card is replaced in place: never a file a link names
         version = read_folder(folder)
         api = HfApi(token=token)
         if (token or get_token()) is None:

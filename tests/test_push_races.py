@@ -17,6 +17,7 @@ from local_hub import LocalHub
 from test_hub_push import ALICE, REPO, load_rows, make_run
 from test_push_failures import cli, one_error, tags
 
+from self_instruct.files import OutputFolderError
 from self_instruct.history import HISTORY_KEY
 from self_instruct.hub import push_folder
 from self_instruct.layout import RUN_DIR
@@ -134,3 +135,19 @@ def test_a_push_takes_the_folder_lock(hub, tmp_path):
     assert not [r for r in hub.requests if "/commit/" in r[1]]
     assert (tmp_path / "run" / "README.md").read_bytes() == card
     assert push_folder(tmp_path / "run", REPO, token=ALICE).tag == "v1"
+
+
+def test_a_push_never_writes_through_a_linked_card(hub, tmp_path):
+    """A README.md that links elsewhere (a user's own file) is refused before anything is sent:
+    the push would replace the file the link names with the new card."""
+    make_run(tmp_path / "run", 2)
+    theirs = tmp_path / "theirs.md"
+    theirs.write_bytes((tmp_path / "run" / "README.md").read_bytes())
+    (tmp_path / "run" / "README.md").unlink()
+    (tmp_path / "run" / "README.md").symlink_to(theirs)
+    before = theirs.read_bytes()
+    with pytest.raises(OutputFolderError, match="README.md"):
+        push_folder(tmp_path / "run", REPO, token=ALICE)
+    assert "README.md" in one_error(cli(["push", str(tmp_path / "run"), REPO]))
+    assert not [r for r in hub.requests if "/commit/" in r[1]]
+    assert theirs.read_bytes() == before

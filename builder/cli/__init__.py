@@ -127,5 +127,8 @@ def fail(command: str, message: str, status: int = 1) -> NoReturn:
     a message may quote a server, which may quote our key (see redaction.py)."""
     from ..redaction import redact
 
-    print(f"self-instruct {command}: error: {redact(message)}", file=sys.stderr)
+    line = f"self-instruct {command}: error: {redact(message)}"
+    if status == 1:
+        sys.exit(line)  # the exception carries the line, for callers of main() that catch it
+    print(line, file=sys.stderr)
     sys.exit(status)
