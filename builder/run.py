@@ -28,6 +28,7 @@ from .prompts import load_templates
 from .provenance import provenance
 from .records import Record
 from .rows import RowSpool
+from .runlog import record_export
 from .seeds import load_seeds
 from .summary import RunSummary, summarize
 from .verbosity import quiet_datasets
@@ -100,7 +101,7 @@ def run_to_folder(
         finally:
             spool.close()
         summary = builder.run_summary  # counted in the pass that made the rows: no re-reading
-        assert summary is not None, "a builder with a fresh cache always makes its rows"
+        assert summary is not None and builder.run_log is not None, "a fresh cache makes rows"
         spooled = {name: spool.dataset(name) for name in CONFIG_NAMES[1:]}
         sizes = {CONFIG_NAMES[0]: builder.info.splits["train"].num_examples}
         sizes |= {name: len(rows) for name, rows in spooled.items()}
@@ -120,5 +121,6 @@ def run_to_folder(
             provenance=provenance(resolve_defaults(config), command, summary.usage),
         )
         num_rows = {n: len(d) for n, d in rows.items()}
+    record_export(run_dir, builder.run_log.state)
     publish(stage, folder)
     return RunResult(folder, data_files, num_rows, funnel)

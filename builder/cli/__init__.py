@@ -38,7 +38,12 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from ..previous import PreviousVersionError
     from ..run import NothingToExportError
     from ..runlock import RunDirLockedError
-    from ..runlog import RunConfigMismatchError, RunLogDamagedError, StoredConfigError
+    from ..runlog import (
+        RunConfigMismatchError,
+        RunLogDamagedError,
+        RunLogMismatchError,
+        StoredConfigError,
+    )
     from ..seeds import SeedFileError
 
     return (
@@ -48,6 +53,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
         OutputFolderError,
         RunConfigMismatchError,
         RunLogDamagedError,
+        RunLogMismatchError,
         StoredConfigError,
         RunDirLockedError,
         NothingToExportError,
