@@ -11,9 +11,10 @@ line deleted, duplicated or edited, a key's letter or a digit changed, a round d
 swapped or missing) as surely as a line that is not JSON at all.
 
 A crash leaves less: a round is one write, fsynced, so what follows the last verified round can
-only be the start of the next one -- whole lines of its records, the last line cut short, pages
-of zeroes -- and such a torn tail is all that reopening drops. Anything else after the last
-round (a marker that does not verify, a line of another round) is damage, never dropped.
+only be the start of a round still to come -- whole lines of its records, the last line cut
+short, pages of zeroes -- and such a torn tail is all that reopening drops. Anything else after
+the last round (a marker that does not verify, a line of a round before) is damage, never
+dropped.
 
 Rounds of logs written before markers were sealed (no `sha256`) are checked by structure alone:
 their lines must be records with their keys, of the marker's round (their numbers are not
@@ -212,11 +213,11 @@ class Reader:
         """Whether `line` can be what a crash in the next round's write left."""
         if not line.data.endswith(b"\n") or b"\0" in line.data:
             return True
-        record = line.record
+        record = line.record  # a record of a round before is a copy: no write puts it there
         return (
             record is not None
             and record["type"] != ROUND
-            and (record.get(ROUND, self.expected) == self.expected or "imported_from" in record)
+            and record.get(ROUND, self.expected) >= self.expected
         )
 
     def _sealed(self, line: Line) -> Iterator[Unit | Damage]:

@@ -22,13 +22,13 @@ import datasets
 from .backends import Backend, resolve_defaults
 from .builder import SelfInstruct
 from .config import PipelineConfig
+from .exported_from import record_export
 from .layout import CONFIG_NAMES, RUN_DIR, STAGE_DIR
 from .output_folder import publish, write_parquet
 from .prompts import load_templates
 from .provenance import provenance
 from .records import Record
 from .rows import RowSpool
-from .runlog import record_export
 from .seeds import load_seeds
 from .summary import RunSummary, summarize
 from .verbosity import quiet_datasets

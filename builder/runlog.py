@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from . import runlock
-from .layout import CONFIG_FILE, EXPORTED_FROM, LOG_FILE, MANIFEST
+from .exported_from import check_export, read_export
+from .layout import CONFIG_FILE, LOG_FILE
 from .logcheck import LAST_ROUND, seal
 from .logfile import (
     ROUND,
@@ -51,10 +52,8 @@ __all__ = [
     "Record",
     "RunLog",
     "RunLogDamagedError",
-    "RunLogMismatchError",
     "check_log",
     "read_log",
-    "record_export",
 ]
 
 logger = logging.getLogger(__name__)
@@ -66,10 +65,6 @@ class RunConfigMismatchError(ValueError):
 
 class StoredConfigError(ValueError):
     """`config.json` is empty or not a JSON object; the message says how to restore it."""
-
-
-class RunLogMismatchError(ValueError):
-    """The log holds less, or other rounds, than the export beside it was built from."""
 
 
 def _records(path: Path, end: int | None = None) -> Iterator[Record]:
@@ -94,38 +89,16 @@ def read_log(run_dir: str | os.PathLike) -> Iterator[Record]:
 
 def check_log(run_dir: str | os.PathLike) -> None:
     """What reopening checks, without opening: raise `RunLogDamagedError` if the run log is
-    damaged anywhere but a torn tail, `RunLogMismatchError` if it no longer holds what the
-    export beside it was built from."""
+    damaged anywhere but a torn tail, `RunLogMismatchError` (exported_from.py) if it no longer
+    holds what the export beside it was built from."""
     run_dir = Path(run_dir)
     _check(run_dir, *_scan_for_export(run_dir))
 
 
-def record_export(run_dir: str | os.PathLike, state: LogState) -> None:
-    """Write which rounds of the log an export is built from, before the export is published
-    (the log only grows until then, so the record never claims more than it holds)."""
-    text = json.dumps({"next_round": state.next_round, "sha256": state.sha256}, indent=2)
-    write_durably(Path(run_dir) / EXPORTED_FROM, (text + "\n").encode("utf-8"))
-
-
 def _scan_for_export(run_dir: Path) -> tuple[Scan, LogState | None]:
     """The log's scan, with the digest of the rounds the folder's export was built from."""
-    exported = _exported(run_dir)
+    exported = read_export(run_dir)
     return scan(run_dir / LOG_FILE, exported.next_round if exported else None), exported
-
-
-def _exported(run_dir: Path) -> LogState | None:
-    path = run_dir / EXPORTED_FROM
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        return LogState(int(stored["next_round"]), str(stored["sha256"]))
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError) as err:  # written whole by us: someone edited it
-        raise StoredConfigError(
-            f"{path} is not what self-instruct wrote ({err!r}): it records which rounds of "
-            f"{LOG_FILE} the folder's export was built from. Restore it from a backup, or "
-            "delete it to skip that check."
-        ) from None
 
 
 def _check(run_dir: Path, found: Scan, exported: LogState | None) -> None:
@@ -133,13 +106,7 @@ def _check(run_dir: Path, found: Scan, exported: LogState | None) -> None:
     log = run_dir / LOG_FILE
     if found.damage:
         raise RunLogDamagedError(damage_message(log, found.damage))
-    if problem := _export_mismatch(run_dir, found, exported):
-        raise RunLogMismatchError(
-            f"{log} no longer matches the export beside it: the export in {run_dir.parent} was "
-            f"built from {problem}. Nothing was changed: generating again would replace the "
-            "export with other data. Restore the log from a backup to continue the run, or "
-            "pass --overwrite to discard the run and its export and start again."
-        )
+    check_export(run_dir, found, exported)
     if found.unsealed:
         logger.warning(
             "%s: %d rounds were written by an earlier version, without a hash: they are checked "
@@ -147,25 +114,6 @@ def _check(run_dir: Path, found: Scan, exported: LogState | None) -> None:
             log,
             found.unsealed,
         )
-
-
-def _export_mismatch(run_dir: Path, found: Scan, exported: LogState | None) -> str | None:
-    """What the export was built from that the log no longer holds, or None."""
-    if found.rounds:
-        holds = f"only rounds up to round {found.next_round - 1}"
-    else:
-        holds = "no round (emptied, or its header only)"
-    if exported is None:  # no record, or an export of an earlier version: it had rounds
-        if found.rounds or not (run_dir / MANIFEST).is_file():
-            return None
-        return f"its rounds, but the log holds {holds}"
-    built = f"its rounds up to round {exported.next_round - 1} (as {EXPORTED_FROM} records)"
-    if found.next_round < exported.next_round:
-        return f"{built}, but the log holds {holds}"
-    repaired = found.moved_from is not None and found.moved_from < exported.next_round
-    if found.digest_at == exported.sha256 or repaired:  # --repair-log said what it moved
-        return None
-    return f"{built}, but the log holds other rounds up to there (their hash differs)"
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

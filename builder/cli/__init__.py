@@ -33,17 +33,13 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from ..backends.http import BackendError
     from ..backends.transformers import ModelNotFoundError
     from ..config import ConfigError
+    from ..exported_from import ExportRecordError, RunLogMismatchError
     from ..files import OutputFolderError
     from ..hub import PushError
     from ..previous import PreviousVersionError
     from ..run import NothingToExportError
     from ..runlock import RunDirLockedError
-    from ..runlog import (
-        RunConfigMismatchError,
-        RunLogDamagedError,
-        RunLogMismatchError,
-        StoredConfigError,
-    )
+    from ..runlog import RunConfigMismatchError, RunLogDamagedError, StoredConfigError
     from ..seeds import SeedFileError
 
     return (
@@ -54,6 +50,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
         RunConfigMismatchError,
         RunLogDamagedError,
         RunLogMismatchError,
+        ExportRecordError,
         StoredConfigError,
         RunDirLockedError,
         NothingToExportError,
