@@ -69,10 +69,6 @@ class Line:
     record: Record | None
     problem: str | None  # why it is no valid record, or why its round does not verify
 
-    @property
-    def end(self) -> int:
-        return self.start + len(self.data)
-
 
 @dataclass(frozen=True)
 class Unit:
@@ -267,25 +263,16 @@ class Reader:
     def _unsealed(self, line: Line) -> Iterator[Unit | Damage]:
         """A round of a log of an earlier version: whatever precedes its marker, checked by
         structure (valid records of its round)."""
-        number, lines = line.record[ROUND], [*self.pending, line]
-        foreign = [
-            ln
-            for ln in self.pending
-            if ln.record
-            and ln.record.get(ROUND, number) != number
-            and "imported_from" not in ln.record
-        ]
-        if any(ln.problem for ln in self.pending) or foreign:
-            if foreign and not any(ln.problem for ln in self.pending):
-                problem = f"a record of round {foreign[0].record[ROUND]} in round {number}"
-                lines[lines.index(foreign[0])] = replace(foreign[0], problem=problem)
-            rounds = (number, number) if number >= self.expected else None
-            yield self._span(lines, rounds)
-            self.expected = max(self.expected, number + 1)
-            return
-        yield self._unit(lines, (number, number), sealed=False)
+        number = line.record[ROUND]
+        lines = [*(_of_round(ln, number) for ln in self.pending), line]
+        if any(ln.problem for ln in lines):
+            yield self._span(lines, (number, number) if number >= self.expected else None)
+            self.expected, self.pending = max(self.expected, number + 1), []
+        else:
+            yield self._unit(lines, (number, number), sealed=False)
 
     def _unit(self, lines: list[Line], rounds: tuple[int, int], *, sealed: bool) -> Unit:
+        """The unit of `lines`, its marker last; the next round must follow `rounds`."""
         records = [ln.record for ln in lines]
         self.expected = max(self.expected, rounds[1] + 1)
         self.rounds_read += 1
@@ -309,3 +296,12 @@ class Reader:
             start, span = at.start, (at.number, at.number - 1)
         data = b"".join(ln.data for ln in lines)
         return Damage(number, reason, start, data, span, rounds)
+
+
+def _of_round(line: Line, number: int) -> Line:
+    """`line`, with a problem if it is a record of a round other than `number` (an import's
+    records keep the rounds of the version they come from)."""
+    record = line.record
+    if record is None or record.get(ROUND, number) == number or "imported_from" in record:
+        return line
+    return replace(line, problem=f"a record of round {record[ROUND]} in round {number}")

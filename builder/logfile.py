@@ -26,9 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .logcheck import Damage, Line, Reader, Unit, encode, moved_marker, parse_line
-from .records import ROUND, RUN, Record
-
-__all__ = ["ROUND", "RUN", "Damage", "Record", "Unit", "encode", "parse_line"]
+from .records import Record
 
 
 class RunLogDamagedError(ValueError):

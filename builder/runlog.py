@@ -27,24 +27,19 @@ from typing import Any
 from . import runlock
 from .exported_from import check_export, read_export
 from .layout import CONFIG_FILE, LOG_FILE
-from .logcheck import LAST_ROUND, seal
+from .logcheck import LAST_ROUND, Damage, encode, seal
 from .logfile import (
-    ROUND,
-    RUN,
-    Damage,
     LogState,
-    Record,
     Repair,
     RunLogDamagedError,
     Scan,
     damage_message,
-    encode,
     repair,
     scan,
     units,
     write_durably,
 )
-from .records import USAGE_KEYS, RunHeader
+from .records import ROUND, RUN, USAGE_KEYS, Record, RunHeader
 
 __all__ = [
     "ROUND",

@@ -291,6 +291,22 @@ def test_a_tail_no_crash_can_leave_is_damage_not_dropped(tmp_path, tail, line):
     assert (tmp_path / "log.jsonl").read_bytes() == whole + tail
 
 
+def test_a_damaged_round_of_an_earlier_version_is_moved_aside_alone(tmp_path):
+    whole = _log_of_two_rounds(tmp_path)
+    lines = [json.loads(line) for line in whole.splitlines()]
+    for record in lines:
+        record.pop("records", None)
+        record.pop("sha256", None)
+    lines = [(json.dumps(r) + "\n").encode() for r in lines]
+    lines[1] = lines[1].replace(b'"reason"', b'"reasom"')
+    (tmp_path / "log.jsonl").write_bytes(b"".join(lines))
+    with pytest.raises(RunLogDamagedError, match="line 2: a rejected record without its 'reason'"):
+        list(read_log(tmp_path))
+    done = RunLog(tmp_path, {"seed": 1}).repair()
+    assert [(d.lines, d.rounds) for d in done.spans] == [((2, 3), (0, 0))]
+    assert [r["round"] for r in read_log(tmp_path)] == [0, 1, 1]
+
+
 def test_each_round_verifies_on_its_own(tmp_path):
     """Round 0 damaged, round 1 intact: only round 0 is moved aside, and marked so."""
     whole = _log_of_two_rounds(tmp_path)
