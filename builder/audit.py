@@ -246,16 +246,16 @@ def _judge(
     judged: dict[str, dict] = {}
     bar = tqdm(total=len(pending), desc="Judged", unit="item", disable=not progress)
     size = config.backend_config().batch_size
-    for batch_number, start in enumerate(range(0, len(pending), size)):
-        batch = pending[start : start + size]
+    for start in range(0, len(pending), size):
+        batch, round_ = pending[start : start + size], log.next_round  # the log's rounds go on
         prompts = [judge.audit_prompt(i["instruction"], i["input"], i["output"]) for i in batch]
         results = judge.ask(backend, prompts, params, judge.parse_audit)
         records = [
-            _record(item["key"], result)
+            _record(item["key"], round_, result)
             for item, result in zip(batch, results, strict=True)
             if result["failure"] != judge.REQUEST_FAILED  # not logged: asked again on resume
         ]
-        marker = {"round": batch_number, "asked": len(batch), "judged": len(records)}
+        marker = {"round": round_, "asked": len(batch), "judged": len(records)}
         log.append_round(records, marker)
         judged |= {r["key"]: r for r in records}
         bar.update(len(batch))
@@ -263,10 +263,11 @@ def _judge(
     return judged
 
 
-def _record(key: str, result: dict[str, Any]) -> Judgment:
+def _record(key: str, round_: int, result: dict[str, Any]) -> Judgment:
     verdicts = result["verdict"] or []
     return {
         "type": JUDGMENT,
+        "round": round_,
         "key": key,
         "answers": [v.answer == "yes" for v in verdicts] or None,
         "reasons": [v.reason for v in verdicts] or None,

@@ -30,6 +30,7 @@ from .layout import CONFIG_DESCRIPTIONS, CONFIG_NAMES, DEFAULT_CONFIG
 from .pipeline import Pipeline, run_identity
 from .prompts import load_templates
 from .rows import FEATURES, RowSpool, rows_of, seed_sft_rows
+from .runlog import RunLog
 from .seeds import load_seeds, prompting_seeds
 from .summary import RunSummary
 
@@ -78,10 +79,12 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
         `spool` receives the rows of its configurations in this builder's pass over the run log,
         so that one replay of the log makes every configuration of an export.
         `run_summary` is the run's `RunSummary` once a pass has started (the counts of its whole
-        log when the pass is over): an export takes its funnel and usage from it."""
+        log when the pass is over): an export takes its funnel and usage from it, and from
+        `run_log` the state of the log it was built from."""
         self.backend_instance = backend_instance
         self.spool = spool
         self.run_summary: RunSummary | None = None
+        self.run_log: RunLog | None = None
         super().__init__(*args, **kwargs)
         # datasets sets config kwargs on a copy of a predefined config, after its __post_init__
         self.config.validate()
@@ -110,7 +113,7 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
         """The rows of the run's records: replayed from the log, then generated if due."""
         config = self.config.pipeline_config()
         pipeline = Pipeline(config, self._run_dir(), backend=self.backend_instance)
-        self.run_summary = pipeline.summary
+        self.run_summary, self.run_log = pipeline.summary, pipeline.log
         logger.info("Self-Instruct run directory: %s", pipeline.log.dir)
         for record in pipeline:
             if self.spool is not None:

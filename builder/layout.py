@@ -34,5 +34,6 @@ LOG_FILE = "log.jsonl"  # in RUN_DIR: the run log
 OPTIONS_FILE = "options.json"  # in RUN_DIR: every option, so that --resume needs none
 MANIFEST = "manifest.json"  # in RUN_DIR: the files exports moved into the folder
 LOCK_FILE = "lock"  # in RUN_DIR: held by the one process that writes the folder
+EXPORTED_FROM = "exported-from.json"  # in RUN_DIR: the rounds of the log the export was built from
 STAGE_DIR = f"{RUN_DIR}/export"  # an export is written here, then moved into place
 AUDIT_DIR = f"{RUN_DIR}/audit"  # the audit's own run log

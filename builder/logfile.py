@@ -3,18 +3,19 @@
     line 1        {"type": "run", "identity": {...}}      the options that decide the data
     then, per round: its `instruction` and `rejected` records, then its `round` marker
 
-A crash can only ever leave a torn *tail*: the pipeline writes one round at a time and fsyncs it,
-so whatever follows the last valid marker is a round that never finished, and reopening may cut
-it. A bad line with a valid marker after it is something else (a disk error, an editor, a copy
-cut short): the rounds after it are intact, so nothing is cut silently; readers raise
-`RunLogDamagedError` naming the line, and `repair` moves the damaged round(s) into a file of their
-own and keeps every complete round before and after them.
+Each marker seals its round (its number, record count and hash: logcheck.py), so every round is
+verified on its own. A crash can only ever leave a torn *tail*: the pipeline writes one round at
+a time and fsyncs it, so whatever follows the last verified round and could be the start of the
+next one is a round that never finished, and reopening may cut it. Anything else is damage (a
+disk error, an editor, a copy cut short): nothing is cut silently; readers raise
+`RunLogDamagedError` naming the line, and `repair` moves the damaged lines into a file of their
+own, keeps every verified round, and marks the rounds it moved aside in the log.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import hashlib
 import os
 import stat
 import tempfile
@@ -22,38 +23,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from .records import ROUND, ROUND_RECORDS, RUN, Record
-
-_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+from .logcheck import Damage, Line, Reader, Unit, encode, moved_marker, parse_line
+from .records import Record
 
 
 class RunLogDamagedError(ValueError):
-    """A line before the log's last complete round is not a valid record; nothing was changed."""
+    """A line of the log is no part of a verified round, nor a torn tail; nothing was changed."""
 
 
 @dataclass(frozen=True)
-class Damage:
-    """A damaged span: from the end of the last good unit through the next valid round marker."""
+class LogState:
+    """The rounds of a log, as an export records what it was built from: one past the last
+    round's number, and the sha256 of the rounds' bytes (every line after the header)."""
 
-    line: int  # the first bad line (1-based)
-    reason: str
-    start: int  # byte offsets of the span a repair moves aside
-    end: int
-    lines: tuple[int, int]  # its first and last line
-
-
-@dataclass(frozen=True)
-class Unit:
-    """The run header, or one complete round (its records, its marker last), with its bytes."""
-
-    records: list[Record]
-    start: int
-    end: int
-
-    @property
-    def is_header(self) -> bool:
-        return self.records[0]["type"] == RUN
+    next_round: int
+    sha256: str
 
 
 @dataclass
@@ -61,76 +47,56 @@ class Scan:
     """Everything about a log file that reopening or repairing it needs, in one pass."""
 
     header: Record | None = None
-    end: int = 0  # bytes up to the last complete unit: what follows is a torn tail
+    end: int = 0  # bytes up to the last unit: what follows is a torn tail
     rounds: int = 0
+    next_round: int = 0
+    unsealed: int = 0  # rounds written before rounds were sealed (checked by structure only)
+    moved_from: int | None = None  # the first round a repair marked as moved aside
     damage: list[Damage] = field(default_factory=list)
+    digest: Any = field(default_factory=hashlib.sha256)  # of the rounds' bytes so far
+    digest_at: str | None = None  # of the rounds before `scan`'s `at`
+
+    @property
+    def state(self) -> LogState:
+        return LogState(self.next_round, self.digest.hexdigest())
 
 
 def units(path: Path) -> Iterator[Unit | Damage]:
-    """The log's units in file order, streamed; a damaged span comes as one `Damage`.
+    """The log's units in file order, streamed; each damaged span comes as one `Damage`.
 
-    Lines after the last valid marker (a round that never finished) yield nothing.
+    A torn tail (the start of a round that never finished) yields nothing.
     """
     if not path.exists():
         return
-    pending: list[Record] = []
-    start = offset = 0
-    bad: tuple[int, str] | None = None  # the first bad line since the last good unit
-    first_line = 1
+    reader = Reader()
+    offset = 0
     with path.open("rb") as f:
-        for number, line in enumerate(f, 1):
-            offset += len(line)
-            record, problem = parse_line(line, header=number == 1)
-            if problem is not None:
-                bad = bad or (number, problem)
-            elif record["type"] in (RUN, ROUND):  # a unit ends here
-                pending.append(record)
-                if bad is None:
-                    yield Unit(pending, start, offset)
-                else:
-                    yield Damage(*bad, start, offset, (first_line, number))
-                pending, bad, start, first_line = [], None, offset, number + 1
-            else:
-                pending.append(record)
+        for number, data in enumerate(f, 1):
+            record, problem = parse_line(data, header=number == 1)
+            yield from reader.feed(Line(number, offset, data, record, problem))
+            offset += len(data)
+    yield from reader.finish()
 
 
-def parse_line(line: bytes, *, header: bool) -> tuple[Record | None, str | None]:
-    """(record, None) for a valid line, else (None, what is wrong with it)."""
-    if not line.endswith(b"\n"):
-        return None, "a line cut short (no newline at its end)"
-    if b"\0" in line:
-        return None, "zeroed bytes"
-    try:
-        record = json.loads(line)
-    except UnicodeDecodeError:
-        return None, "not valid UTF-8"
-    except ValueError:
-        return None, "not valid JSON (a line cut short or overwritten)"
-    if not isinstance(record, dict):
-        kind = _JSON_TYPES.get(type(record), "null")
-        return None, f"a JSON {kind} where a record object belongs"
-    expected = {RUN} if header else ROUND_RECORDS
-    if record.get("type") not in expected:
-        where = "the run header" if header else "a round's record"
-        return None, f"a record of type {record.get('type')!r} where {where} belongs"
-    if record["type"] == ROUND and not isinstance(record.get(ROUND), int):
-        return None, "a round marker without a round number"
-    if record["type"] == RUN and not isinstance(record.get("identity"), dict):
-        return None, "a run header without the run's options"
-    return record, None
-
-
-def scan(path: Path) -> Scan:
-    """One pass over the log: its header, where its complete units end, every damaged span."""
+def scan(path: Path, at: int | None = None) -> Scan:
+    """One pass over the log: its header, its rounds, every damaged span; with `at`, the digest
+    of its rounds before round `at` (what an export built from them recorded)."""
     result = Scan()
     for unit in units(path):
+        result.end = unit.end
         if isinstance(unit, Damage):
             result.damage.append(unit)
         elif unit.is_header:
             result.header = unit.records[0]
         else:
             result.rounds += 1
-        result.end = unit.end
+            result.next_round = unit.rounds[1] + 1
+            result.unsealed += not unit.sealed
+            if unit.moved and result.moved_from is None:
+                result.moved_from = unit.rounds[0]
+            result.digest.update(unit.data)
+            if result.next_round == at:
+                result.digest_at = result.digest.hexdigest()
     return result
 
 
@@ -139,18 +105,13 @@ def damage_message(path: Path, damage: list[Damage]) -> str:
     first = damage[0]
     more = f" (and {len(damage) - 1} more damaged span(s) after it)" if len(damage) > 1 else ""
     return (
-        f"{path}, line {first.line}: {first.reason}{more}. The rounds after it are intact and "
-        "nothing was changed. To keep every complete round, run `self-instruct generate` on "
-        "this folder with the run's options and --resume --repair-log: it moves the damaged "
-        f"round(s) (lines {first.lines[0]}-{first.lines[1]}) aside into a file of their own. Or "
+        f"{path}, line {first.line}: {first.reason}{more}. Every other round verifies and "
+        "nothing was changed. To keep them all, run `self-instruct generate` on this folder "
+        "with the run's options and --resume --repair-log: it moves what does not verify ("
+        + "; ".join(d.where() for d in damage)
+        + ") aside into a file of its own, and those rounds are not generated again. Or "
         "restore the file from a backup."
     )
-
-
-def require_intact(path: Path) -> None:
-    """Raise `RunLogDamagedError` if the log has damage before its last complete round."""
-    if damage := scan(path).damage:
-        raise RunLogDamagedError(damage_message(path, damage))
 
 
 @dataclass(frozen=True)
@@ -165,17 +126,21 @@ class Repair:
     def __str__(self) -> str:
         if self.moved_to is None:
             return f"{self.log} has no damage; nothing to repair."
-        spans = ", ".join(f"lines {d.lines[0]}-{d.lines[1]} ({d.reason})" for d in self.spans)
+        spans = "; ".join(f"{d.where()} ({d.reason})" for d in self.spans)
+        header = " and wrote its run header again" if self.spans[0].is_header else ""
         return (
-            f"moved {spans} of {self.log} to {self.moved_to}; kept {self.rounds_kept} complete "
-            "rounds. The rounds moved aside are not generated again."
+            f"moved {spans} of {self.log} aside to {self.moved_to}{header}; kept "
+            f"{self.rounds_kept} verified rounds. The rounds moved aside are marked so in the "
+            "log and are not generated again."
         )
 
 
 def repair(path: Path, header: Record) -> Repair:
     """Move every damaged span into `damaged-<UTC time>.jsonl` beside the log; keep the rest.
 
-    `header` replaces the run header when the damage took it. The damaged bytes are made durable
+    `header` replaces a damaged run header (and only it: the rounds after it verify without
+    it). Where a span held rounds, a marker of no records takes their numbers and names the
+    side file, so the rounds still follow one another. The damaged bytes are made durable
     first, then the log is rewritten through a temporary file and a rename, so a crash at any
     point leaves either the old log or the repaired one (never a log missing a span that is not
     safe in the side file). A torn tail is dropped, as reopening would.
@@ -183,27 +148,19 @@ def repair(path: Path, header: Record) -> Repair:
     found = scan(path)
     if not found.damage:
         return Repair(path, None, [], found.rounds)
-    data = path.read_bytes()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     moved_to = path.with_name(f"damaged-{stamp}.jsonl")
-    write_durably(moved_to, b"".join(data[d.start : d.end] for d in found.damage))
+    write_durably(moved_to, b"".join(d.data for d in found.damage))
     kept = bytearray()
-    if found.header is None:
-        kept += _line(header)
     for unit in units(path):
         if isinstance(unit, Unit):
-            kept += data[unit.start : unit.end]
+            kept += unit.data
+        elif unit.is_header:
+            kept += encode([header])
+        elif unit.rounds is not None:
+            kept += moved_marker(*unit.rounds, moved_to.name)
     write_durably(path, bytes(kept))
     return Repair(path, moved_to, found.damage, found.rounds)
-
-
-def _line(record: Record) -> bytes:
-    return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def encode(records: list[Record]) -> bytes:
-    """Records as log lines (UTF-8 JSON, one a line)."""
-    return b"".join(_line(record) for record in records)
 
 
 def write_durably(path: Path, data: bytes) -> None:

@@ -8,7 +8,8 @@ every writer and reader of the log agree on, and the tags are the only spelling 
     instruction  an accepted instruction, with its instances (`Instruction`)
     rejected     an instruction a filter dropped, with the reason (`Rejected`)
     judgment     an audit's verdict on one instance (`Judgment`, audit logs only)
-    round        the marker that closes a round, with its counts and usage (`RoundMarker`)
+    round        the marker that closes a round, with its counts and usage (`RoundMarker`); it
+                 seals the round too (its record count and hash, see logcheck.py)
 """
 
 from __future__ import annotations
@@ -30,6 +31,30 @@ USAGE_KEYS = ("requests", "failed_requests", "prompt_tokens", "completion_tokens
 # Characters of a rejected text kept in the run log: enough to see why it was rejected. A server
 # that answers 10 MB would otherwise grow the log by as much per rejected item.
 MAX_REJECTED_CHARS = 2_000
+# The keys each kind of round record must have, and those of the objects in its lists: what the
+# readers index (summary, replay, rows). Written out because `TypedDict.__required_keys__` is
+# wrong under `from __future__ import annotations` on Python 3.11 (every key looks required).
+REQUIRED_KEYS = {
+    INSTRUCTION: (
+        "id",
+        "round",
+        "instruction",
+        "max_rouge_l",
+        "mean_rouge_l",
+        "most_similar",
+        "prompt_instructions",
+        "is_classification",
+        "instances",
+        "rejected_instances",
+    ),
+    REJECTED: ("round", "text", "reason"),
+    JUDGMENT: ("key", "answers", "reasons", "failure", "raw", "error"),
+}
+LIST_KEYS = {
+    "instances": ("input", "output"),
+    "rejected_instances": ("input", "output", "reason"),
+    "most_similar": ("instruction", "rouge_l"),
+}
 
 
 class RunHeader(TypedDict):
@@ -78,6 +103,7 @@ class Rejected(TypedDict):
 
 class Judgment(TypedDict):
     type: Literal["judgment"]
+    round: NotRequired[int]  # absent from audit logs written before rounds were sealed
     key: str  # audit.item_key of the instance judged
     answers: list[bool] | None
     reasons: list[str] | None
@@ -87,10 +113,19 @@ class Judgment(TypedDict):
 
 
 class RoundMarker(TypedDict):
-    """Closes a round; a generation round's counts and usage, or an audit batch's counts."""
+    """Closes a round; a generation round's counts and usage, or an audit batch's counts.
+
+    `records` and `sha256` seal it (logcheck.py); a marker that `--repair-log` wrote in place of
+    rounds it moved aside has no records, and says which rounds (`round` to `last_round`) and
+    where they went (`moved_to`).
+    """
 
     type: Literal["round"]
     round: int
+    records: NotRequired[int]  # the record lines of the round, before its marker
+    sha256: NotRequired[str]  # of the round's bytes (absent from logs of earlier versions)
+    last_round: NotRequired[int]
+    moved_to: NotRequired[str]
     accepted: NotRequired[int]
     rejected: NotRequired[int]
     imported: NotRequired[int]  # the round that holds an earlier version's rows

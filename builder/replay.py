@@ -43,7 +43,7 @@ class Replay:
                     self.prompts.append(record["prompt"])
                 if "imported_from" in record or self.summary.accepted <= self.summary.kept:
                     yield record
-            elif record["type"] == ROUND:
+            elif record["type"] == ROUND and "moved_to" not in record:  # not rounds moved aside
                 self.accepts[record[ROUND]] = -1 if record.get("imported") else record["accepted"]
 
     def history(self) -> History:

@@ -22,6 +22,7 @@ import datasets
 from .backends import Backend, resolve_defaults
 from .builder import SelfInstruct
 from .config import PipelineConfig
+from .exported_from import record_export
 from .files import check_no_links
 from .layout import CONFIG_NAMES, RUN_DIR, STAGE_DIR
 from .output_folder import publish, write_parquet
@@ -110,7 +111,7 @@ def _run_and_export(
         finally:
             spool.close()
         summary = builder.run_summary  # counted in the pass that made the rows: no re-reading
-        assert summary is not None, "a builder with a fresh cache always makes its rows"
+        assert summary is not None and builder.run_log is not None, "a fresh cache makes rows"
         spooled = {name: spool.dataset(name) for name in CONFIG_NAMES[1:]}
         sizes = {CONFIG_NAMES[0]: builder.info.splits["train"].num_examples}
         sizes |= {name: len(rows) for name, rows in spooled.items()}
@@ -130,5 +131,6 @@ def _run_and_export(
             provenance=provenance(resolve_defaults(config), command, summary.usage),
         )
         num_rows = {n: len(d) for n, d in rows.items()}
+    record_export(run_dir, builder.run_log.state)
     publish(stage, folder)
     return RunResult(folder, data_files, num_rows, funnel)

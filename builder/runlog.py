@@ -3,11 +3,13 @@
 A run directory holds `log.jsonl` (see logfile.py for its layout) and `config.json`, a readable
 copy of the log's run header: the options that decide the data. Reopening compares both with the
 options given, and restores a deleted `config.json` from the header. The pipeline appends one
-round at a time -- every accepted and rejected item of the round, then a `round` marker -- in one
-write, then fsyncs it. A write that fails (disk full, a signal) is cut back off at once; on
-reopening, records after the last marker (a round interrupted by `kill -9` or a power cut,
-possibly with a torn last line) are cut off too, so a round is either wholly in the log or not at
-all, and the resumed run redoes it. Damage anywhere before that stops the run and changes nothing.
+round at a time -- every accepted and rejected item of the round, then the `round` marker that
+seals it -- in one write, then fsyncs it. A write that fails (disk full, a signal) is cut back off
+at once; on reopening, a torn tail (a round interrupted by `kill -9` or a power cut, possibly
+with a torn last line) is cut off too, so a round is either wholly in the log or not at all, and
+the resumed run redoes it. Any other damage stops the run and changes nothing, and so does a log
+that holds less than the export beside it was built from (`exported-from.json`, written by each
+export): an emptied or shortened log is never generated again silently.
 Records are streamed back from the file, never held in memory, so memory stays flat however long
 the run.
 """
@@ -16,29 +18,28 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from . import runlock
+from .exported_from import check_export, read_export
 from .layout import CONFIG_FILE, LOG_FILE
+from .logcheck import LAST_ROUND, Damage, encode, seal
 from .logfile import (
-    ROUND,
-    RUN,
-    Damage,
-    Record,
+    LogState,
     Repair,
     RunLogDamagedError,
+    Scan,
     damage_message,
-    encode,
     repair,
-    require_intact,
     scan,
     units,
     write_durably,
 )
-from .records import USAGE_KEYS, RunHeader
+from .records import ROUND, RUN, USAGE_KEYS, Record, RunHeader
 
 __all__ = [
     "ROUND",
@@ -49,6 +50,8 @@ __all__ = [
     "check_log",
     "read_log",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 class RunConfigMismatchError(ValueError):
@@ -80,8 +83,32 @@ def read_log(run_dir: str | os.PathLike) -> Iterator[Record]:
 
 
 def check_log(run_dir: str | os.PathLike) -> None:
-    """Raise `RunLogDamagedError` if the run log is damaged anywhere but a torn tail."""
-    require_intact(Path(run_dir) / LOG_FILE)
+    """What reopening checks, without opening: raise `RunLogDamagedError` if the run log is
+    damaged anywhere but a torn tail, `RunLogMismatchError` (exported_from.py) if it no longer
+    holds what the export beside it was built from."""
+    run_dir = Path(run_dir)
+    _check(run_dir, *_scan_for_export(run_dir))
+
+
+def _scan_for_export(run_dir: Path) -> tuple[Scan, LogState | None]:
+    """The log's scan, with the digest of the rounds the folder's export was built from."""
+    exported = read_export(run_dir)
+    return scan(run_dir / LOG_FILE, exported.next_round if exported else None), exported
+
+
+def _check(run_dir: Path, found: Scan, exported: LogState | None) -> None:
+    """Damage first, then the export; a log of an earlier version gets a one-line notice."""
+    log = run_dir / LOG_FILE
+    if found.damage:
+        raise RunLogDamagedError(damage_message(log, found.damage))
+    check_export(run_dir, found, exported)
+    if found.unsealed:
+        logger.warning(
+            "%s: %d rounds were written by an earlier version, without a hash: they are checked "
+            "by structure only (a line deleted or edited there may go unnoticed).",
+            log,
+            found.unsealed,
+        )
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -120,6 +147,8 @@ class RunLog:
         self.dir = Path(run_dir)
         self.config = config
         self._end = 0  # bytes of complete units in the log
+        self._digest: Any = None  # of the rounds' bytes (see `state`)
+        self.next_round = 0  # the number the next round appended must carry
         self._fd: int | None = None
         self._lock: tuple[int, int] | None = None
 
@@ -130,15 +159,15 @@ class RunLog:
     def open(self) -> Iterator[Record]:
         """Create the run directory or reopen it; return the records of its complete rounds.
 
-        Everything is checked before anything is written: damage or other options leave the
-        directory exactly as it was.
+        Everything is checked before anything is written: damage, other options or a log that
+        no longer matches the export beside it leave the directory exactly as it was.
         """
         self._lock = runlock.acquire(self.dir)
         try:
-            found = scan(self.log_path)
-            if found.damage:
-                raise RunLogDamagedError(damage_message(self.log_path, found.damage))
+            found, exported = _scan_for_export(self.dir)
+            _check(self.dir, found, exported)
             self._check_identity(found.header)
+            self._digest, self.next_round = found.digest, found.next_round
             self._fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.ftruncate(self._fd, found.end)  # drop a round that never finished
             self._end = found.end
@@ -184,9 +213,18 @@ class RunLog:
             self._check_identity(found.header)
             return repair(self.log_path, self._header())
 
-    def append_round(self, records: list[Record], marker: Record) -> None:
-        """Write one round's records and its marker durably (write + fsync) in one go."""
-        self._append(encode([*records, {**marker, "type": ROUND}]))
+    def append_round(self, records: list[Record], marker: dict[str, Any]) -> None:
+        """Write one round's records and the marker that seals them durably (write + fsync),
+        in one go."""
+        data = seal(records, marker)
+        self._append(data)
+        self._digest.update(data)
+        self.next_round = marker.get(LAST_ROUND, marker[ROUND]) + 1
+
+    @property
+    def state(self) -> LogState:
+        """The rounds logged so far: what an export built from them records."""
+        return LogState(self.next_round, self._digest.hexdigest())
 
     def _append(self, data: bytes) -> None:
         """Append whole units durably. If anything stops the write (a full disk, Ctrl-C,

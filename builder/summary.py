@@ -58,8 +58,8 @@ class RunSummary:
         elif kind == REJECTED:
             self.rejected[record["reason"]] += 1
         elif kind == ROUND:
-            self.rounds += 1
-            self.next_round = max(self.next_round, record[ROUND] + 1)
+            self.rounds += 1  # a repair's marker of rounds moved aside too: they are done
+            self.next_round = max(self.next_round, record.get("last_round", record[ROUND]) + 1)
             busy = record.get("accepted") or record.get("imported")
             self.idle_rounds = 0 if busy else self.idle_rounds + 1
             for key in USAGE_KEYS:  # a token count is None where a server did not count

@@ -21,6 +21,7 @@ DECLARED = {
     layout.MANIFEST,
     layout.STAGE_DIR,
     layout.AUDIT_DIR,
+    layout.EXPORTED_FROM,
 }
 # The run log's own module keeps its constants until the run-log rewrite imports them from here.
 EXEMPT = {"layout.py"}

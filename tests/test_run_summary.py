@@ -78,7 +78,12 @@ def test_summary_counts_what_the_log_holds(tmp_path, scripted_backend):
 def test_summary_counts_idle_rounds_at_the_end_and_imports_apart(tmp_path):
     log = runlog.RunLog(tmp_path, {"any": "options"})
     log.open()
-    imported = {"type": INSTRUCTION, "instances": [{"input": "", "output": "x"}] * 2}
+    imported = {
+        "type": INSTRUCTION,
+        **dict.fromkeys(("id", "instruction", "max_rouge_l", "mean_rouge_l"), ""),
+        **{"round": 0, "most_similar": [], "prompt_instructions": [], "is_classification": False},
+        **{"instances": [{"input": "", "output": "x"}] * 2, "rejected_instances": []},
+    }
     log.append_round([{**imported, "imported_from": "me/v1"}], {"round": 0, "imported": 1})
     for round_, accepted in [(1, 0), (2, 1), (3, 0), (4, 0)]:
         rejected = {"type": REJECTED, "round": round_, "text": "x", "reason": "too_short"}

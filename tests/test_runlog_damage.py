@@ -2,7 +2,8 @@
 
 Only a torn tail (a round that never finished, at the end of the file) may be dropped on
 reopening. A bad line with complete rounds after it stops `--resume`, `stats` and every reader,
-changing nothing; `--repair-log` moves the damaged round aside and keeps all the others.
+changing nothing; `--repair-log` moves the damaged round aside, marks it so in the log, and keeps
+all the others (damage that leaves valid JSON: test_runlog_verify.py).
 """
 
 from __future__ import annotations
@@ -88,8 +89,17 @@ def test_repair_log_moves_the_damaged_round_aside_and_keeps_every_other(run_fold
     damaged_lines = damaged.splitlines(keepends=True)
     (moved,) = (run_folder / RUN_DIR).glob("damaged-*.jsonl")
     assert moved.read_bytes() == b"".join(damaged_lines[span[0] : span[-1] + 1])
-    kept = b"".join(line for i, line in enumerate(damaged_lines) if i not in span)
-    assert log.read_bytes().startswith(kept)  # every other round, byte for byte, then new ones
+    lines = log.read_bytes().splitlines(keepends=True)
+    assert json.loads(lines[span[0]]) == {  # in round 2's place: where it went
+        "round": 2,
+        "last_round": 2,
+        "moved_to": moved.name,
+        "records": 0,
+        "sha256": json.loads(lines[span[0]])["sha256"],
+        "type": "round",
+    }
+    kept = [line for i, line in enumerate(damaged_lines) if i not in span]
+    assert (lines[: span[0]] + lines[span[0] + 1 :])[: len(kept)] == kept  # byte for byte
 
     rows = data_rows(run_folder)["instructions"]
     kept_ids = [row["id"] for row in before_rows if row["round"] != 2]
@@ -119,7 +129,8 @@ def test_empty_or_non_object_config_gets_one_message(run_folder, content, what):
 
 
 def test_repair_rebuilds_a_damaged_run_header(tmp_path):
-    """Line 1 zeroed: refused; the repair moves it and round 0 aside, writes the header again."""
+    """Line 1 zeroed: refused; the repair moves it aside alone and writes the header again:
+    round 0 verifies without it, so it is kept (it used to be moved aside with it)."""
     from self_instruct.runlog import RunLog
 
     log = RunLog(tmp_path, {"seed": 1})
@@ -134,10 +145,11 @@ def test_repair_rebuilds_a_damaged_run_header(tmp_path):
     with pytest.raises(RunLogDamagedError, match="line 1: zeroed bytes"):
         RunLog(tmp_path, {"seed": 1}).open()
     done = RunLog(tmp_path, {"seed": 1}).repair()
-    assert [d.lines for d in done.spans] == [(1, 3)] and done.rounds_kept == 2
-    assert path.read_bytes() == lines[0] + b"".join(lines[3:])
+    assert [d.lines for d in done.spans] == [(1, 1)] and done.rounds_kept == 3
+    assert path.read_bytes() == b"".join(lines)
+    assert (tmp_path / str(done.moved_to.name)).read_bytes() == DAMAGE["zeroed_bytes"](lines[0])
     reopened = RunLog(tmp_path, {"seed": 1})
-    assert [r["round"] for r in reopened.open()] == [1, 1, 2, 2]
+    assert [r["round"] for r in reopened.open()] == [0, 0, 1, 1, 2, 2]
     reopened.close()
 
 

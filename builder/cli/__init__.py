@@ -33,6 +33,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from ..backends.http import BackendError
     from ..backends.transformers import ModelNotFoundError
     from ..config import ConfigError
+    from ..exported_from import ExportRecordError, RunLogMismatchError
     from ..files import OutputFolderError
     from ..hub import PushError
     from ..previous import PreviousVersionError
@@ -48,6 +49,8 @@ def expected_errors() -> tuple[type[BaseException], ...]:
         OutputFolderError,
         RunConfigMismatchError,
         RunLogDamagedError,
+        RunLogMismatchError,
+        ExportRecordError,
         StoredConfigError,
         RunDirLockedError,
         NothingToExportError,

@@ -67,9 +67,10 @@ class GenerateArguments:
     repair_log: bool = field(
         default=False,
         metadata={
-            "help": "With --resume: move the damaged round(s) of a damaged run log aside (into "
-            ".self-instruct/damaged-<time>.jsonl), keep every complete round before and after "
-            "them, then continue the run."
+            "help": "With --resume: move the lines of a damaged run log that do not verify aside "
+            "(into .self-instruct/damaged-<time>.jsonl), keep every round that does (a damaged "
+            "run header is written again from the options), then continue the run; the rounds "
+            "moved aside are not generated again."
         },
     )
     push_to_hub: str | None = field(
