@@ -57,6 +57,10 @@ def run_cli(
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
+# The scripted run the run-log tests damage and repair: enough rounds to damage one mid-log.
+LOGGED_RUN = ["generate", "--num-instructions", "30", "--batch-size", "2", "--seed", "5"]
+
+
 def finished_run_of(args: list[str], parent: Path) -> Path:
     """The folder of `self-instruct ARGS --output parent/out`, run to the end (for fixtures)."""
     folder = parent / "out"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -60,3 +61,17 @@ def generated_dataset(tmp_path_factory, real_backend, paper_seeds):
     prepare_output(folder, resume=False, overwrite=False)
     result = run_to_folder(config, folder, command="pytest", backend=real_backend)
     return config, folder, result
+
+
+@pytest.fixture(scope="session")
+def logged_run(tmp_path_factory) -> Path:
+    """The folder of a finished scripted run (`_crash.LOGGED_RUN`), made once per session;
+    tests copy it (`run_folder`) before changing anything."""
+    from _crash import LOGGED_RUN, finished_run_of
+
+    return finished_run_of(LOGGED_RUN, tmp_path_factory.mktemp("logged"))
+
+
+@pytest.fixture
+def run_folder(logged_run, tmp_path) -> Path:
+    return Path(shutil.copytree(logged_run, tmp_path / "out"))

@@ -9,16 +9,15 @@ all the others (damage that leaves valid JSON: test_runlog_verify.py).
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-from _crash import LOG, data_rows, finished_run_of, refused, run_cli
+from _crash import LOG, LOGGED_RUN, data_rows, refused, run_cli
 
 from self_instruct.layout import CONFIG_FILE, RUN_DIR
 from self_instruct.runlog import RunLogDamagedError, read_log
 
-ARGS = ["generate", "--num-instructions", "30", "--batch-size", "2", "--seed", "5"]
+ARGS = LOGGED_RUN
 CONFIG = Path(RUN_DIR) / CONFIG_FILE
 
 DAMAGE = {
@@ -28,16 +27,6 @@ DAMAGE = {
     "not_an_object": lambda line: b'["a", "list"]\n',
     "unknown_record_type": lambda line: b'{"type": "note", "text": "hello"}\n',
 }
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    return finished_run_of(ARGS, tmp_path_factory.mktemp("finished"))
-
-
-@pytest.fixture
-def run_folder(finished_run, tmp_path) -> Path:
-    return Path(shutil.copytree(finished_run, tmp_path / "out"))
 
 
 def lines_of_round(log: Path, round_: int) -> range:

@@ -11,26 +11,15 @@ never generated again silently.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-from _crash import LOG, data_rows, finished_run_of, refused, run_cli
+from _crash import LOG, LOGGED_RUN, data_rows, refused, run_cli
 
 from self_instruct.layout import CARD, EXPORTED_FROM, RUN_DIR
 from self_instruct.runlog import RunLog, RunLogDamagedError, read_log
 
-ARGS = ["generate", "--num-instructions", "30", "--batch-size", "2", "--seed", "5"]
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    return finished_run_of(ARGS, tmp_path_factory.mktemp("finished"))
-
-
-@pytest.fixture
-def run_folder(finished_run, tmp_path) -> Path:
-    return Path(shutil.copytree(finished_run, tmp_path / "out"))
+ARGS = LOGGED_RUN
 
 
 def round_of(line: bytes) -> int | None:
