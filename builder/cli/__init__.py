@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from .. import __version__
+from ..causes import causes
 
 if TYPE_CHECKING:
     from ..backends import BackendLoader
@@ -60,17 +61,9 @@ def expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def cause(err: BaseException | None, types) -> BaseException | None:
-    """`err` or the error behind it: `datasets` wraps what a generator raises in its own error.
-
-    Each error is looked at once: a chain that loops back (an error raised "from" itself, or
-    from one behind it) ends the walk instead of spinning for ever."""
-    seen: set[int] = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, types):
-            return err
-        seen.add(id(err))
-        err = err.__cause__
-    return None
+    """`err` or the first error behind it of `types`: `datasets` wraps what a generator raises
+    in its own error. A chain that loops back ends the walk (see causes.py)."""
+    return next((e for e in causes(err) if isinstance(e, types)), None)
 
 
 def describe(err: OSError) -> str:
