@@ -103,6 +103,9 @@ def main(argv: Sequence[str] | None = None, *, load_backend: BackendLoader | Non
         print(USAGE, file=sys.stdout if asked else sys.stderr)
         sys.exit(0 if asked else 2)
     try:
+        from ..hub_client import hub_timeout, use_hub_timeout
+
+        use_hub_timeout(hub_timeout())  # huggingface_hub's client would wait for ever
         commands[argv[0]](argv[1:])
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
