@@ -338,7 +338,7 @@ def refused_before_any_model(argv: list[str], monkeypatch, capsys) -> str:
     with pytest.raises(SystemExit) as stopped:
         main(argv, load_backend=no_model)
     code = stopped.value.code
-    message = code if isinstance(code, str) else capsys.readouterr().err
+    message = (code if isinstance(code, str) else capsys.readouterr().err).strip()  # one line
     assert code not in (0, None) and "Traceback" not in message, message
     return message
 

@@ -5,6 +5,8 @@ people's files in the repo stay, and a user's mistake is one message, never a tr
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import pytest
@@ -111,10 +113,12 @@ def test_files_of_others_in_the_repo_are_kept(hub, tmp_path):
 
 
 def fails(argv: list[str], message: str) -> None:
-    """`self-instruct ARGV` exits with one line: the command's error and `message`."""
-    with pytest.raises(SystemExit) as exited:
+    """`self-instruct ARGV` exits 1 with one line: the command's error and `message`."""
+    stderr = io.StringIO()
+    with pytest.raises(SystemExit) as exited, contextlib.redirect_stderr(stderr):
         main(argv)
-    error = str(exited.value.code)
+    error = stderr.getvalue().removesuffix("\n")
+    assert exited.value.code == 1, error
     assert error.startswith(f"self-instruct {argv[0]}: error: ") and "\n" not in error
     assert message in error, error
 
