@@ -265,7 +265,8 @@ class PipelineConfig:
     max_attempts: int = _opt(
         6,
         "Tries per tgi/openai request (exponential backoff with jitter in between) before it "
-        "counts as failed; 429, 5xx, timeouts and dropped connections are retried.",
+        "counts as failed; 429, 5xx, timeouts and dropped connections are retried. A 429 or "
+        "503's Retry-After is honoured within --request-timeout.",
         range=COUNT,
     )
 

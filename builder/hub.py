@@ -10,8 +10,9 @@ returns exactly what v1 held, whatever came after.
 
 The folder's card says only what the Hub holds: it gets the new history once the commit and its
 tag have both landed. A push refused or cut off midway (another push moved the branch, the
-connection dropped) is one message (`hub_errors.py`) and leaves the card as it was; run again, it
-reads what the Hub holds and finishes the version (`hub_plan.py`), never making a second one.
+connection dropped, the Hub stopped answering: the CLI's timeout, `hub_client.py`) is one
+message (`hub_errors.py`) and leaves the card as it was; run again, it reads what the Hub holds
+and finishes the version (`hub_plan.py`), never making a second one.
 
 The token comes from huggingface_hub's usual places (`token=`, `HF_TOKEN`, `hf auth login`) and
 is never printed, logged, or written into the commit or the card.
@@ -94,7 +95,9 @@ def push_folder(
 
     Under the folder's lock (no run, audit or other push writes it meanwhile). The folder's card
     gets the version history only once the commit and its tag are both on the Hub: a push that
-    fails midway leaves the card as it was, and running it again finishes what the Hub lacks."""
+    fails midway leaves the card as it was, and running it again finishes what the Hub lacks.
+    Its requests wait as long as huggingface_hub's client lets them: for ever, unless the
+    program set a timeout (`self-instruct` does: `hub_client.use_hub_timeout`)."""
     from huggingface_hub import HfApi, get_token
 
     folder, branch = Path(folder), revision or "main"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .hub_client import DEFAULT_HUB_TIMEOUT, HUB_TIMEOUT_ENV
 from .layout import CARD
 from .version_files import PushError
 
@@ -128,7 +129,7 @@ def _what(err: BaseException, target: Target, status: int | None) -> tuple[str, 
     if isinstance(err, OfflineModeIsEnabled):
         return "HF_HUB_OFFLINE is set, so nothing can reach the Hub", f"Unset it, then run {again}."
     if isinstance(err, httpx2.TimeoutException):
-        return f"{constants.ENDPOINT} did not answer in time ({type(err).__name__})", finish
+        return f"{constants.ENDPOINT} did not answer in time ({timed_out(err)})", finish
     if isinstance(err, httpx2.TransportError):
         why = _said(err, target.token) or type(err).__name__
         return f"The connection to {constants.ENDPOINT} failed ({why})", finish
@@ -157,6 +158,12 @@ def _what(err: BaseException, target: Target, status: int | None) -> tuple[str, 
     if status is not None and status >= 500:
         return f"The Hub failed (HTTP {status}{said})", finish
     return f"The Hub refused it (HTTP {status}{said})", finish
+
+
+def timed_out(err: BaseException) -> str:
+    """Which wait ran out, and what sets it."""
+    wait = f"{HUB_TIMEOUT_ENV} sets how long to wait, {DEFAULT_HUB_TIMEOUT:g} s by default"
+    return f"{type(err).__name__}; {wait}"
 
 
 def _status(err: BaseException) -> int | None:

@@ -63,8 +63,14 @@ def check_ranges(options: Any) -> None:
         if (allowed := field.metadata.get(RANGE)) is None:
             continue
         kind, optional = kinds[field.name]
-        if problem := _problem(getattr(options, field.name), kind, optional, allowed):
-            raise ConfigError(f"{flag(field.name)} must be {problem}")
+        check_value(flag(field.name), getattr(options, field.name), kind, allowed, optional)
+
+
+def check_value(name: str, value: Any, kind: type, allowed: Range, optional: bool = False) -> None:
+    """Raise ConfigError, naming `name` (a flag, or an environment variable), unless `value` is
+    a finite `kind` in `allowed` (or None, if `optional`)."""
+    if problem := _problem(value, kind, optional, allowed):
+        raise ConfigError(f"{name} must be {problem}")
 
 
 def _problem(value: Any, kind: type, optional: bool, allowed: Range) -> str | None:

@@ -15,7 +15,8 @@ stopped. Read from its run log, per mode:
 - proposed / kept per instruction request: list items parsed, and those that passed the paper's
   filters and ROUGE-L;
 - instances per kept instruction, after the paper's instance filters;
-- generated tokens per kept instruction (prompt tokens are in the last column, per request);
+- generated tokens per kept instruction (prompt tokens are in the last column, per request;
+  "unknown" where a server answered without counting them);
 - not-a-task: kept instructions that `filters.not_a_task` flags (a preamble, an answer, two tasks).
 
 Mode "user-turn" is the baseline: what a chat model got before `--chat` -- the paper's prompts,
@@ -27,6 +28,7 @@ A mode is a set of options (`MODES`); a new one (`--structured`) is one more ent
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -191,8 +193,9 @@ def yield_row(mode: str, records: list[dict], prompts: int) -> list:
     rejected = [r for r in records if r.get("type") == "rejected"]
     rounds = [r for r in records if r.get("type") == "round"]
     requests = sum(r.get("requests", 0) for r in rounds)
-    generated = sum(r.get("completion_tokens", 0) for r in rounds)
-    prompt_tokens = sum(r.get("prompt_tokens", 0) for r in rounds)
+    generated, prompt_tokens = (
+        tokens(rounds, key) for key in ("completion_tokens", "prompt_tokens")
+    )
     instances = sum(len(r["instances"]) for r in kept)
     flagged = [r["instruction"] for r in kept if not_a_task(r["instruction"])]
     for text in flagged:
@@ -204,10 +207,25 @@ def yield_row(mode: str, records: list[dict], prompts: int) -> list:
         (len(kept) + len(rejected)) / prompts,
         len(kept) / prompts,
         instances / len(kept) if kept else 0.0,
-        generated / len(kept) if kept else float("nan"),
+        per(generated, len(kept), float("nan")),
         len(flagged),
-        prompt_tokens / requests if requests else 0.0,
+        per(prompt_tokens, requests, 0.0),
     ]
+
+
+def tokens(rounds: list[dict], key: str) -> int | None:
+    """A token count summed over the round markers; None (unknown) once one is: a server that
+    answers without `usage` does not count them, and a sum without its rounds would mislead."""
+    from self_instruct.backends.base import add_counts
+
+    return functools.reduce(add_counts, (r.get(key, 0) for r in rounds), 0)
+
+
+def per(count: int | None, n: int, empty: float) -> float | None:
+    """`count / n`; `empty` when there is nothing to divide by, None when `count` is unknown."""
+    if count is None:
+        return None
+    return count / n if n else empty
 
 
 HEADER = [
@@ -224,6 +242,8 @@ HEADER = [
 
 def table(rows: list[list]) -> str:
     def cell(value) -> str:
+        if value is None:
+            return "unknown"
         if not isinstance(value, float):
             return str(value)
         return f"{value:.2f}" if value < 10 else f"{value:,.0f}"

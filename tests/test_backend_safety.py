@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from _crash import run_cli
+from _sft import load_script
 from test_faults import fast_retries
 
 from self_instruct.backends import load_backend
@@ -196,8 +197,14 @@ def test_a_run_on_a_server_without_usage_says_its_token_counts_are_unknown(tmp_p
     assert done.returncode == 0, done.stderr
     card = (out / CARD).read_text()
     assert "| prompt_tokens | unknown |" in card and "| completion_tokens | unknown |" in card
-    markers = [r for r in read_log(out / ".self-instruct") if r["type"] == "round"]
+    records = list(read_log(out / ".self-instruct"))
+    markers = [r for r in records if r["type"] == "round"]
     assert markers and all(r["requests"] > 0 and r["prompt_tokens"] is None for r in markers)
+
+    bench = load_script("bench_yield")  # the benchmark reads the same markers
+    row = bench.yield_row("completion", records, prompts=5)
+    assert row[1] > 0 and (row[5], row[7]) == (None, None)
+    assert bench.table([row]).endswith("| unknown | 0 | unknown |")
 
 
 HUGE_PAGE = b"<html><body>" + b"Service unavailable. " * 100_000 + b"</body></html>"  # 2 MB

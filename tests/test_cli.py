@@ -193,3 +193,16 @@ def test_building_prints_no_package_data_warning(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "as data is deprecated" not in done.stderr, done.stderr
     assert (tmp_path / "build" / "self_instruct" / "data" / "seed_tasks.jsonl").exists()
+
+
+def test_max_attempts_help_says_retry_after_is_honoured():
+    """Read from the option itself: argparse wraps lines at a flag's hyphens."""
+    from dataclasses import fields
+
+    from self_instruct.config import PipelineConfig
+
+    (option,) = [f for f in fields(PipelineConfig) if f.name == "max_attempts"]
+    assert (
+        "A 429 or 503's Retry-After is honoured within --request-timeout."
+        in option.metadata["help"]
+    )

@@ -12,6 +12,7 @@ import email.utils
 import logging
 import re
 import socket
+import threading
 import time
 
 import httpx2
@@ -19,6 +20,7 @@ import pytest
 
 from self_instruct.backends.base import SamplingParams
 from self_instruct.backends.endpoints import Endpoint, EndpointPool, RetryPolicy, Slot
+from self_instruct.backends.errors import is_transient, response_of
 from self_instruct.backends.http import EndpointsUnavailableError, RequestRejectedError
 from self_instruct.backends.openai import OpenAIBackend
 from self_instruct.backends.retries import retry_after
@@ -231,3 +233,32 @@ def test_retry_after_values():
     assert latin.headers["retry-after"] == "²" and retry_after(latin) is None
     assert retry_after(response(500, **{"Retry-After": "120"})) is None  # only 429 and 503
     assert retry_after(response(429)) is None
+
+
+class Wrapped(RuntimeError):
+    """An error that may carry the HTTP response behind it, as huggingface_hub's do."""
+
+    def __init__(self, message: str, response: httpx2.Response | None = None) -> None:
+        super().__init__(message)
+        self.response = response
+
+
+def test_the_response_walk_ends_on_a_looping_chain():
+    """An error raised "from" itself, or from one behind it (as hub.py's 412 once was): finding
+    the response behind it, and so whether to retry, ends instead of spinning for ever."""
+    itself = Wrapped("itself")
+    itself.__cause__ = itself
+    answer = response(503)
+    outer, inner = Wrapped("outer"), Wrapped("inner", answer)
+    outer.__cause__, inner.__cause__ = inner, outer
+    found: list = []
+
+    def walk() -> None:
+        found.extend([response_of(itself), is_transient(itself), response_of(outer)])
+        found.append(is_transient(outer))
+
+    walker = threading.Thread(target=walk, daemon=True)
+    walker.start()
+    walker.join(timeout=10)
+    assert not walker.is_alive(), "response_of spins on a looping chain"
+    assert found == [None, False, answer, True]

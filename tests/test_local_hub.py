@@ -153,6 +153,24 @@ def test_dropped_commit_changes_nothing(hub, api):
     assert upload(api, "a.txt", b"kept").oid != head
 
 
+def test_a_stalled_commit_gets_no_answer_and_changes_nothing(hub, api):
+    """A Hub that reads the request and says nothing: only a client's timeout ends the wait."""
+    head = api.dataset_info(REPO).sha
+    hub.stall("commit")
+    header = {"key": "header", "value": {"summary": "stalled"}}
+    line = {"key": "file", "value": {"path": "a.txt", "content": "bG9zdA==", "encoding": "base64"}}
+    body = "\n".join(json.dumps(item) for item in (header, line))
+    with pytest.raises(httpx2.ReadTimeout):
+        httpx2.post(
+            f"{hub.endpoint}/api/datasets/{REPO}/commit/main",
+            content=body,
+            headers={"Authorization": f"Bearer {ALICE}", "Content-Type": "application/x-ndjson"},
+            timeout=1,
+        )
+    assert api.dataset_info(REPO).sha == head
+    assert upload(api, "a.txt", b"kept").oid != head  # one call stalls, the next is answered
+
+
 def test_stale_parent_commit_is_refused(hub, api):
     head = api.dataset_info(REPO).sha
     upload(api, "a.txt", b"one")

@@ -7,7 +7,9 @@ after the endpoint ran. Whatever could spin or hang on the old code runs with a 
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -47,15 +49,17 @@ def commits_sent(hub: LocalHub) -> int:
     return len([r for r in hub.requests if r[0] == "POST" and "/commit/" in r[1] and r[2]])
 
 
-def cli(args: list[str]) -> subprocess.CompletedProcess:
-    """`self-instruct ARGS` in a subprocess against the local Hub; killed at DEADLINE (a hang)."""
-    process = launch(args, {"HF_HUB_OFFLINE": "0", "HF_TOKEN": ALICE})
+def cli(
+    args: list[str], env: dict[str, str] | None = None, deadline: float = DEADLINE
+) -> subprocess.CompletedProcess:
+    """`self-instruct ARGS` in a subprocess against the local Hub; killed at `deadline` (a hang)."""
+    process = launch(args, {"HF_HUB_OFFLINE": "0", "HF_TOKEN": ALICE, **(env or {})})
     try:
-        stdout, stderr = process.communicate(timeout=DEADLINE)
+        stdout, stderr = process.communicate(timeout=deadline)
     except subprocess.TimeoutExpired:
         process.kill()
         process.communicate()
-        pytest.fail(f"self-instruct {' '.join(args)} did not end within {DEADLINE} s")
+        pytest.fail(f"self-instruct {' '.join(args)} did not end within {deadline} s")
     return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
 
 
@@ -147,6 +151,69 @@ def test_a_412_ends_the_command_with_one_message(hub, tmp_path):
     hub.fail("commit", 412, "Parent commit is not the head of main")
     error = one_error(cli(["push", str(tmp_path / "run2"), REPO]))
     assert "Another push moved main" in error and "Nothing of this push landed" in error
+
+
+# A Hub that accepts the connection and never answers (it stalls for 600 s): with a 5 s timeout
+# (generous on a loaded machine: each earlier request must be answered within it), a command
+# that has not ended after STALL_DEADLINE waits for the Hub, as huggingface_hub's client does.
+STALLED = {"SELF_INSTRUCT_HUB_TIMEOUT": "5"}
+STALL_DEADLINE = 60
+
+
+def test_a_stalled_commit_is_one_message_and_push_finishes(hub, tmp_path):
+    """huggingface_hub's client has no timeout: a commit the Hub never answers held the push
+    for ever. It ends with one message, the card unchanged, and the push run again finishes."""
+    first, rows, card = pushed_v1(tmp_path, hub)
+    hub.stall("commit")
+    run2 = tmp_path / "run2"
+    error = one_error(cli(["push", str(run2), REPO], STALLED, STALL_DEADLINE))
+    assert "did not answer in time (ReadTimeout; SELF_INSTRUCT_HUB_TIMEOUT sets" in error
+    assert f"Its commit may have landed or not, and {run2 / 'README.md'} is unchanged" in error
+    assert f"Run `self-instruct push {run2} {REPO}` again" in error
+    assert (run2 / "README.md").read_bytes() == card and tags() == {"v1": first.commit}
+
+    done = cli(["push", str(run2), REPO], STALLED, STALL_DEADLINE)
+    assert done.returncode == 0 and f"Pushed {REPO}@v2" in done.stdout, done.stderr
+    assert load_rows(REPO, "instances", "v2", tmp_path / "c", ALICE) == rows["instances"]
+
+
+def test_a_stalled_token_check_is_one_message(hub, tmp_path):
+    """`generate --push-to-hub` checks the token before the model loads (whoami): a Hub that
+    never answers held it for ever."""
+    hub.stall("whoami")
+    args = ["generate", "--num-instructions", "4", "--output", str(tmp_path / "out")]
+    done = cli([*args, "--push-to-hub", REPO], STALLED, STALL_DEADLINE)
+    error = one_error(done, "generate")
+    assert f"--push-to-hub {REPO}: http://127.0.0.1:" in error
+    assert "did not answer in time (ReadTimeout; SELF_INSTRUCT_HUB_TIMEOUT sets" in error
+
+
+def test_a_hub_that_is_down_at_the_token_check_is_one_message(tmp_path):
+    """A refused connection is no OSError in httpx: it was a traceback."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    args = ["generate", "--num-instructions", "4", "--output", str(tmp_path / "out")]
+    done = cli([*args, "--push-to-hub", REPO], {"HF_ENDPOINT": closed})
+    assert f"--push-to-hub {REPO}: cannot reach {closed} (" in one_error(done, "generate")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "1m"])
+def test_a_bad_hub_timeout_is_one_message(tmp_path, value):
+    done = cli(["push", str(tmp_path), REPO], {"SELF_INSTRUCT_HUB_TIMEOUT": value})
+    error = one_error(done)
+    assert "SELF_INSTRUCT_HUB_TIMEOUT must be " in error and "> 0, got" in error
+
+
+def test_importing_self_instruct_leaves_the_hub_client_as_it_was():
+    """The timeout is the CLI's: a program that imports self_instruct keeps huggingface_hub's
+    client as it configured it (hub_client.py says why)."""
+    code = (
+        "import huggingface_hub, self_instruct, self_instruct.hub, self_instruct.cli;"
+        "print(huggingface_hub.get_session().timeout)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "Timeout(timeout=None)", done.stderr
 
 
 @pytest.mark.parametrize(

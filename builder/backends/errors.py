@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import httpx2
 
+from ..causes import causes
 from ..redaction import API_KEY_ENV, redact, redact_url
 
 RETRY_STATUS_CODES = frozenset({408, 424, 429})  # and every 5xx
@@ -36,12 +37,11 @@ class MalformedResponseError(BackendError):
 
 
 def response_of(error: BaseException | None) -> httpx2.Response | None:
-    """The HTTP response behind an error, also when huggingface_hub re-raised it as its own type."""
-    while error is not None:
-        response = getattr(error, "response", None)
-        if isinstance(response, httpx2.Response):
+    """The HTTP response behind an error, also when huggingface_hub re-raised it as its own type
+    (a chain that loops back ends the walk: see causes.py)."""
+    for err in causes(error):
+        if isinstance(response := getattr(err, "response", None), httpx2.Response):
             return response
-        error = error.__cause__
     return None
 
 

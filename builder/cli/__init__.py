@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from .. import __version__
+from ..causes import causes
 
 if TYPE_CHECKING:
     from ..backends import BackendLoader
@@ -63,17 +64,9 @@ def expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def cause(err: BaseException | None, types) -> BaseException | None:
-    """`err` or the error behind it: `datasets` wraps what a generator raises in its own error.
-
-    Each error is looked at once: a chain that loops back (an error raised "from" itself, or
-    from one behind it) ends the walk instead of spinning for ever."""
-    seen: set[int] = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, types):
-            return err
-        seen.add(id(err))
-        err = err.__cause__
-    return None
+    """`err` or the first error behind it of `types`: `datasets` wraps what a generator raises
+    in its own error. A chain that loops back ends the walk (see causes.py)."""
+    return next((e for e in causes(err) if isinstance(e, types)), None)
 
 
 def describe(err: OSError) -> str:
@@ -113,6 +106,9 @@ def main(argv: Sequence[str] | None = None, *, load_backend: BackendLoader | Non
         print(USAGE, file=sys.stdout if asked else sys.stderr)
         sys.exit(0 if asked else 2)
     try:
+        from ..hub_client import hub_timeout, use_hub_timeout
+
+        use_hub_timeout(hub_timeout())  # huggingface_hub's client would wait for ever
         commands[argv[0]](argv[1:])
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)

@@ -79,10 +79,12 @@ def check_seeds(config: PipelineConfig) -> None:
 
 def check_hub(repo_id: str) -> None:
     """A token that the Hub (HF_ENDPOINT) accepts, and may write to `repo_id`'s namespace."""
+    import httpx2
     from huggingface_hub import HfApi, constants, get_token
     from huggingface_hub.errors import HfHubHTTPError
 
     from ..hub import PushError, check_target
+    from ..hub_errors import timed_out
 
     where = f"--push-to-hub {repo_id}"
     check_target(repo_id)  # a repo id the Hub would refuse, or one naming another path
@@ -98,8 +100,12 @@ def check_hub(repo_id: str) -> None:
         status = getattr(err.response, "status_code", "?")
         why = f"{constants.ENDPOINT} rejects the token (HTTP {status})"
         raise PushError(f"{where}: {why}") from None
-    except OSError as err:
-        raise PushError(f"{where}: cannot reach {constants.ENDPOINT} ({err}).") from None
+    except httpx2.TimeoutException as err:
+        why = f"{constants.ENDPOINT} did not answer in time ({timed_out(err)})"
+        raise PushError(f"{where}: {why}.") from None
+    except (OSError, httpx2.HTTPError) as err:  # a refused connection is not an OSError here
+        why = str(err) or type(err).__name__
+        raise PushError(f"{where}: cannot reach {constants.ENDPOINT} ({why}).") from None
     namespace = repo_id.split("/")[0]
     yours = [me["name"], *(org["name"] for org in me.get("orgs", []))]
     if namespace not in yours:

@@ -74,6 +74,12 @@ class LocalHub:
         barrier = threading.Barrier(count, timeout=timeout)
         self.state.arm(route, Fault("hold", barrier=barrier), count)
 
+    def stall(self, route: str, times: int = 1, seconds: float = 600) -> None:
+        """Fault injection, a Hub that never answers: the next `times` calls to `route` are read
+        in full and get no reply for `seconds` (or until this hub stops); then the connection
+        closes, with no change. A client without a timeout waits that long."""
+        self.state.arm(route, Fault("stall", seconds=seconds), times)
+
     def env(self) -> dict[str, str]:
         """Environment for a client subprocess: this endpoint, online, no Xet, no real token."""
         env = {k: v for k, v in os.environ.items() if k not in _TOKEN_VARS}
@@ -87,6 +93,7 @@ class LocalHub:
         self._stack.callback(thread.join, 5)
         self._stack.callback(self._server.server_close)
         self._stack.callback(self._server.shutdown)
+        self._stack.callback(self.state.stopping.set)  # first: stalled requests end
         if self.patch_clients:
             self._patch_clients()
         return self

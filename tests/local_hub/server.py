@@ -7,8 +7,11 @@ turns those headers into its typed errors, which is what `datasets` relies on.
 
 Faults are armed per route and taken one per request, in order (`Fault`): a dropped connection
 before the endpoint runs (nothing changes) or after it (the change is made, the reply is lost), an
-error status, or a hold that keeps the request until a given number of them wait (two pushes
-that both read the repo before either commits, for certain: a slow commit without a clock).
+error status, a hold that keeps the request until a given number of them wait (two pushes
+that both read the repo before either commits, for certain: a slow commit without a clock), or a
+stall: the request is read and never answered (a Hub that accepts the connection, then says
+nothing), until the hub stops or a given time has passed; then the connection closes, and
+nothing has changed.
 """
 
 from __future__ import annotations
@@ -58,12 +61,14 @@ _TYPES = {"models": "model", "datasets": "dataset", "spaces": "space", None: "mo
 @dataclass(frozen=True)
 class Fault:
     """One armed fault: `kind` is "drop" (before the endpoint runs), "drop-after" (the endpoint
-    ran, its reply is lost), "status" (answer `error` instead) or "hold" (wait at `barrier`,
-    then go on as usual; a barrier that times out lets it go on too)."""
+    ran, its reply is lost), "status" (answer `error` instead), "hold" (wait at `barrier`,
+    then go on as usual; a barrier that times out lets it go on too) or "stall" (no reply for
+    `seconds`, or until the hub stops, then a dropped connection)."""
 
     kind: str
     error: HubError | None = None
     barrier: threading.Barrier | None = None
+    seconds: float = 0.0
 
 
 @dataclass
@@ -75,6 +80,7 @@ class HubState:
     requests: list[tuple[str, str, int]] = field(default_factory=list)  # (method, path, status)
     faults: defaultdict[str, deque[Fault]] = field(default_factory=lambda: defaultdict(deque))
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)  # ends every stall
 
     def arm(self, route: str, fault: Fault, times: int = 1) -> None:
         if route not in _ROUTE_NAMES:
@@ -198,7 +204,9 @@ class Handler(BaseHTTPRequestHandler):
             if fault is not None and fault.kind == "hold":
                 with contextlib.suppress(threading.BrokenBarrierError):
                     fault.barrier.wait()
-            if fault is not None and fault.kind in ("drop", "status"):
+            if fault is not None and fault.kind == "stall":
+                self.server.state.stopping.wait(fault.seconds)
+            if fault is not None and fault.kind in ("drop", "status", "stall"):
                 return self.reply_error(fault.error) if fault.error else self._drop_connection()
             status, headers, body = API[name](request)
         except HubError as err:
