@@ -25,7 +25,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from . import judge
-from .backends import Backend, SamplingParams, load_backend, resolve_defaults
+from .backends import Backend, BackendLoader, SamplingParams, load_backend, resolve_defaults
 from .config import BackendName, PipelineConfig, absolute_paths
 from .files import check_no_links
 from .layout import AUDIT_DIR, CARD, RUN_DIR
@@ -195,9 +195,15 @@ class AuditResult:
 
 
 def run_audit(
-    config: AuditConfig, backend: Backend | None = None, progress: bool = True
+    config: AuditConfig,
+    backend: Backend | None = None,
+    progress: bool = True,
+    *,
+    loader: BackendLoader = load_backend,
 ) -> AuditResult:
     """Judge the sample (the part not yet in the log), then aggregate everything logged.
+
+    Without `backend`, `loader` builds the judge from the options, only if any judgment is due.
 
     The folder's lock is held meanwhile; hold `audit_lock` around this and `write_audit` too,
     as the command does, so that the card the audit lands on is the one it sampled."""
@@ -206,7 +212,7 @@ def run_audit(
         sample = draw_sample(load_instances(folder), config.sample_size, config.seed)
         if not sample:
             raise AuditError(f"{folder} has no instances to audit.")
-        judged = _judge_pending(folder, sample, config, backend, progress)
+        judged = _judge_pending(folder, sample, config, backend or loader, progress)
     items = [{**item, **_outcome(judged.get(item["key"]))} for item in sample]
     return AuditResult(items, summarize(items, config))
 
@@ -215,7 +221,7 @@ def _judge_pending(
     folder: Path,
     sample: list[dict],
     config: AuditConfig,
-    backend: Backend | None,
+    judge_with: Backend | BackendLoader,
     progress: bool,
 ) -> dict[str, dict]:
     """Every judgment of the sample: those logged before, and the rest, asked now."""
@@ -226,8 +232,8 @@ def _judge_pending(
     pending = list({i["key"]: i for i in sample if i["key"] not in judged}.values())
     try:
         if pending:
-            own = backend is None
-            backend = backend or load_backend(config.backend_config())
+            own = not isinstance(judge_with, Backend)
+            backend = judge_with(config.backend_config()) if own else judge_with
             try:
                 judged |= _judge(log, backend, pending, config, progress)
             finally:

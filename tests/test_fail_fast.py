@@ -327,16 +327,15 @@ def test_every_numeric_option_declares_its_range():
     }  # fmt: skip
 
 
-def refused_before_any_model(argv: list[str], monkeypatch, capsys) -> str:
+def refused_before_any_model(argv: list[str], capsys) -> str:
     """Run `self-instruct ARGV` in this process, where loading a backend (a run's model, the
     audit's judge) fails the test; expect an error exit; return its message."""
 
     def no_model(*args, **kwargs):
         raise AssertionError("MODEL LOADED before the checks that need no model")
 
-    monkeypatch.setattr("self_instruct.audit.load_backend", no_model)
     with pytest.raises(SystemExit) as stopped:
-        main(argv, load_backend=no_model)
+        main(argv, load_backend=no_model, load_judge=no_model)
     code = stopped.value.code
     message = code if isinstance(code, str) else capsys.readouterr().err.rstrip("\n")
     assert code not in (0, None) and "Traceback" not in message, message
@@ -344,14 +343,12 @@ def refused_before_any_model(argv: list[str], monkeypatch, capsys) -> str:
 
 
 @pytest.mark.parametrize(("command", "name", "value"), BAD_FLAGS)
-def test_a_number_out_of_range_is_refused_before_any_model(
-    tmp_path, monkeypatch, capsys, command, name, value
-):
+def test_a_number_out_of_range_is_refused_before_any_model(tmp_path, capsys, command, name, value):
     _, positional = COMMANDS[command]
     where = {"FOLDER": str(tmp_path), "DATA": str(tmp_path)}
     argv = [command, *(where.get(a, a) for a in positional), f"{flag(name)}={value}"]  # -inf
     argv += ["--output", str(tmp_path / "out")] if command == "generate" else []
-    message = refused_before_any_model(argv, monkeypatch, capsys)
+    message = refused_before_any_model(argv, capsys)
     if value == "1.5":  # argparse's own message, as for any value that is not an int
         assert f"argument {flag(name)}: invalid int value: '1.5'" in message, message
     else:
@@ -376,13 +373,11 @@ BAD_YAML = [
 
 
 @pytest.mark.parametrize(("name", "text", "shown"), BAD_YAML)
-def test_a_config_file_value_of_the_wrong_kind_is_refused(
-    tmp_path, monkeypatch, capsys, name, text, shown
-):
+def test_a_config_file_value_of_the_wrong_kind_is_refused(tmp_path, capsys, name, text, shown):
     recipe = tmp_path / "run.yaml"
     recipe.write_text(f"{flag(name)[2:]}: {text}\n")
     argv = ["generate", "--config", str(recipe), "--output", str(tmp_path / "out")]
-    message = refused_before_any_model(argv, monkeypatch, capsys)
+    message = refused_before_any_model(argv, capsys)
     assert f"error: {flag(name)} must be " in message and f", got {shown}" in message, message
 
 

@@ -73,13 +73,16 @@ def describe(err: OSError) -> str:
     return f"{err.strerror}: {err.filename}" if err.strerror and err.filename else str(err)
 
 
-def _commands(load_backend: BackendLoader | None) -> dict[str, Callable[[list[str]], None]]:
+def _commands(
+    load_backend: BackendLoader | None, load_judge: BackendLoader | None
+) -> dict[str, Callable[[list[str]], None]]:
     from .audit import audit
     from .generate import generate
     from .push import push, stats
 
     run = functools.partial(generate, load_backend=load_backend)
-    return {"generate": run, "push": push, "stats": stats, "audit": audit}
+    judge = functools.partial(audit, load_backend=load_judge)
+    return {"generate": run, "push": push, "stats": stats, "audit": judge}
 
 
 USAGE = """usage: self-instruct {generate,push,stats,audit} [options]
@@ -93,14 +96,19 @@ USAGE = """usage: self-instruct {generate,push,stats,audit} [options]
 `self-instruct --version` prints the version."""
 
 
-def main(argv: Sequence[str] | None = None, *, load_backend: BackendLoader | None = None) -> None:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    load_backend: BackendLoader | None = None,
+    load_judge: BackendLoader | None = None,
+) -> None:
     """`self-instruct ARGV`; `load_backend` replaces the backend `generate` builds from its
-    options (tests and benchmarks pass a scripted one)."""
+    options, `load_judge` the judge of `audit` (tests and benchmarks pass stand-ins)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--version"]:
         print(f"self-instruct {__version__}")
         return
-    commands = _commands(load_backend)
+    commands = _commands(load_backend, load_judge)
     if not argv or argv[0] not in commands:
         asked = argv[:1] in (["-h"], ["--help"])
         print(USAGE, file=sys.stdout if asked else sys.stderr)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..layout import AUDIT_DIR, CARD
 from .args import make_parser, parse
+
+if TYPE_CHECKING:
+    from ..backends import BackendLoader
 
 _EXAMPLES = """examples:
   self-instruct audit my-data                              # the embedded 135M model judges
@@ -18,8 +22,9 @@ _EXAMPLES = """examples:
 then: datasets.load_dataset("my-data", "audit")"""
 
 
-def audit(argv: Sequence[str]) -> None:
-    """`self-instruct audit DIR [options]`: judge, write the configuration and card, print."""
+def audit(argv: Sequence[str], load_backend: BackendLoader | None = None) -> None:
+    """`self-instruct audit DIR [options]`: judge, write the configuration and card, print.
+    `load_backend` replaces the judge the options name (tests pass one)."""
     from ..audit import CONFIG_NAME, AuditConfig, audit_lock, run_audit
     from ..dataset_card.audit import LABELS, write_audit
 
@@ -35,7 +40,7 @@ def audit(argv: Sequence[str]) -> None:
     folder = Path(config.folder)
     with audit_lock(folder):  # no export between the sample and the card (nor a second audit)
         try:
-            result = run_audit(config)
+            result = run_audit(config, loader=load_backend) if load_backend else run_audit(config)
         except KeyboardInterrupt:
             print(
                 f"\nJudgments so far are kept in {folder / AUDIT_DIR}: rerun the command to go on.",
