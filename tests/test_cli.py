@@ -63,7 +63,7 @@ def test_help_exits_0_and_spells_flags_with_dashes(command):
 
 def test_generate_help_shows_the_provenance_pool():
     out = " ".join(cli("generate", "--help").stdout.split())
-    assert "--provenance-pool PROVENANCE_POOL" in out
+    assert "--provenance-pool N" in out
     assert "at most this many pool texts" in out and "(default: 2000)" in out
 
 
