@@ -70,6 +70,40 @@ def test_help_shows_the_groups_in_order_with_their_options(help_text):
     ]
 
 
+def readme_tables() -> dict[str, list[list[str]]]:
+    """The README's option table: `### title` -> its rows, cells stripped of backticks."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Options of `generate`\n", 1)[1].split("\n## ", 1)[0]
+    tables = {}
+    for block in section.split("\n### ")[1:]:
+        title, _, body = block.partition("\n")
+        rows = [line.split(" | ") for line in body.splitlines() if line.startswith("| `--")]
+        tables[title] = [[cell.strip("|` ") for cell in row] for row in rows]
+    return tables
+
+
+# Defaults that the options resolve at run time, which the README's table says in words.
+RESOLVED_LATER = {"batch_size", "sample_lag", "model_revision"}
+
+
+def shown(default) -> str:
+    """A default as the table writes it: on/off for switches, none for nothing."""
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    return str(default) if default not in (None, []) else "none"
+
+
+def test_readme_option_table_has_the_same_groups_and_defaults():
+    tables = readme_tables()
+    assert list(tables) == [group.title for group in GENERATE_OPTIONS]
+    defaults = {**vars(PipelineConfig()), **vars(GenerateArguments()), "config": None}
+    for group in GENERATE_OPTIONS:
+        assert [row[0] for row in tables[group.title]] == [flag(n) for n in group.names]
+        for name, row in zip(group.names, tables[group.title], strict=True):
+            if name not in RESOLVED_LATER:
+                assert row[1] == shown(defaults[name]), f"README: {flag(name)} {row[1]}"
+
+
 def test_help_shows_defaults_and_switches_plainly(help_text):
     flat = " ".join(help_text.split())
     assert "--num-instructions N Stop once" in flat and "(default: 100)" in flat
