@@ -293,6 +293,7 @@ def _summary(result, seconds: float) -> str:
     lines += [
         f"Rows: {rows}",
         f"Data: {result.folder.resolve()} (card: {result.folder / CARD})",
-        f'Load: datasets.load_dataset("{result.folder}", "instances")',
+        f'Load: datasets.load_dataset("{result.folder}", "instances")'
+        f"  (configurations: {', '.join(result.num_rows)})",
     ]
     return "\n".join(lines)
