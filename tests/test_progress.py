@@ -169,6 +169,8 @@ def test_redirected_stderr_gets_plain_lines_and_no_second_bar(tmp_path):
         assert other not in done.stderr
     kept = re.search(r"instructions\s+generated\s+\d+\s+kept\s+(\d+)", done.stdout)
     assert kept and kept[1] == "6"  # the bar's last count is the summary's
+    load = f'Load: datasets.load_dataset("{tmp_path / "out"}", "instances")'
+    assert f"{load}  (configurations: instructions, instances, sft)" in done.stdout
 
 
 def test_quiet_and_verbose(tmp_path):
