@@ -1,11 +1,12 @@
 """The one progress display of a run, updated as each request finishes.
 
-On a terminal it is a tqdm bar of kept instructions against the quota, with each step's requests
-(instruction lists, classification, instances) done and in flight -- the scheduler runs all
-three at once -- the rejections by reason, instructions per minute and an ETA; log lines
-(retries, endpoint cool-downs) are printed above it through `tqdm.contrib.logging`, never over
-it. When stderr is
-not a terminal (CI logs, `2> file`) there are no cursor codes: one plain line per round.
+On a terminal it is a tqdm bar of kept instructions against the quota, with an ETA and
+instructions per minute, and under it two status lines: each step's requests (instruction
+lists, classification, instances) done and in flight -- the scheduler runs all three at once --
+and the rejections by reason. Each line is cut to the terminal's width, so that none wraps and
+every redraw lands in place. Log lines (retries, endpoint cool-downs) are printed above the
+display through `tqdm.contrib.logging`, never over it. When stderr is not a terminal (CI logs,
+`2> file`) there are no cursor codes: one plain line per round.
 
 Kept counts stop at the quota: the last round's surplus is shown as `beyond_quota`, as the
 summary and the card count it.
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
 import sys
 import time
 from collections import Counter
@@ -29,19 +32,19 @@ logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 0.2  # a fast server finishes hundreds of requests a second
 _BAR_FORMAT = (
-    "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {counts}"
+    "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} kept [{elapsed}<{remaining}, {speed}]"
 )
 
 
 class _Bar(tqdm):
-    """A tqdm bar with the run's counts as its `{counts}` field (tqdm's own postfix would start
-    with ', ')."""
+    """A tqdm bar whose `{speed}` is the run's instructions per minute (tqdm's own rate counts
+    per second, or seconds per instruction when slower)."""
 
-    counts = ""
+    speed = "0.0 instr/min"  # its first drawing, before the run's first count
 
     @property
     def format_dict(self):
-        return {**super().format_dict, "counts": self.counts}
+        return {**super().format_dict, "speed": self.speed}
 
 
 class RunProgress:
@@ -60,16 +63,23 @@ class RunProgress:
         enabled = enabled and is_progress_bar_enabled()
         terminal = self.file.isatty()
         self.plain = enabled and not terminal
+        shown = enabled and terminal
         self._bar = _Bar(
             total=total,
             initial=self.kept,
             desc="Instructions",
             file=self.file,
-            disable=not (enabled and terminal),
+            disable=not shown,
             smoothing=0,  # the mean rate of the whole run: rounds are lumpy
             bar_format=_BAR_FORMAT,
             dynamic_ncols=True,
         )
+        # Status lines under the bar: a tqdm "bar" showing only its description, as tqdm.write
+        # clears and redraws every bar of the display around a log line.
+        self._lines = [
+            tqdm(file=self.file, disable=not shown, position=n, bar_format="{desc}", leave=False)
+            for n in (1, 2)
+        ]
         self._start = self._last_refresh = time.monotonic()
         self._stack = contextlib.ExitStack()
 
@@ -78,7 +88,9 @@ class RunProgress:
             library = logging.getLogger(LIBRARY_LOGGER)
             loggers = [library] if library.handlers else [logging.root]
             self._stack.enter_context(logging_redirect_tqdm(loggers, tqdm_class=type(self._bar)))
-        self._stack.enter_context(self._bar)
+        for bar in (self._bar, *self._lines):
+            self._stack.enter_context(bar)
+        self._show()
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -103,7 +115,7 @@ class RunProgress:
         self.rejected["beyond_quota"] += accepted - counted
         self.rejected += Counter()  # drop zero counts
         self.kept += counted
-        self._bar.counts = self.describe()  # before update(): its redraw shows the new counts
+        self._bar.speed = self.speed()  # before update(): its redraw shows the new rate
         self._bar.update(counted)
         self._refresh(force=True)
         if self.plain:
@@ -114,22 +126,48 @@ class RunProgress:
     def per_minute(self) -> float:
         return 60 * (self.kept - self.initial) / max(time.monotonic() - self._start, 1e-9)
 
-    def describe(self) -> str:
-        """The counts as one line (the bar's postfix, and the plain line of a round)."""
-        rejected = ", ".join(f"{reason} {n}" for reason, n in self.rejected.most_common())
+    def speed(self) -> str:
+        return f"{self.per_minute():.1f} instr/min"
+
+    def requests(self) -> str:
         steps = [
             f"{step} {done}"
             + (f" ({self.in_flight[step]} in flight)" if self.in_flight[step] else "")
             for step, done in self.done.items()
         ]
-        line = "requests: " + (", ".join(steps) or "none yet")
-        line += f" | kept {self.kept}/{self.total} | rejected: {rejected or 'none'}"
-        return line + f" | {self.per_minute():.1f} instr/min"
+        return "requests: " + (", ".join(steps) or "none yet")
+
+    def rejections(self) -> str:
+        rejected = ", ".join(f"{reason} {n}" for reason, n in self.rejected.most_common())
+        return f"rejected: {rejected or 'none'}"
+
+    def describe(self) -> str:
+        """The counts as one line: the plain line of a round, off a terminal."""
+        kept = f"kept {self.kept}/{self.total}"
+        return f"{self.requests()} | {kept} | {self.rejections()} | {self.speed()}"
 
     def _refresh(self, force: bool = False) -> None:
         now = time.monotonic()
         if self._bar.disable or not (force or now - self._last_refresh >= REFRESH_SECONDS):
             return
         self._last_refresh = now
-        self._bar.counts = self.describe()
+        self._show()
+
+    def _show(self) -> None:
+        """Redraw the bar and its status lines, each cut to the terminal's width."""
+        if self._bar.disable:
+            return
+        width = _width(self.file) - 1
+        for line, text in zip(self._lines, (self.requests(), self.rejections()), strict=True):
+            text = f"  {text}"
+            line.set_description_str(text if len(text) <= width else text[: width - 3] + "...")
+        self._bar.speed = self.speed()
         self._bar.refresh()
+
+
+def _width(file: IO[str]) -> int:
+    """Columns of the terminal `file` writes to (stdout may be redirected while stderr is not)."""
+    try:
+        return os.get_terminal_size(file.fileno()).columns
+    except (AttributeError, OSError, ValueError):  # no file descriptor, or not a terminal
+        return shutil.get_terminal_size().columns

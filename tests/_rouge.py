@@ -6,8 +6,7 @@ import json
 import random
 
 import numpy as np
-import pytest
-from anchors import PAPER_SEEDS
+from anchors import PAPER_SEEDS, skip_unless_present
 from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 
@@ -53,8 +52,7 @@ any_texts = st.one_of(overlapping_texts, st.text(max_size=60), st.sampled_from(A
 def anchor_lines(name: str, field: str) -> list[str]:
     """One field of an anchor .jsonl file; skips the test when the anchors are not here."""
     path = ANCHORS / name
-    if not path.is_file():
-        pytest.skip(f"anchor file {path} not present")
+    skip_unless_present(path)
     with path.open(encoding="utf-8") as f:
         return [json.loads(line)[field] for line in f]
 

@@ -17,6 +17,7 @@ import time
 
 import httpx2
 import pytest
+from anchors import TGI_OPENAPI, absent
 from huggingface_hub import constants
 from tgi_schema import openapi_validator, request_check
 
@@ -243,7 +244,7 @@ def test_tgi_server_answers_in_tgis_published_schema(tgi):
         name: openapi_validator(name) for name in ("GenerateResponse", "Info", "ErrorResponse")
     }
     if None in schemas.values():
-        pytest.skip("../shared/anchors/tgi/openapi.json is absent")
+        pytest.skip(absent(TGI_OPENAPI))
     request = {"inputs": PROMPTS[0], "parameters": {"max_new_tokens": 4, "details": True}}
     request["parameters"] |= {"decoder_input_details": True, "do_sample": True, "seed": 1}
     schemas["GenerateResponse"](httpx2.post(f"{tgi.url}/generate", json=request).json())

@@ -63,7 +63,7 @@ def test_help_exits_0_and_spells_flags_with_dashes(command):
 
 def test_generate_help_shows_the_provenance_pool():
     out = " ".join(cli("generate", "--help").stdout.split())
-    assert "--provenance-pool PROVENANCE_POOL" in out
+    assert "--provenance-pool N" in out
     assert "at most this many pool texts" in out and "(default: 2000)" in out
 
 
@@ -130,14 +130,17 @@ def test_config_file_with_an_unknown_key(tmp_path):
 
 
 def test_readme_flags_are_in_help():
-    """Every flag the README gives `self-instruct` exists in that command's --help."""
-    readme = (ROOT / "README.md").read_text()
+    """Every flag the README and its pages in docs/ give `self-instruct` exists in that
+    command's --help."""
     helps = {c: cli(c, "--help").stdout for c in ("generate", "push", "stats")}
-    commands = re.findall(r"self-instruct (generate|push|stats)((?:[^\n`]|\\\n)*)", readme)
-    assert len(commands) > 5
-    for command, rest in commands:
-        for name in re.findall(r"(?<![\w-])--[a-z][a-z-]*", rest):
-            assert name in helps[command], f"README: self-instruct {command} {name}"
+    found = 0
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        pattern = r"self-instruct (generate|push|stats)((?:[^\n`]|\\\n)*)"
+        for command, rest in re.findall(pattern, page.read_text()):
+            found += 1
+            for name in re.findall(r"(?<![\w-])--[a-z][a-z-]*", rest):
+                assert name in helps[command], f"{page.name}: self-instruct {command} {name}"
+    assert found > 5
 
 
 def test_python_requires_3_11():

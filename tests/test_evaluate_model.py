@@ -14,7 +14,7 @@ from pathlib import Path
 import datasets
 import pytest
 from _sft import SCRIPTS, load_script, smollm2_checkpoint
-from anchors import USER_ORIENTED
+from anchors import USER_ORIENTED, skip_unless_present
 from matplotlib.image import imread
 from rouge_score.rouge_scorer import RougeScorer
 
@@ -102,8 +102,7 @@ def test_tasks_from_paper_schema_and_from_a_dataset(tmp_path):
     assert evaluate_model.load_tasks(args(tasks=str(tmp_path / "ds"))) == [
         held_out_tasks.Task("Add.", "2, 3", "5")
     ]
-    if not USER_ORIENTED.is_file():
-        pytest.skip(f"{USER_ORIENTED} is not on this machine")
+    skip_unless_present(USER_ORIENTED)
     user_oriented = evaluate_model.load_tasks(args(tasks=str(USER_ORIENTED)))
     first = json.loads(USER_ORIENTED.read_text().splitlines()[0])
     assert len(user_oriented) == 252

@@ -11,10 +11,11 @@ from _sft import SCRIPTS, load_script
 ROOT = Path(__file__).resolve().parents[1]
 # A flag spelled with an underscore: `--num_instructions`, not `--num-instructions`.
 UNDERSCORE_FLAG = re.compile(r"(?<![\w-])--[a-z0-9]+(?:_[a-z0-9]+)+")
-# What users read: the README, the Makefile's commands, the package's and the scripts' strings
-# (help, messages, docstrings), their recipes and the card templates. Tests are left out: they
-# type underscore flags on purpose, to check that that spelling still parses.
+# What users read: the README and docs/, the Makefile's commands, the package's and the scripts'
+# strings (help, messages, docstrings), their recipes and the card templates. Tests are left out:
+# they type underscore flags on purpose, to check that that spelling still parses.
 PATTERNS = (
+    "docs/*.md",
     "builder/**/*.py",
     "builder/**/*.yaml",
     "builder/**/*.md",

@@ -83,10 +83,11 @@ def test_transformers_backend_reports_each_batch(tmp_path, monkeypatch):
 def terminal(monkeypatch):
     """Call it in the test body: pytest sets its own sys.stderr again after fixtures ran."""
 
-    def attach() -> Terminal:
+    def attach(columns: int = 200) -> Terminal:
         screen = Terminal()
         monkeypatch.setattr(progress_module, "REFRESH_SECONDS", 0.0)  # show every update
         monkeypatch.setattr(progress_module.sys, "stderr", screen)
+        monkeypatch.setenv("COLUMNS", str(columns))  # what tqdm and the status lines read
         return screen
 
     return attach
@@ -103,13 +104,31 @@ def test_bar_moves_per_request_and_agrees_with_the_funnel(tmp_path, scripted_bac
         assert f"requests: instruction lists {k} ({4 - k} in flight)" in screen
     assert re.search(r"instruction lists \d+, classification \d+ \(\d+ in flight\)", screen)
     assert re.search(r"instances \d+ \(1 in flight\)", screen)
-    last = CURSOR_CODES.split(screen.rstrip())[-1]
     funnel = funnel_from_log(read_log(tmp_path / "run"), limit=6)["instructions"]
-    assert f"kept {funnel['kept']}/6" in last and funnel["kept"] == 6
-    assert "6/6" in last and "7/6" not in screen  # never more kept than the quota
+    assert "6/6 kept" in last_line(screen, "Instructions:") and funnel["kept"] == 6
+    assert "7/6" not in screen  # never more kept than the quota
+    rejected = last_line(screen, "rejected:")
     for reason, n in funnel["rejected"].items():  # beyond_quota included, as the summary says
-        assert f"{reason} {n}" in last
+        assert f"{reason} {n}" in rejected
     assert "beyond_quota" in funnel["rejected"]
+
+
+def last_line(screen: str, start: str) -> str:
+    """The last drawing of the display's line that starts with `start`."""
+    return [s.strip() for s in CURSOR_CODES.split(screen) if s.strip().startswith(start)][-1]
+
+
+def test_every_line_of_the_display_fits_the_terminal(tmp_path, scripted_backend, terminal):
+    """A line wider than the terminal wraps, and the next redraw lands on the wrong row; cut at
+    the width, no count may be lost either: kept, the rate, every rejection reason."""
+    config = PipelineConfig(num_instructions=6, batch_size=4)
+    screen = terminal(columns=80)
+    assert len(list(Pipeline(config, tmp_path / "run", backend=scripted_backend))) == 6
+    drawn = [s for s in re.split(r"\r|\n|\x1b\[[0-9;]*[A-Za-z]", screen.getvalue()) if s]
+    assert max(map(len, drawn)) < 80
+    assert "6/6 kept" in last_line(screen.getvalue(), "Instructions:")
+    assert "instr/min" in last_line(screen.getvalue(), "Instructions:")
+    assert "beyond_quota" in last_line(screen.getvalue(), "rejected:")
 
 
 def test_log_lines_go_through_the_bar(tmp_path, terminal, monkeypatch):
@@ -120,8 +139,10 @@ def test_log_lines_go_through_the_bar(tmp_path, terminal, monkeypatch):
     verbosity.set_verbosity(logging.WARNING)  # its handler writes to sys.stderr, the terminal
     with RunProgress(total=5, kept=0):
         logging.getLogger("self_instruct.backends.http").warning("Retrying in 1.0s [2/6]")
-    # tqdm.write clears the bar line first, prints the message on its own line, then redraws.
-    assert re.search(r"\r\s*\rWARNING: Retrying in 1\.0s \[2/6\]\n", terminal.getvalue())
+    # tqdm.write clears the display's lines first, prints the message at the start of its own
+    # line, then redraws the bar under it.
+    said = r"(\r|\x1b\[A)WARNING: Retrying in 1\.0s \[2/6\]\n\rInstructions:"
+    assert re.search(said, terminal.getvalue())
 
 
 def test_quiet_switches_the_bar_off(tmp_path, scripted_backend, terminal, monkeypatch):
@@ -148,6 +169,8 @@ def test_redirected_stderr_gets_plain_lines_and_no_second_bar(tmp_path):
         assert other not in done.stderr
     kept = re.search(r"instructions\s+generated\s+\d+\s+kept\s+(\d+)", done.stdout)
     assert kept and kept[1] == "6"  # the bar's last count is the summary's
+    load = f'Load: datasets.load_dataset("{tmp_path / "out"}", "instances")'
+    assert f"{load}  (configurations: instructions, instances, sft)" in done.stdout
 
 
 def test_quiet_and_verbose(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from _sft import load_script
-from anchors import PAPER_CODE, PAPER_TEMPLATES
+from anchors import PAPER_CODE, PAPER_TEMPLATES, needs
 from rouge_score import rouge_scorer
 
 from self_instruct.config import PipelineConfig
@@ -22,9 +22,7 @@ from self_instruct.prompts import DEFAULT_TEMPLATES_PATH, TemplateError, load_te
 from self_instruct.provenance import provenance
 from self_instruct.seeds import load_seeds
 
-needs_paper = pytest.mark.skipif(
-    not (PAPER_TEMPLATES.is_file() and PAPER_CODE.is_dir()), reason="paper anchors absent"
-)
+needs_paper = needs(PAPER_TEMPLATES, PAPER_CODE)
 EXAMPLES = [
     "Give three tips for staying healthy.",
     "  Sort   the list\nascendingly:  ",

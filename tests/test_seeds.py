@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from anchors import PAPER_SEEDS
+from anchors import PAPER_SEEDS, needs
 from datasets import Dataset
 from rouge_score import rouge_scorer
 
@@ -94,7 +94,7 @@ def test_bundled_instructions_are_diverse(bundled):
     assert score <= 0.7, pair
 
 
-@pytest.mark.skipif(not PAPER_SEEDS.is_file(), reason="paper seed anchor absent")
+@needs(PAPER_SEEDS)
 def test_bundled_instructions_are_our_own(bundled):
     ours = [task.instruction for task in bundled]
     paper = [task.instruction for task in load_seeds(str(PAPER_SEEDS))]
@@ -105,7 +105,7 @@ def test_bundled_instructions_are_our_own(bundled):
 # --- the paper's file and fingerprints ------------------------------------------------------
 
 
-@pytest.mark.skipif(not PAPER_SEEDS.is_file(), reason="paper seed anchor absent")
+@needs(PAPER_SEEDS)
 def test_paper_seed_file_loads_as_is():
     seeds = load_seeds(str(PAPER_SEEDS))
     assert len(seeds) == 175

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from anchors import PAPER_SEEDS as ANCHOR_SEEDS
+from anchors import needs
 from datasets import Dataset
 from huggingface_hub import HfApi
 from local_hub import LocalHub
@@ -54,7 +55,7 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-@pytest.mark.skipif(not ANCHOR_SEEDS.is_file(), reason="the paper's seed_tasks.jsonl is absent")
+@needs(ANCHOR_SEEDS)
 def test_paper_seed_tasks_match_an_independent_count():
     printed = printed_table(stats_main(str(ANCHOR_SEEDS)))
     assert printed == independent_table1(read_jsonl(ANCHOR_SEEDS))

@@ -14,6 +14,7 @@ import random
 from collections.abc import Sequence
 
 import pytest
+from anchors import TGI_OPENAPI, absent
 from test_backends_http import llama_cpp_server  # noqa: F401 (the real server, a fixture)
 from tgi_schema import request_check
 
@@ -347,7 +348,7 @@ def test_structured_run_against_llama_cpp(tmp_path, llama_cpp_server):  # noqa: 
 def test_tgi_grammar_is_checked_against_tgis_schema():
     check = request_check()
     if check is None:
-        pytest.skip("../shared/anchors/tgi/openapi.json is absent")
+        pytest.skip(absent(TGI_OPENAPI))
     params = SamplingParams(max_new_tokens=16, schema=CLASSIFICATION)
     parameters = {k: v for k, v in generate_parameters(params).items() if v is not None}
     ours = {"inputs": "Task: x", "parameters": parameters}  # as the client sends it

@@ -11,6 +11,7 @@ top of it, this module makes the command line predictable:
 - a number's declared range (ranges.py) ends its help text: "Must be >= 1.";
 - with `config_file=True`, `--config run.yaml` (keys named like the options, with dashes or
   underscores) gives values, and the flags on the command line override it, as in TRL's scripts;
+- with `groups`, `--help` shows the options in those groups and order, under a one-line usage;
 - `parse` also says which options were given (in the file or on the command line), so that
   `--resume` can tell a retyped option from a default.
 """
@@ -28,10 +29,27 @@ from typing import Any
 from .. import __version__
 from ..config import flag
 from ..ranges import RANGE
+from .options import OptionGroup
+
+_METAVARS = {int: "N", float: "X"}
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the examples' line breaks and shows every option's default."""
+    """Keeps the examples' line breaks and shows every option's default; a switch is shown as
+    `--chat`, not `--chat [CHAT]`, and numbers as N or X, so most flags fit beside their help."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if _is_switch(action):
+            return ", ".join(action.option_strings)
+        return super()._format_action_invocation(action)
+
+    def _get_default_metavar_for_optional(self, action: argparse.Action) -> str:
+        return _METAVARS.get(action.type, action.dest.upper())
+
+
+def _is_switch(action: argparse.Action) -> bool:
+    """A boolean field's flag: HfArgumentParser lets `--chat` take an optional true/false."""
+    return action.nargs == argparse.OPTIONAL and action.const is True
 
 
 def make_parser(
@@ -42,6 +60,7 @@ def make_parser(
     *,
     positional: Sequence[str] = (),
     config_file: bool = False,
+    groups: Sequence[OptionGroup] = (),
 ) -> argparse.ArgumentParser:
     """An `HfArgumentParser` over `dataclass_types`, made strict as the module docstring says."""
     from transformers import HfArgumentParser
@@ -60,6 +79,7 @@ def make_parser(
         epilog=epilog,
         formatter_class=_Formatter,
         allow_abbrev=False,
+        usage="%(prog)s [options]" if groups else None,
     )
     if config_file:
         parser.add_argument(
@@ -69,6 +89,8 @@ def make_parser(
             "flags given on the command line override it.",
         )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    if groups:
+        _show_in_groups(parser, groups)
     return show_dashes(parser)
 
 
@@ -83,6 +105,33 @@ def _for_argparse(field: dataclasses.Field) -> dataclasses.Field:
     field = copy.copy(field)
     field.metadata = MappingProxyType(metadata)
     return field
+
+
+def _show_in_groups(parser: argparse.ArgumentParser, groups: Sequence[OptionGroup]) -> None:
+    """Move each option's help into its group, in the group's order; -h and --version last.
+
+    Only the layout of `--help` changes: argparse parses from `parser._actions`, whose order
+    and content stay. An option no group names is shown under "other options", and a test
+    holds every group list to naming each option exactly once.
+    """
+    by_name: dict[str, list[argparse.Action]] = {}
+    for action in parser._optionals._group_actions:
+        if action.dest in by_name:  # `--no-x` after `--x`, with the same help: say what it does
+            action.help, action.default = f"Turns {flag(action.dest)} off.", argparse.SUPPRESS
+        by_name.setdefault(action.dest, []).append(action)
+    named = [name for group in groups for name in group.names]
+    if wrong := sorted({n for n in named if n not in by_name or named.count(n) > 1}):
+        raise ValueError(f"help groups name unknown or repeated options: {wrong}")
+    for group in groups:
+        shown = parser.add_argument_group(group.title, group.description)
+        shown._group_actions.extend(a for name in group.names for a in by_name.pop(name))
+    own = [a for name in ("help", "version") for a in by_name.pop(name)]
+    if others := [a for actions in by_name.values() for a in actions]:
+        parser.add_argument_group("other options")._group_actions.extend(others)
+    parser._optionals._group_actions[:] = own
+    parser._optionals.title = "help"
+    parser._action_groups.remove(parser._optionals)
+    parser._action_groups.append(parser._optionals)
 
 
 def show_dashes(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -26,6 +26,7 @@ from ..runlock import locked
 from ..schemas import check_structured_installed
 from . import RunStoppedError, cause, checks, describe, expected_errors, fail, resume
 from .args import make_parser, parse
+from .options import GENERATE_OPTIONS
 
 EXAMPLES = """examples:
   self-instruct generate --num-instructions 40 --output my-data
@@ -109,6 +110,7 @@ def generate(argv: Sequence[str], load_backend: BackendLoader | None = None) -> 
         ", Wang et al. 2023), filter them, and write a dataset folder.",
         EXAMPLES,
         config_file=True,
+        groups=GENERATE_OPTIONS,
     )
     (config, args), given = parse(parser, argv)
     _set_verbosity(args)
@@ -295,6 +297,7 @@ def _summary(result, seconds: float) -> str:
     lines += [
         f"Rows: {rows}",
         f"Data: {result.folder.resolve()} (card: {result.folder / CARD})",
-        f'Load: datasets.load_dataset("{result.folder}", "instances")',
+        f'Load: datasets.load_dataset("{result.folder}", "instances")'
+        f"  (configurations: {', '.join(result.num_rows)})",
     ]
     return "\n".join(lines)
