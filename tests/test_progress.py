@@ -138,7 +138,9 @@ def test_log_lines_go_through_the_bar(tmp_path, terminal, monkeypatch):
     monkeypatch.setattr(library, "propagate", True)
     verbosity.set_verbosity(logging.WARNING)  # its handler writes to sys.stderr, the terminal
     with RunProgress(total=5, kept=0):
-        logging.getLogger("self_instruct.backends.http").warning("Retrying in 1.0s [2/6]")
+        # A logger of our own: an earlier test's server may have run logging.config, which
+        # disables every logger that existed then (self_instruct.backends.http among them).
+        logging.getLogger("self_instruct.test_progress").warning("Retrying in 1.0s [2/6]")
     # tqdm.write clears the display's lines first, prints the message at the start of its own
     # line, then redraws the bar under it.
     said = r"(\r|\x1b\[A)WARNING: Retrying in 1\.0s \[2/6\]\n\rInstructions:"
