@@ -247,7 +247,7 @@ class PipelineConfig:
         "Prompt a chat (instruct) model: each step goes as chat messages written for one, to "
         "/v1/chat/completions (openai, tgi) or through the model's chat template (transformers), "
         "and only list items of its answers become instructions. Default: the paper's raw text "
-        "continuation, for base models. README 'Chat models' has the measured yield.",
+        "continuation, for base models. docs/prompting.md (Chat models) has the measured yield.",
     )
     structured: bool = _opt(
         False,

@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import sys
+import threading
 import time
 from collections import Counter
 from typing import IO
@@ -31,6 +32,7 @@ from .verbosity import LIBRARY_LOGGER, is_progress_bar_enabled
 logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 0.2  # a fast server finishes hundreds of requests a second
+TICK_SECONDS = 1.0  # the clock and ETA move while an in-process batch runs for a minute
 _BAR_FORMAT = (
     "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} kept [{elapsed}<{remaining}, {speed}]"
 )
@@ -82,6 +84,7 @@ class RunProgress:
         ]
         self._start = self._last_refresh = time.monotonic()
         self._stack = contextlib.ExitStack()
+        self._stopped = threading.Event()
 
     def __enter__(self) -> RunProgress:
         if not self._bar.disable:
@@ -91,10 +94,21 @@ class RunProgress:
         for bar in (self._bar, *self._lines):
             self._stack.enter_context(bar)
         self._show()
+        if not self._bar.disable:
+            ticker = threading.Thread(target=self._tick, name="progress-clock", daemon=True)
+            ticker.start()
+            self._stack.callback(ticker.join)
+            self._stack.callback(self._stopped.set)
         return self
 
     def __exit__(self, *exc_info) -> None:
         self._stack.close()
+
+    def _tick(self) -> None:
+        """Redraw every TICK_SECONDS: no request may finish for a whole batch of a CPU model,
+        and the elapsed time and ETA must not stand still meanwhile."""
+        while not self._stopped.wait(TICK_SECONDS):
+            self._refresh(force=True)
 
     def sent(self, step: str, n: int = 1) -> None:
         """`n` requests of `step` went to the backend."""
@@ -130,15 +144,15 @@ class RunProgress:
         return f"{self.per_minute():.1f} instr/min"
 
     def requests(self) -> str:
-        steps = [
+        steps = [  # a copy first: the clock's thread reads while the run counts
             f"{step} {done}"
-            + (f" ({self.in_flight[step]} in flight)" if self.in_flight[step] else "")
-            for step, done in self.done.items()
+            + (f" ({flight} in flight)" if (flight := self.in_flight[step]) else "")
+            for step, done in list(self.done.items())
         ]
         return "requests: " + (", ".join(steps) or "none yet")
 
     def rejections(self) -> str:
-        rejected = ", ".join(f"{reason} {n}" for reason, n in self.rejected.most_common())
+        rejected = ", ".join(f"{reason} {n}" for reason, n in Counter(self.rejected).most_common())
         return f"rejected: {rejected or 'none'}"
 
     def describe(self) -> str:
