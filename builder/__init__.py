@@ -1,35 +1,63 @@
-"""Self-Instruct (Wang et al., ACL 2023) as a Hugging Face-native pipeline."""
+"""Self-Instruct (Wang et al., ACL 2023) as a Hugging Face-native pipeline.
 
-__version__ = "0.1.0"
+The public API, each name imported only when first used (`import self_instruct` stays cheap, so
+`self-instruct --help` answers at once and a server run never loads `torch` for a name it does
+not touch):
 
-# The paper, cited by the builder's DatasetInfo, the ROUGE-L metric module and the dataset card.
-CITATION = """\
-@inproceedings{wang-etal-2023-self-instruct,
-    title = "Self-Instruct: Aligning Language Models with Self-Generated Instructions",
-    author = "Wang, Yizhong and Kordi, Yeganeh and Mishra, Swaroop and Liu, Alisa and
-      Smith, Noah A. and Khashabi, Daniel and Hajishirzi, Hannaneh",
-    booktitle = "Proceedings of the 61st Annual Meeting of the Association for Computational
-      Linguistics (Volume 1: Long Papers)",
-    year = "2023",
-    address = "Toronto, Canada",
-    publisher = "Association for Computational Linguistics",
-    url = "https://aclanthology.org/2023.acl-long.754",
-    doi = "10.18653/v1/2023.acl-long.754",
-    pages = "13484--13508",
-}
+    SelfInstruct    the `datasets` builder: `load_dataset` of a generated folder or Hub repo
+    PipelineConfig  every option of a run
+    run_to_folder   a whole run: the loop, its log, the rows, the card, into an output folder
+    Pipeline        the bootstrap loop itself, over any `Backend`
+    Backend         the interface between the loop and anything that writes text
+    RougeIndex      the pool and its exact ROUGE-L near-duplicate filter
+    push_folder     a finished folder to the Hub as a new tagged version
 """
 
-# ROUGE (Lin, 2004), cited by the ROUGE-L metric module; its card shows this text (a test checks).
-ROUGE_CITATION = """\
-@inproceedings{lin-2004-rouge,
-    title = "{ROUGE}: A Package for Automatic Evaluation of Summaries",
-    author = "Lin, Chin-Yew",
-    booktitle = "Text Summarization Branches Out",
-    month = jul,
-    year = "2004",
-    address = "Barcelona, Spain",
-    publisher = "Association for Computational Linguistics",
-    url = "https://aclanthology.org/W04-1013/",
-    pages = "74--81",
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from self_instruct.about import __version__
+
+# name -> the module that defines it
+_PUBLIC = {
+    "SelfInstruct": "self_instruct.dataset_builder",
+    "PipelineConfig": "self_instruct.config",
+    "run_to_folder": "self_instruct.run",
+    "Pipeline": "self_instruct.generation.pipeline",
+    "Backend": "self_instruct.backends.base",
+    "RougeIndex": "self_instruct.rouge.index",
+    "push_folder": "self_instruct.hub.push",
 }
-"""
+__all__ = [
+    "Backend",
+    "Pipeline",
+    "PipelineConfig",
+    "RougeIndex",
+    "SelfInstruct",
+    "__version__",
+    "push_folder",
+    "run_to_folder",
+]
+
+if TYPE_CHECKING:
+    from self_instruct.backends.base import Backend
+    from self_instruct.config import PipelineConfig
+    from self_instruct.dataset_builder import SelfInstruct
+    from self_instruct.generation.pipeline import Pipeline
+    from self_instruct.hub.push import push_folder
+    from self_instruct.rouge.index import RougeIndex
+    from self_instruct.run import run_to_folder
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'self_instruct' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])

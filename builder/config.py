@@ -12,8 +12,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .ranges import ANY, COUNT, NON_NEGATIVE, POSITIVE, ConfigError, Range, check_ranges
-from .ranges import flag as flag  # the package imports it from here, beside the options
+from self_instruct.errors import ConfigError
+from self_instruct.utils.ranges import ANY, COUNT, NON_NEGATIVE, POSITIVE, Range, check_ranges
+from self_instruct.utils.ranges import (
+    flag as flag,  # the package imports it from here, beside the options
+)
 
 EMBEDDED_MODEL = "embedded"
 BUNDLED_SEEDS = "bundled"
@@ -53,7 +56,7 @@ PENALTY = Range(-2, 2)  # the OpenAI API's range for presence_penalty
 
 def _opt(default, help: str, **kwargs):
     """A dataclass field carrying its `--help` text (the HfArgumentParser convention) and, for a
-    number, its `range=` (ranges.py: checked by `validate`, shown by --help)."""
+    number, its `range=` (utils/ranges.py: checked by `validate`, shown by --help)."""
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata={"help": help, **kwargs})
     return field(default=default, metadata={"help": help, **kwargs})

@@ -4,7 +4,7 @@
 of the first configuration; that pass also writes the other two configurations' rows to Arrow
 files (`RowSpool`), so the run log is replayed once for all three, and the funnel and usage of
 the card are the counts that same pass kept (the pipeline's live `RunSummary`). It stages the
-Parquet files and the card and publishes them (`output_folder.py`). The backend is passed in, or
+Parquet files and the card and publishes them (`export/folder.py`). The backend is passed in, or
 loaded from the options when the run needs one; the funnel counts what the filters kept.
 """
 
@@ -19,21 +19,22 @@ from typing import Any
 
 import datasets
 
-from .backends import Backend, resolve_defaults
-from .builder import SelfInstruct
-from .config import PipelineConfig
-from .exported_from import record_export
-from .files import check_no_links
-from .layout import CONFIG_NAMES, RUN_DIR, STAGE_DIR
-from .output_folder import publish, write_parquet
-from .prompts import load_templates
-from .provenance import provenance
-from .records import Record
-from .rows import RowSpool
-from .runlock import locked
-from .seeds import load_seeds
-from .summary import RunSummary, summarize
-from .verbosity import quiet_datasets
+from self_instruct.backends import resolve_defaults
+from self_instruct.backends.base import Backend
+from self_instruct.config import PipelineConfig
+from self_instruct.dataset_builder import SelfInstruct
+from self_instruct.export.files import check_no_links
+from self_instruct.export.folder import publish, write_parquet
+from self_instruct.export.provenance import provenance
+from self_instruct.export.rows import RowSpool
+from self_instruct.layout import CONFIG_NAMES, RUN_DIR, STAGE_DIR
+from self_instruct.prompting.prompts import load_templates
+from self_instruct.prompting.seeds import load_seeds
+from self_instruct.runlog.exported_from import record_export
+from self_instruct.runlog.lock import locked
+from self_instruct.runlog.records import Record
+from self_instruct.runlog.summary import RunSummary, summarize
+from self_instruct.utils.verbosity import quiet_datasets
 
 
 class NothingToExportError(ValueError):
@@ -88,7 +89,7 @@ def run_to_folder(
 def _run_and_export(
     config: PipelineConfig, folder: Path, command: str, backend: Backend | None
 ) -> RunResult:
-    from .dataset_card import render_card
+    from self_instruct.dataset_card.render import render_card
 
     run_dir, stage = folder / RUN_DIR, folder / STAGE_DIR
     shutil.rmtree(stage, ignore_errors=True)  # left by a run killed mid-export

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .config import ConfigError
+from self_instruct.errors import ConfigError
 
 # The paper shows 8 instructions and stops the list at "16": at most 7 new ones (9. to 15.).
 MAX_NEW_INSTRUCTIONS = 7

@@ -25,7 +25,7 @@ def rouge_to_seeds(instructions: Sequence[str], seed_instructions: Sequence[str]
     The rows' own `max_rouge_l` is against the whole pool at acceptance time (seeds and earlier
     generations), so the figure recomputes against the seeds alone.
     """
-    from self_instruct.rouge import RougeIndex
+    from self_instruct.rouge.index import RougeIndex
 
     index = RougeIndex()
     index.add(list(seed_instructions))

@@ -18,15 +18,14 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard
 
-from self_instruct.files import describe, read_manifest, remove_files, write_manifest
-from self_instruct.judge import QUESTIONS
+from self_instruct.audit.judge import QUESTIONS
+from self_instruct.dataset_card.render import _dataset_info, _environment
+from self_instruct.export.files import describe, read_manifest, remove_files, write_manifest
 from self_instruct.layout import CARD, SPLIT
-from self_instruct.logfile import write_durably
-
-from .render import _dataset_info, _environment
+from self_instruct.utils.durable import write_durably
 
 if TYPE_CHECKING:
-    from self_instruct.audit import AuditResult
+    from self_instruct.audit.review import AuditResult
 
 TEMPLATE = "audit.md.j2"
 HEADING = "## Quality audit"
@@ -126,8 +125,8 @@ def write_audit(folder: Path, result: AuditResult, name: str, examples: int) -> 
     The new file is in place before the card names it, and an earlier audit's file goes only
     after the card stopped naming it, so the card never lists a file that is missing; only files
     an earlier audit's card named are deleted. The folder's lock is held (`audit_lock`)."""
-    from self_instruct.audit import audit_lock
-    from self_instruct.output_folder import write_parquet
+    from self_instruct.audit.review import audit_lock
+    from self_instruct.export.folder import write_parquet
 
     with audit_lock(folder):
         rows = audit_rows(result.items)

@@ -21,25 +21,24 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from self_instruct import CITATION
-from self_instruct.files import content_named, describe
-from self_instruct.layout import CARD, CONFIG_DESCRIPTIONS, DEFAULT_CONFIG, PLOTS_DIR, SPLIT
-from self_instruct.seeds import SeedTask
-
-from .analysis import VerbNounResult, rouge_to_seeds, verb_noun_pairs
-from .plots import (
+from self_instruct.about import CITATION
+from self_instruct.dataset_card.analysis import VerbNounResult, rouge_to_seeds, verb_noun_pairs
+from self_instruct.dataset_card.plots import (
     Plot,
     plot_funnel,
     plot_lengths,
     plot_rouge_to_seeds,
     plot_verb_noun,
 )
-from .stats import (
+from self_instruct.dataset_card.stats import (
     compute_stats,
     format_stats_table,
     seed_stats_input,
     word_counts,
 )
+from self_instruct.export.files import content_named, describe
+from self_instruct.layout import CARD, CONFIG_DESCRIPTIONS, DEFAULT_CONFIG, PLOTS_DIR, SPLIT
+from self_instruct.prompting.seeds import SeedTask
 
 TEMPLATE = "card.md.j2"
 TAGS = ["self-instruct", "synthetic", "instruction-tuning"]
@@ -228,7 +227,7 @@ def render_card(
 
     Args:
         data_files: each configuration's Parquet files, relative to `folder`.
-        rows: the same data, loaded, one `Dataset` per configuration (schemas in `rows.py`).
+        rows: the same data, loaded, one `Dataset` per configuration (schemas in `export/rows.py`).
         seeds: the seed tasks of the run, for the seed statistics and the ROUGE-L figure.
         funnel: per stage ("instructions", "instances"): `{"generated": n, "rejected":
             {reason: n, ...}, "kept": n}`, in the order the bars and tables show them.

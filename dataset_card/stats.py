@@ -16,8 +16,8 @@ from datasets import Dataset, get_dataset_config_names, load_dataset
 
 from self_instruct.config import BUNDLED_SEEDS
 from self_instruct.layout import RUN_DIR
-from self_instruct.runlog import check_log
-from self_instruct.seeds import SeedTask, load_seeds
+from self_instruct.prompting.seeds import SeedTask, load_seeds
+from self_instruct.runlog.log import check_log
 
 OUTPUT_CONFIGS = ("instructions", "instances")
 

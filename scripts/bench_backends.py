@@ -207,9 +207,9 @@ def pipeline_run(url: str, concurrency: int, run_dir: str) -> tuple[float, WaveR
     Returns the seconds, the recorded backend calls (the waves) and the number of rounds.
     """
     from self_instruct.config import PipelineConfig
-    from self_instruct.pipeline import Pipeline
-    from self_instruct.runlog import read_log
-    from self_instruct.summary import summarize
+    from self_instruct.generation.pipeline import Pipeline
+    from self_instruct.runlog.log import read_log
+    from self_instruct.runlog.summary import summarize
 
     config = PipelineConfig(
         backend="tgi",
@@ -253,8 +253,8 @@ def bench_pipeline(args: BenchArguments) -> list[list]:
 
 def instruction_prompts(count: int, instructions: int) -> list[str]:
     """Instruction-generation prompts as the pipeline builds them, from the bundled seeds."""
-    from self_instruct.prompts import load_templates
-    from self_instruct.seeds import load_seeds
+    from self_instruct.prompting.prompts import load_templates
+    from self_instruct.prompting.seeds import load_seeds
 
     seeds, templates = [seed.instruction for seed in load_seeds()], load_templates()
     rng = random.Random(0)

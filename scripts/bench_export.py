@@ -81,8 +81,8 @@ def _round(rng: random.Random, round_: int) -> list[dict]:
 def write_log(folder: Path, instructions: int):
     """A finished run of `instructions` in `folder`; its options and the seconds it took."""
     from self_instruct.config import PipelineConfig
+    from self_instruct.generation.pipeline import Pipeline
     from self_instruct.layout import RUN_DIR
-    from self_instruct.pipeline import Pipeline
 
     config = PipelineConfig(num_instructions=instructions)
     log = Pipeline(config, folder / RUN_DIR, progress=False).log

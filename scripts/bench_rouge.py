@@ -34,7 +34,7 @@ import numpy as np
 from rouge_score import rouge_scorer
 
 from self_instruct.config import PipelineConfig
-from self_instruct.rouge import RougeIndex
+from self_instruct.rouge.index import RougeIndex
 
 _REPEATS, _REPEAT_BELOW = 5, 5.0
 ANCHORS = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "self_instruct"

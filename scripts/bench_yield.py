@@ -162,7 +162,7 @@ def run_mode(args: YieldArguments, mode: str, options: dict, run_dir: Path) -> l
     """One stopped pipeline run; its run log's records."""
     from self_instruct.backends import load_backend
     from self_instruct.config import PipelineConfig
-    from self_instruct.pipeline import Pipeline
+    from self_instruct.generation.pipeline import Pipeline
 
     config = PipelineConfig(
         **options,
@@ -187,7 +187,7 @@ def run_mode(args: YieldArguments, mode: str, options: dict, run_dir: Path) -> l
 
 def yield_row(mode: str, records: list[dict], prompts: int) -> list:
     """The table row of one mode from its run log."""
-    from self_instruct.filters import not_a_task
+    from self_instruct.prompting.filters import not_a_task
 
     kept = [r for r in records if r.get("type") == "instruction"]
     rejected = [r for r in records if r.get("type") == "rejected"]

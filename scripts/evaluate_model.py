@@ -46,9 +46,10 @@ from pathlib import Path
 
 from held_out_tasks import generate_answers, load_tasks, read_jsonl, write_predictions
 
-from self_instruct.config import BUNDLED_SEEDS, EMBEDDED_MODEL, ConfigError
-from self_instruct.judge import JudgeArguments
-from self_instruct.ranges import COUNT, RANGE, check_ranges
+from self_instruct.audit.judge import JudgeArguments
+from self_instruct.config import BUNDLED_SEEDS, EMBEDDED_MODEL
+from self_instruct.errors import ConfigError
+from self_instruct.utils.ranges import COUNT, RANGE, check_ranges
 
 
 @dataclass
@@ -179,8 +180,8 @@ def prediction_items(path: Path, args: EvaluationArguments) -> list[tuple[str, s
 def add_ratings(table: list[dict], answered: dict[str, list[tuple]], args: JudgeArguments) -> Path:
     """Rate each model's answers A-D with the judge, add the shares (% of the answers it rated;
     `unrated` counts the rest) to its row, and plot them; return the plot's path."""
+    from self_instruct.audit.judge import RATINGS, rate_models, rating_shares
     from self_instruct.dataset_card.plots import plot_ratings
-    from self_instruct.judge import RATINGS, rate_models, rating_shares
 
     counts = rate_models(answered, args.backend_config(), args.judge_max_new_tokens)
     shares = {name: rating_shares(c) for name, c in counts.items()}

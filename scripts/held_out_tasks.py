@@ -30,7 +30,7 @@ class Task:
 
 def load_tasks(args: EvaluationArguments) -> list[Task]:
     """Tasks from a paper-schema .jsonl (first instance of each) or a dataset's rows."""
-    from self_instruct.seeds import BUNDLED_SEEDS_PATH
+    from self_instruct.prompting.seeds import BUNDLED_SEEDS_PATH
 
     source = BUNDLED_SEEDS_PATH if args.tasks == BUNDLED_SEEDS else Path(args.tasks)
     records = read_jsonl(source) if source.suffix == ".jsonl" else _read_dataset(args)
@@ -65,7 +65,7 @@ def _to_task(record: dict, where: str) -> Task:
 def chat_prompts(tokenizer, tasks: list[Task]) -> list[str]:
     """The user message of the plainest `sft` template, in the model's chat format if it has
     one (a base model without a chat template gets the message as it is)."""
-    from self_instruct.prompts import load_templates
+    from self_instruct.prompting.prompts import load_templates
 
     templates = load_templates()
     messages = [templates.sft_user_message(t.instruction, t.input, 0) for t in tasks]

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from self_instruct.prompts import DEFAULT_TEMPLATES_PATH, TemplateError, load_templates
+from self_instruct.prompting.prompts import DEFAULT_TEMPLATES_PATH, TemplateError, load_templates
 
 PAPER_TEXTS = (
     "instruction_header",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from self_instruct.config import PipelineConfig
 
 if TYPE_CHECKING:
-    from self_instruct.backends import Backend
+    from self_instruct.backends.base import Backend
     from self_instruct.run import RunResult
 
 SIZES = (8, 16, 32)  # instructions asked, one round of 8 prompts after another
@@ -38,7 +38,7 @@ def shared_run_config(num_instructions: int = SIZES[0]) -> PipelineConfig:
 
 def generate_shared_run(folder: Path, backend: Backend) -> tuple[PipelineConfig, RunResult]:
     """Run into `folder` (a new one) until it keeps an instance, at most `SIZES[-1]` asked."""
-    from self_instruct.output_folder import prepare_output
+    from self_instruct.export.folder import prepare_output
     from self_instruct.run import NothingToExportError
 
     prepare_output(folder, resume=False, overwrite=False)

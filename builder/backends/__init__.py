@@ -6,8 +6,9 @@ import os
 from collections.abc import Callable
 from dataclasses import replace
 
-from ..config import CPU_BATCH_SIZE, GPU_BATCH_SIZE, SAMPLE_LAG, ConfigError, PipelineConfig
-from .base import Backend, Completion, SamplingParams
+from self_instruct.backends.base import Backend, Completion, SamplingParams
+from self_instruct.config import CPU_BATCH_SIZE, GPU_BATCH_SIZE, SAMPLE_LAG, PipelineConfig
+from self_instruct.errors import ConfigError
 
 BackendLoader = Callable[[PipelineConfig], Backend]  # the options -> the backend they name
 
@@ -20,7 +21,7 @@ def resolve_defaults(config: PipelineConfig) -> PipelineConfig:
         batch_size = config.batch_size or CPU_BATCH_SIZE
         lag = SAMPLE_LAG if config.sample_lag is None else config.sample_lag
         return replace(config, batch_size=batch_size, sample_lag=lag)
-    from .transformers import best_device, best_dtype
+    from self_instruct.backends.transformers import best_device, best_dtype
 
     device = best_device(config.device)
     batch_size = config.batch_size or (CPU_BATCH_SIZE if device == "cpu" else GPU_BATCH_SIZE)
@@ -37,15 +38,15 @@ def resolve_defaults(config: PipelineConfig) -> PipelineConfig:
 def backend_class(name: str) -> type[Backend]:
     """The class behind `--backend NAME`, imported only when asked for (torch is slow to load)."""
     if name == "transformers":
-        from .transformers import TransformersBackend
+        from self_instruct.backends.transformers import TransformersBackend
 
         return TransformersBackend
     if name == "tgi":
-        from .tgi import TGIBackend
+        from self_instruct.backends.tgi import TGIBackend
 
         return TGIBackend
     if name == "openai":
-        from .openai import OpenAIBackend
+        from self_instruct.backends.openai import OpenAIBackend
 
         return OpenAIBackend
     raise ConfigError(f"unknown backend {name!r}: choose transformers, tgi or openai")
@@ -66,8 +67,8 @@ def load_backend(config: PipelineConfig) -> Backend:
         )
     if not config.endpoint:
         raise ConfigError(f"--backend {config.backend} needs at least one --endpoint URL")
-    from .endpoints import RetryPolicy
-    from .urls import API_KEY_ENV
+    from self_instruct.backends.endpoints import RetryPolicy
+    from self_instruct.utils.redaction import API_KEY_ENV
 
     common = {
         "api_key": os.environ.get(API_KEY_ENV) or None,

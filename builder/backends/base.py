@@ -5,7 +5,7 @@ same order. That order is the contract that keeps runs deterministic whatever th
 inside (batched `generate`, many HTTP requests in flight): acceptance follows request order, never
 arrival order.
 
-The pipeline's scheduler (scheduler.py) keeps `window` requests in flight. It awaits `agenerate`
+The scheduler (generation/scheduler.py) keeps `window` requests in flight. It awaits `agenerate`
 on the backend's own event loop (`run`): a server backend answers each request on its own, as
 soon as it is done, so `batched` is False and the scheduler sends one request per call; an
 in-process backend (`batched`) answers a call of up to `window` prompts in one `generate()`.
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 if TYPE_CHECKING:
-    from ..config import PipelineConfig
-    from ..schemas import ResponseSchema
+    from self_instruct.config import PipelineConfig
+    from self_instruct.schemas import ResponseSchema
 
 FinishReason = Literal["stop", "length"]
 # What a backend reports of each request as it goes, for a live progress display: it started

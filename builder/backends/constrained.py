@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor
 
-from ..schemas import ResponseSchema
+from self_instruct.schemas import ResponseSchema
 
 # Compact JSON with the usual separators: the model's tokens for ", " and ": " are common ones,
 # and whitespace between items would only spend tokens.

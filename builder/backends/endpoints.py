@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import httpx2
 from huggingface_hub import AsyncInferenceClient
 
-from ..redaction import redact_url
-from .urls import may_receive_hf_token
+from self_instruct.backends.urls import may_receive_hf_token
+from self_instruct.utils.redaction import redact_url
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import httpx2
 
-from ..causes import causes
-from ..redaction import API_KEY_ENV, redact, redact_url
+from self_instruct.utils.causes import causes
+from self_instruct.utils.redaction import API_KEY_ENV, redact, redact_url
 
 RETRY_STATUS_CODES = frozenset({408, 424, 429})  # and every 5xx
 MAX_QUOTED = 500  # characters of a server's answer quoted in a message (error pages run to MBs)
@@ -38,7 +38,7 @@ class MalformedResponseError(BackendError):
 
 def response_of(error: BaseException | None) -> httpx2.Response | None:
     """The HTTP response behind an error, also when huggingface_hub re-raised it as its own type
-    (a chain that loops back ends the walk: see causes.py)."""
+    (a chain that loops back ends the walk: see utils/causes.py)."""
     for err in causes(error):
         if isinstance(response := getattr(err, "response", None), httpx2.Response):
             return response

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import Completion, SamplingParams, cut_at_stop
-from .errors import MalformedResponseError
+from self_instruct.backends.base import Completion, SamplingParams, cut_at_stop
+from self_instruct.backends.errors import MalformedResponseError
 
 if TYPE_CHECKING:
-    from ..schemas import ResponseSchema
+    from self_instruct.schemas import ResponseSchema
 
 
 def to_completion(

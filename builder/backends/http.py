@@ -41,10 +41,16 @@ from typing import TYPE_CHECKING
 import httpx2
 from tenacity import RetryCallState
 
-from ..redaction import redact_url
-from .base import Backend, ChatPrompt, Completion, Prompt, SamplingParams, add_counts
-from .endpoints import EndpointPool, RetryPolicy, Slot, open_endpoint
-from .errors import (
+from self_instruct.backends.base import (
+    Backend,
+    ChatPrompt,
+    Completion,
+    Prompt,
+    SamplingParams,
+    add_counts,
+)
+from self_instruct.backends.endpoints import EndpointPool, RetryPolicy, Slot, open_endpoint
+from self_instruct.backends.errors import (
     BackendError,
     EndpointsUnavailableError,
     MalformedResponseError,
@@ -55,12 +61,13 @@ from .errors import (
     rejected,
     response_of,
 )
-from .fields import openai_response_format, sampling_fields, to_completion
-from .retries import retry_note, retrying
-from .urls import check_endpoint_url
+from self_instruct.backends.fields import openai_response_format, sampling_fields, to_completion
+from self_instruct.backends.retries import retry_note, retrying
+from self_instruct.backends.urls import check_endpoint_url
+from self_instruct.utils.redaction import redact_url
 
 if TYPE_CHECKING:
-    from ..schemas import ResponseSchema
+    from self_instruct.schemas import ResponseSchema
 
 logger = logging.getLogger(__name__)
 

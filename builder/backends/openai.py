@@ -14,11 +14,12 @@ from urllib.parse import urlparse
 import httpx2
 from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
-from .base import ChatPrompt, Completion, Message, Prompt, SamplingParams
-from .errors import answer_parsing
-from .fields import sampling_fields, to_completion
-from .http import HTTPBackend, Slot
-from .limits import openai_count, openai_room
+from self_instruct.backends.base import ChatPrompt, Completion, Message, Prompt, SamplingParams
+from self_instruct.backends.endpoints import Slot
+from self_instruct.backends.errors import answer_parsing
+from self_instruct.backends.fields import sampling_fields, to_completion
+from self_instruct.backends.http import HTTPBackend
+from self_instruct.backends.limits import openai_count, openai_room
 
 __all__ = ["OpenAIBackend", "completions_url", "sampling_fields"]
 

@@ -25,8 +25,8 @@ from tenacity import (
     wait_random,
 )
 
-from .endpoints import RetryPolicy
-from .errors import is_transient, response_of
+from self_instruct.backends.endpoints import RetryPolicy
+from self_instruct.backends.errors import is_transient, response_of
 
 RETRY_AFTER_STATUS_CODES = frozenset({429, 503})  # where RFC 9110 gives Retry-After a meaning
 

@@ -21,15 +21,16 @@ from typing import TYPE_CHECKING
 
 import httpx2
 
-from ..redaction import redact_url
-from .base import ChatPrompt, Completion, Prompt, SamplingParams
-from .errors import MalformedResponseError, answer_parsing
-from .fields import to_completion
-from .http import HTTPBackend, Slot
-from .limits import tgi_count, tgi_room
+from self_instruct.backends.base import ChatPrompt, Completion, Prompt, SamplingParams
+from self_instruct.backends.endpoints import Slot
+from self_instruct.backends.errors import MalformedResponseError, answer_parsing
+from self_instruct.backends.fields import to_completion
+from self_instruct.backends.http import HTTPBackend
+from self_instruct.backends.limits import tgi_count, tgi_room
+from self_instruct.utils.redaction import redact_url
 
 if TYPE_CHECKING:
-    from ..schemas import ResponseSchema
+    from self_instruct.schemas import ResponseSchema
 
 logger = logging.getLogger(__name__)
 

@@ -18,11 +18,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import AUTO, EMBEDDED_MODEL, ConfigError, PipelineConfig
-from .base import Backend, ChatPrompt, Completion, Prompt, SamplingParams, cut_at_stop
+from self_instruct.backends.base import (
+    Backend,
+    ChatPrompt,
+    Completion,
+    Prompt,
+    SamplingParams,
+    cut_at_stop,
+)
+from self_instruct.config import AUTO, EMBEDDED_MODEL, PipelineConfig
+from self_instruct.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ..schemas import ResponseSchema
+    from self_instruct.schemas import ResponseSchema
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +178,7 @@ class TransformersBackend(Backend):
         by the commit it resolved to in the local cache; a local checkpoint by its name alone."""
         from importlib.metadata import PackageNotFoundError, version
 
-        from ..provenance import public_name
+        from self_instruct.utils.public_names import public_name
 
         if config.model == EMBEDDED_MODEL:
             try:
@@ -250,7 +258,7 @@ class TransformersBackend(Backend):
 
     def _constraint(self, schema: ResponseSchema, rows: int):
         """A fresh `SchemaLogitsProcessor` for one batch (its matchers follow that batch)."""
-        from .constrained import SchemaLogitsProcessor, ll_tokenizer
+        from self_instruct.backends.constrained import SchemaLogitsProcessor, ll_tokenizer
 
         if self._ll_tokenizer is None:
             self._ll_tokenizer = ll_tokenizer(self.tokenizer, self.lm.config.vocab_size)

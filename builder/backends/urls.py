@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from ..config import ConfigError
-from ..redaction import API_KEY_ENV, redact_url
+from self_instruct.errors import ConfigError
+from self_instruct.utils.redaction import API_KEY_ENV, redact_url
 
 __all__ = ["API_KEY_ENV", "check_endpoint_url", "may_receive_hf_token"]
 

@@ -5,7 +5,8 @@
     resume.py    a run folder's stored options, how far it got, the command that continues it
     generate.py  `generate`: checks, model, run, summary, push; stop messages
     push.py      `push` and `stats`
-    audit.py     `audit` (the audit itself, sample, judge and summary, is ../audit.py)
+    audit.py     `audit` (the audit itself, sample, judge and summary: ../audit/)
+    errors.py    how a command fails: one redacted line, the errors that are no bug
 
 Heavy imports wait until a command runs, so `--help` and the checks answer in seconds.
 """
@@ -15,70 +16,21 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
-from .. import __version__
-from ..causes import causes
+from self_instruct.about import __version__
+from self_instruct.cli.errors import cause, expected_errors, fail, os_error_message
 
 if TYPE_CHECKING:
-    from ..backends import BackendLoader
-
-
-class RunStoppedError(RuntimeError):
-    """The environment stopped a run (disk full, folder gone); its finished rounds are kept."""
-
-
-def expected_errors() -> tuple[type[BaseException], ...]:
-    """Errors that are a user's mistake or a broken environment: a message, not a traceback."""
-    from ..audit import AuditError
-    from ..backends.http import BackendError
-    from ..backends.transformers import ModelNotFoundError
-    from ..config import ConfigError
-    from ..exported_from import ExportRecordError, RunLogMismatchError
-    from ..files import OutputFolderError
-    from ..hub import PushError
-    from ..previous import PreviousVersionError
-    from ..run import NothingToExportError
-    from ..runlock import RunDirLockedError
-    from ..runlog import RunConfigMismatchError, RunLogDamagedError, StoredConfigError
-    from ..seeds import SeedFileError
-
-    return (
-        RunStoppedError,
-        ConfigError,
-        SeedFileError,
-        OutputFolderError,
-        RunConfigMismatchError,
-        RunLogDamagedError,
-        RunLogMismatchError,
-        ExportRecordError,
-        StoredConfigError,
-        RunDirLockedError,
-        NothingToExportError,
-        PreviousVersionError,
-        ModelNotFoundError,
-        PushError,
-        BackendError,
-        AuditError,
-    )
-
-
-def cause(err: BaseException | None, types) -> BaseException | None:
-    """`err` or the first error behind it of `types`: `datasets` wraps what a generator raises
-    in its own error. A chain that loops back ends the walk (see causes.py)."""
-    return next((e for e in causes(err) if isinstance(e, types)), None)
-
-
-def describe(err: OSError) -> str:
-    return f"{err.strerror}: {err.filename}" if err.strerror and err.filename else str(err)
+    from self_instruct.backends import BackendLoader
 
 
 def _commands(
     load_backend: BackendLoader | None, load_judge: BackendLoader | None
 ) -> dict[str, Callable[[list[str]], None]]:
-    from .audit import audit
-    from .generate import generate
-    from .push import push, stats
+    from self_instruct.cli.audit import audit
+    from self_instruct.cli.generate import generate
+    from self_instruct.cli.push import push, stats
 
     run = functools.partial(generate, load_backend=load_backend)
     judge = functools.partial(audit, load_backend=load_judge)
@@ -114,7 +66,7 @@ def main(
         print(USAGE, file=sys.stdout if asked else sys.stderr)
         sys.exit(0 if asked else 2)
     try:
-        from ..hub_client import hub_timeout, use_hub_timeout
+        from self_instruct.hub.client import hub_timeout, use_hub_timeout
 
         use_hub_timeout(hub_timeout())  # huggingface_hub's client would wait for ever
         commands[argv[0]](argv[1:])
@@ -125,17 +77,5 @@ def main(
         if (expected := cause(err, expected_errors())) is not None:
             fail(argv[0], str(expected))
         if (os_error := cause(err, OSError)) is not None:  # a file or disk problem, not a bug
-            fail(argv[0], describe(os_error))
+            fail(argv[0], os_error_message(os_error))
         raise
-
-
-def fail(command: str, message: str, status: int = 1) -> NoReturn:
-    """End `self-instruct COMMAND` with one error line. The last line of defence for secrets:
-    a message may quote a server, which may quote our key (see redaction.py)."""
-    from ..redaction import redact
-
-    line = f"self-instruct {command}: error: {redact(message)}"
-    if status == 1:
-        sys.exit(line)  # the exception carries the line, for callers of main() that catch it
-    print(line, file=sys.stderr)
-    sys.exit(status)

@@ -1,5 +1,5 @@
 """`python -m self_instruct.cli` is `self-instruct`."""
 
-from . import main
+from self_instruct.cli import main
 
 main()

@@ -8,7 +8,7 @@ top of it, this module makes the command line predictable:
 - no abbreviations: `--over` is an unknown flag, never a silent `--overwrite`;
 - an unknown flag is a usage error (exit 2), not a traceback;
 - the fields named in `positional` are positional arguments (`push FOLDER REPO_ID`);
-- a number's declared range (ranges.py) ends its help text: "Must be >= 1.";
+- a number's declared range (utils/ranges.py) ends its help text: "Must be >= 1.";
 - with `config_file=True`, `--config run.yaml` (keys named like the options, with dashes or
   underscores) gives values, and the flags on the command line override it, as in TRL's scripts;
 - with `groups`, `--help` shows the options in those groups and order, under a one-line usage;
@@ -26,10 +26,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .. import __version__
-from ..config import flag
-from ..ranges import RANGE
-from .options import OptionGroup
+from self_instruct.about import __version__
+from self_instruct.cli.options import OptionGroup
+from self_instruct.utils.ranges import RANGE, flag
 
 _METAVARS = {int: "N", float: "X"}
 

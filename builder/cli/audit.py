@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..layout import AUDIT_DIR, CARD
-from .args import make_parser, parse
+from self_instruct.cli.args import make_parser, parse
+from self_instruct.layout import AUDIT_DIR, CARD
 
 if TYPE_CHECKING:
-    from ..backends import BackendLoader
+    from self_instruct.backends import BackendLoader
 
 _EXAMPLES = """examples:
   self-instruct audit my-data                              # the embedded 135M model judges
@@ -25,8 +25,8 @@ then: datasets.load_dataset("my-data", "audit")"""
 def audit(argv: Sequence[str], load_backend: BackendLoader | None = None) -> None:
     """`self-instruct audit DIR [options]`: judge, write the configuration and card, print.
     `load_backend` replaces the judge the options name (tests pass one)."""
-    from ..audit import CONFIG_NAME, AuditConfig, audit_lock, run_audit
-    from ..dataset_card.audit import LABELS, write_audit
+    from self_instruct.audit.review import CONFIG_NAME, AuditConfig, audit_lock, run_audit
+    from self_instruct.dataset_card.audit import LABELS, write_audit
 
     parser = make_parser(
         (AuditConfig,),

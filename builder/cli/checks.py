@@ -12,9 +12,10 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..config import ConfigError, PipelineConfig
-from ..layout import RUN_DIR
-from .resume import has_export, progress, resume_command
+from self_instruct.cli.resume import has_export, progress, resume_command
+from self_instruct.config import PipelineConfig
+from self_instruct.errors import ConfigError
+from self_instruct.layout import RUN_DIR
 
 PROBES = {"tgi": "/health", "openai": "/v1/models"}  # answered by every server of the protocol
 PROBE_TIMEOUT = 10.0  # seconds; a server that is up answers these at once
@@ -23,7 +24,8 @@ PROBE_TIMEOUT = 10.0  # seconds; a server that is up answers these at once
 def check_output(folder: Path, *, resume: bool, overwrite: bool, push_to_hub: str | None) -> None:
     """The folder can be written, and holds what --resume / --overwrite / neither expect; no
     link or file of someone else's is where the run would write (`files.check_folder`)."""
-    from ..files import OutputFolderError, check_folder
+    from self_instruct.errors import OutputFolderError
+    from self_instruct.export.files import check_folder
 
     if resume and overwrite:
         raise ConfigError(
@@ -53,7 +55,7 @@ def _check_writable(folder: Path) -> None:
     A file that is created and deleted at once is the only proof: `os.access` says yes to root
     on a read-only mount, and nothing is left behind either way.
     """
-    from ..files import OutputFolderError
+    from self_instruct.errors import OutputFolderError
 
     existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
     try:
@@ -69,7 +71,7 @@ def _check_writable(folder: Path) -> None:
 
 
 def check_seeds(config: PipelineConfig) -> None:
-    from ..seeds import SeedFileError, load_seeds
+    from self_instruct.prompting.seeds import SeedFileError, load_seeds
 
     try:
         load_seeds(config.seeds)
@@ -83,8 +85,9 @@ def check_hub(repo_id: str) -> None:
     from huggingface_hub import HfApi, constants, get_token
     from huggingface_hub.errors import HfHubHTTPError
 
-    from ..hub import PushError, check_target
-    from ..hub_errors import timed_out
+    from self_instruct.hub.errors import timed_out
+    from self_instruct.hub.plan import check_target
+    from self_instruct.hub.version_files import PushError
 
     where = f"--push-to-hub {repo_id}"
     check_target(repo_id)  # a repo id the Hub would refuse, or one naming another path
@@ -153,8 +156,8 @@ def check_endpoints(config: PipelineConfig) -> list[str]:
 def _check_url(url: str) -> None:
     import httpx2
 
-    from ..backends.urls import check_endpoint_url
-    from ..redaction import redact_url
+    from self_instruct.backends.urls import check_endpoint_url
+    from self_instruct.utils.redaction import redact_url
 
     check_endpoint_url(url)  # credentials in the URL: refused without repeating them
     try:
@@ -170,7 +173,7 @@ def _check_url(url: str) -> None:
 
 def _probe_url(url: str, path: str) -> str:
     """`path` on the server at `url`; for openai, a base URL ending in /v1 means the same."""
-    from ..backends.openai import completions_url
+    from self_instruct.backends.openai import completions_url
 
     if path == PROBES["openai"]:
         return completions_url(url.rstrip("/")).removesuffix("/completions") + "/models"
@@ -204,7 +207,8 @@ def _auth(url: str) -> dict[str, str]:
 
     from huggingface_hub import get_token
 
-    from ..backends.urls import API_KEY_ENV, may_receive_hf_token
+    from self_instruct.backends.urls import may_receive_hf_token
+    from self_instruct.utils.redaction import API_KEY_ENV
 
     token = os.environ.get(API_KEY_ENV) or (get_token() if may_receive_hf_token(url) else None)
     return {"Authorization": f"Bearer {token}"} if token else {}

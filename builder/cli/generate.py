@@ -18,15 +18,24 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backends import Backend, BackendLoader
-from ..config import ConfigError, PipelineConfig
-from ..layout import CARD, RUN_DIR
-from ..prompts import load_templates
-from ..runlock import locked
-from ..schemas import check_structured_installed
-from . import RunStoppedError, cause, checks, describe, expected_errors, fail, resume
-from .args import make_parser, parse
-from .options import GENERATE_OPTIONS
+from self_instruct.backends import BackendLoader
+from self_instruct.backends.base import Backend
+from self_instruct.cli import checks, resume
+from self_instruct.cli.args import make_parser, parse
+from self_instruct.cli.errors import (
+    RunStoppedError,
+    cause,
+    expected_errors,
+    fail,
+    os_error_message,
+)
+from self_instruct.cli.options import GENERATE_OPTIONS
+from self_instruct.config import PipelineConfig
+from self_instruct.errors import ConfigError
+from self_instruct.layout import CARD, RUN_DIR
+from self_instruct.prompting.prompts import load_templates
+from self_instruct.runlog.lock import locked
+from self_instruct.schemas import check_structured_installed
 
 EXAMPLES = """examples:
   self-instruct generate --num-instructions 40 --output my-data
@@ -102,7 +111,7 @@ def generate(argv: Sequence[str], load_backend: BackendLoader | None = None) -> 
     tests and benchmarks pass one that returns a scripted stand-in.
     """
     if load_backend is None:
-        from ..backends import load_backend
+        from self_instruct.backends import load_backend
     parser = make_parser(
         (PipelineConfig, GenerateArguments),
         "self-instruct generate",
@@ -142,7 +151,7 @@ def _set_verbosity(args: GenerateArguments) -> None:
     """--quiet / --verbose, as transformers' and datasets' set_verbosity_* do for their logs."""
     import logging
 
-    from .. import verbosity
+    from self_instruct.utils import verbosity
 
     if args.quiet and args.verbose:
         raise ConfigError("--quiet and --verbose contradict each other: give one")
@@ -159,8 +168,8 @@ def _set_verbosity(args: GenerateArguments) -> None:
 def _load_model(config: PipelineConfig, load_backend: BackendLoader) -> None:
     """Load the model before --output is touched (--overwrite empties it), and check the seeds
     fit its context; the model stays cached for the run."""
-    from ..seed_lengths import check_seed_lengths
-    from ..seeds import load_seeds
+    from self_instruct.generation.seed_lengths import check_seed_lengths
+    from self_instruct.prompting.seeds import load_seeds
 
     backend = load_backend(config)
     try:
@@ -178,7 +187,7 @@ def _run(
 ):
     """Prepare the folder, run and push under the folder's lock; clean up after a run that
     failed before its first round."""
-    from ..output_folder import prepare_output
+    from self_instruct.export.folder import prepare_output
 
     created = not folder.exists()
     if removed := prepare_output(folder, resume=args.resume, overwrite=args.overwrite):
@@ -200,7 +209,7 @@ def _run(
                 _remove_empty_run(folder, created)
             raise
         if args.push_to_hub:
-            from ..hub import push_folder
+            from self_instruct.hub.push import push_folder
 
             pushed = push_folder(folder, args.push_to_hub)
             print(f"Pushed {pushed.repo_id}@{pushed.tag} ({pushed.commit_url})")
@@ -208,7 +217,7 @@ def _run(
 
 
 def _repair(config: PipelineConfig, folder: Path) -> str:
-    from ..pipeline import Pipeline
+    from self_instruct.generation.pipeline import Pipeline
 
     return f"--repair-log: {Pipeline(config, folder / RUN_DIR, progress=False).log.repair()}"
 
@@ -243,9 +252,9 @@ def _export(
     """Run into the folder; a signal, a failing disk, requests that failed for good or a server
     that cannot go on (refused requests, every endpoint down) end it with a message on how to
     resume."""
-    from ..backends.http import BackendError, EndpointsUnavailableError
-    from ..pipeline import RequestsFailedError
-    from ..run import run_to_folder
+    from self_instruct.backends.errors import BackendError, EndpointsUnavailableError
+    from self_instruct.generation.jobs import RequestsFailedError
+    from self_instruct.run import run_to_folder
 
     command = "self-instruct generate " + " ".join(argv)
     try:
@@ -270,7 +279,7 @@ def _export(
         os_error = cause(err, OSError)
         if os_error is None or cause(err, expected_errors()) is not None:
             raise
-        why = f"Cannot go on: {describe(os_error)}"
+        why = f"Cannot go on: {os_error_message(os_error)}"
         raise RunStoppedError(_stopped(folder, args, why)) from err
 
 

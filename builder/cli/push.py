@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .args import make_parser, parse
+from self_instruct.cli.args import make_parser, parse
 
 
 def push(argv: Sequence[str]) -> None:
     """Push a generated folder as a new version (tag) of a Hub dataset."""
-    from ..hub import PushConfig, push_main
+    from self_instruct.hub.push import PushConfig, push_main
 
     parser = make_parser(
         (PushConfig,),
@@ -44,6 +44,6 @@ def stats(argv: Sequence[str]) -> None:
         positional=("data",),
     )
     (args,), _ = parse(parser, argv)
-    from ..dataset_card import stats_main
+    from self_instruct.dataset_card.stats import stats_main
 
     print(stats_main(args.data))

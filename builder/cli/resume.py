@@ -16,16 +16,17 @@ from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..config import RESUMABLE_OPTIONS, PipelineConfig, absolute_paths, flag
-from ..layout import CARD, CONFIG_FILE, LOG_FILE, OPTIONS_FILE, RUN_DIR
-from ..records import ROUND
-from ..runlog import read_log
-from ..summary import summarize
+from self_instruct.config import RESUMABLE_OPTIONS, PipelineConfig, absolute_paths
+from self_instruct.layout import CARD, CONFIG_FILE, LOG_FILE, OPTIONS_FILE, RUN_DIR
+from self_instruct.runlog.log import read_log
+from self_instruct.runlog.records import ROUND
+from self_instruct.runlog.summary import summarize
+from self_instruct.utils.ranges import flag
 
 
 def save_options(folder: Path, config: PipelineConfig) -> None:
     """Store every option of the run (atomically: a reader never sees half a file)."""
-    from ..logfile import write_durably
+    from self_instruct.utils.durable import write_durably
 
     path = folder / RUN_DIR / OPTIONS_FILE
     path.parent.mkdir(exist_ok=True)
@@ -39,7 +40,7 @@ def stored_options(folder: Path) -> dict[str, Any]:
     decide the data) is the next best thing, and the run log's header (the same options) the
     last, when both files were deleted.
     """
-    from ..logfile import scan
+    from self_instruct.runlog.file import scan
 
     run_dir = folder / RUN_DIR
     stored: Any = None
@@ -68,7 +69,7 @@ def resumed_config(folder: Path, given: dict[str, Any]) -> PipelineConfig:
     an earlier version may be relative, and is kept as it is (the run log's header holds it).
     Raises RunConfigMismatchError listing each refused option as `--name: stored -> given`.
     """
-    from ..runlog import RunConfigMismatchError
+    from self_instruct.runlog.log import RunConfigMismatchError
 
     stored = {**asdict(PipelineConfig()), **stored_options(folder)}
     given = absolute_paths(given, given.get("backend", stored["backend"]))

@@ -18,7 +18,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from self_instruct import CITATION, ROUGE_CITATION
+from self_instruct.about import CITATION, ROUGE_CITATION
 from self_instruct.rouge.index import RougeIndex
 from self_instruct.rouge.scoring import Score, rouge_l
 from self_instruct.rouge.tokenizer import Tokenizer, get_tokenizer

@@ -13,8 +13,8 @@ import hashlib
 import random
 from collections.abc import Sequence
 
-from ..backends.base import Backend, Completion, SamplingParams, cut_at_stop
-from ..prompts import load_templates
+from self_instruct.backends.base import Backend, Completion, SamplingParams, cut_at_stop
+from self_instruct.prompting.prompts import load_templates
 
 TEMPLATES = load_templates()
 

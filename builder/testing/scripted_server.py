@@ -16,8 +16,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .local_server import Reply, tgi_error
-from .tgi_server import tgi_details, tgi_headers
+from self_instruct.testing.local_server import Reply, tgi_error
+from self_instruct.testing.tgi_server import tgi_details, tgi_headers
 
 FAULTS = ("503", "hang", "drop", "badjson", "400", "429", "quote")
 

@@ -37,10 +37,15 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..backends.base import cut_at_stop
-from .local_server import LocalServer, Reply, in_child_process, tgi_error
-from .scripted_backend import ANGLES, OUTPUT_FIRST_TEXT, VERBS, input_first_text
-from .tgi_server import tgi_details, tgi_headers
+from self_instruct.backends.base import cut_at_stop
+from self_instruct.testing.local_server import LocalServer, Reply, in_child_process, tgi_error
+from self_instruct.testing.scripted_backend import (
+    ANGLES,
+    OUTPUT_FIRST_TEXT,
+    VERBS,
+    input_first_text,
+)
+from self_instruct.testing.tgi_server import tgi_details, tgi_headers
 
 KIND_PREFIXES = (  # the paper's header sentences (ours are the same) and Alpaca's prompt.txt
     ("instructions", "Come up with a series of"),

@@ -14,9 +14,9 @@ import json
 import threading
 from collections.abc import Callable
 
-from ..backends.base import Backend, SamplingParams
-from ..schemas import ResponseSchema
-from .local_server import Reply, tgi_error
+from self_instruct.backends.base import Backend, SamplingParams
+from self_instruct.schemas import ResponseSchema
+from self_instruct.testing.local_server import Reply, tgi_error
 
 
 class ModelTGIApp:

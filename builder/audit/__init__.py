@@ -1,0 +1,1 @@
+"""`self-instruct audit`: a judge model reviews a sample of a generated dataset."""

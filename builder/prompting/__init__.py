@@ -1,0 +1,1 @@
+"""Text in, items out: seed tasks, prompts, prompting modes, parsing, and the paper's filters."""
