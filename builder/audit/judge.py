@@ -2,7 +2,7 @@
 
 `audit` asks the three questions of the paper's Table 2 about one generated instruction with one
 instance; `rating` asks Figure 6's A-D rating of a model's answer. The prompts are template files
-(`templates/judge.yaml`, our own wording of the paper's rubric). Every backend returns plain text,
+(`judge.yaml`, our own wording of the paper's rubric). Every backend returns plain text,
 so each prompt ends where the answer begins and the answer is read back strictly in one fixed
 format: anything else is a failure counted under its own name, never a guess and never a crash.
 """
@@ -26,7 +26,7 @@ from self_instruct.backends.base import Backend, SamplingParams
 from self_instruct.config import EMBEDDED_MODEL, BackendName, PipelineConfig
 from self_instruct.utils.ranges import COUNT, RANGE, check_ranges
 
-TEMPLATES_PATH = Path(__file__).parent / "templates" / "judge.yaml"
+TEMPLATES_PATH = Path(__file__).parent / "judge.yaml"
 # Table 2's questions, in the order the prompt asks them (Q1, Q2, Q3).
 QUESTIONS = ("valid_instruction", "appropriate_input", "correct_output")
 RATINGS = ("A", "B", "C", "D")

@@ -195,7 +195,8 @@ def test_building_prints_no_package_data_warning(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "as data is deprecated" not in done.stderr, done.stderr
-    assert (tmp_path / "build" / "self_instruct" / "data" / "seed_tasks.jsonl").exists()
+    built = tmp_path / "build" / "self_instruct" / "prompting" / "data" / "seed_tasks.jsonl"
+    assert built.exists()
 
 
 def test_max_attempts_help_says_retry_after_is_honoured():

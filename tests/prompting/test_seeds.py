@@ -80,7 +80,7 @@ def test_bundled_path_is_inside_the_package():
     import self_instruct
 
     assert BUNDLED_SEEDS_PATH.is_file()
-    assert BUNDLED_SEEDS_PATH.parent.parent == Path(self_instruct.__file__).parent
+    assert BUNDLED_SEEDS_PATH.parent.parent == Path(self_instruct.__file__).parent / "prompting"
 
 
 def max_rouge_l(pairs) -> tuple[float, tuple[str, str]]:
