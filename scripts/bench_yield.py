@@ -287,9 +287,9 @@ def main(args: YieldArguments) -> None:
 def make_parser(prog: str | None = None):
     from transformers import HfArgumentParser
 
-    from self_instruct.cli.args import show_dashes
+    from self_instruct.cli.args import strict
 
-    return show_dashes(HfArgumentParser(YieldArguments, prog=prog))
+    return strict(HfArgumentParser)(YieldArguments, prog=prog)
 
 
 if __name__ == "__main__":
