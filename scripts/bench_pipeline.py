@@ -47,7 +47,7 @@ def default_anchors() -> str:
 
 @dataclass
 class BenchArguments:
-    """What to run; the defaults took 17 minutes on 2 CPU cores shared with other jobs."""
+    """What to run; docs/benchmarks.md gives how long the defaults take."""
 
     num_instructions: int = field(
         default=300,

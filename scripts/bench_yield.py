@@ -58,7 +58,7 @@ PATIENCE = 3
 
 @dataclass
 class YieldArguments:
-    """What to run; the defaults take about 40 minutes on 2 CPU cores."""
+    """What to run; the defaults run the real model for a long while (the header says how long)."""
 
     targets: list[str] = field(
         default_factory=lambda: list(TARGETS),
