@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 DEMO_DIR ?= demo-output
 
-.PHONY: install demo test test-bare lint bench clean
+.PHONY: install demo test test-bare lint clean
 
 install: $(VENV)/.installed
 

@@ -45,8 +45,8 @@ AUTO = "auto"
 CPU_BATCH_SIZE = 8
 GPU_BATCH_SIZE = 32  # a GPU runs 32 short sequences in about the time of one
 # Prompts between a prompt and the newest pool it samples from. A constant, never derived from
-# the endpoints or the concurrency: it decides the data. 64 lets 64 instruction lists be in
-# flight ahead of the filter, and bounds the prompts sent beyond the quota.
+# the endpoints or the concurrency: it decides the data. It lets that many instruction lists be
+# in flight ahead of the filter, and bounds the prompts sent beyond the quota.
 SAMPLE_LAG = 256
 DTYPES = ("bfloat16", "float16", "float32")
 
@@ -69,7 +69,7 @@ class PipelineConfig:
     seeds: str = _opt(
         BUNDLED_SEEDS,
         "Seed tasks: a .jsonl file in the paper's seed_tasks.jsonl schema, a local dataset folder, "
-        f"a Hub dataset id, or '{BUNDLED_SEEDS}' for our own 100+ default seed tasks.",
+        f"a Hub dataset id, or '{BUNDLED_SEEDS}' for our own 139 default seed tasks.",
     )
     model: str = _opt(
         EMBEDDED_MODEL,

@@ -72,6 +72,7 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
         *args,
         backend_instance: Backend | None = None,
         spool: RowSpool | None = None,
+        cache_dir: str | None = None,
         **kwargs,
     ):
         """`backend_instance` generates for this builder's run (else the backend the `backend`
@@ -86,7 +87,9 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
         self.spool = spool
         self.run_summary: RunSummary | None = None
         self.run_log: RunLog | None = None
-        super().__init__(*args, **kwargs)
+        # The default run directories live in the cache datasets uses, read as datasets reads it
+        self.cache_root = Path(cache_dir or datasets.config.HF_DATASETS_CACHE).expanduser()
+        super().__init__(*args, cache_dir=cache_dir, **kwargs)
         # datasets sets config kwargs on a copy of a predefined config, after its __post_init__
         self.config.validate()
 
@@ -104,7 +107,7 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
     def _run_dir(self) -> Path:
         if self.config.run_dir:
             return Path(self.config.run_dir)
-        return default_run_dir(Path(self._cache_dir_root), self.config.pipeline_config())
+        return default_run_dir(self.cache_root, self.config.pipeline_config())
 
     def _generate_examples(self):
         for idx, row in enumerate(self._rows()):

@@ -133,9 +133,9 @@ def measure(instructions: int) -> Row:
 def make_parser(prog: str | None = None):
     from transformers import HfArgumentParser
 
-    from self_instruct.cli.args import show_dashes
+    from self_instruct.cli.args import strict
 
-    return show_dashes(HfArgumentParser(BenchArguments, prog=prog))
+    return strict(HfArgumentParser)(BenchArguments, prog=prog)
 
 
 def main() -> None:

@@ -47,7 +47,7 @@ def default_anchors() -> str:
 
 @dataclass
 class BenchArguments:
-    """What to run; the defaults took 17 minutes on 2 CPU cores shared with other jobs."""
+    """What to run; docs/benchmarks.md gives how long the defaults take."""
 
     num_instructions: int = field(
         default=300,
@@ -256,9 +256,9 @@ def main(args: BenchArguments) -> None:
 def make_parser(prog: str | None = None):
     from transformers import HfArgumentParser
 
-    from self_instruct.cli.args import show_dashes
+    from self_instruct.cli.args import strict
 
-    return show_dashes(HfArgumentParser(BenchArguments, prog=prog))
+    return strict(HfArgumentParser)(BenchArguments, prog=prog)
 
 
 if __name__ == "__main__":

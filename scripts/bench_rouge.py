@@ -330,9 +330,9 @@ def main(args: BenchArguments) -> None:
 def make_parser(prog: str | None = None):
     from transformers import HfArgumentParser
 
-    from self_instruct.cli.args import show_dashes
+    from self_instruct.cli.args import strict
 
-    return show_dashes(HfArgumentParser(BenchArguments, prog=prog))
+    return strict(HfArgumentParser)(BenchArguments, prog=prog)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ PATIENCE = 3
 
 @dataclass
 class YieldArguments:
-    """What to run; the defaults take about 40 minutes on 2 CPU cores."""
+    """What to run; the defaults run the real model for a long while (the header says how long)."""
 
     targets: list[str] = field(
         default_factory=lambda: list(TARGETS),
@@ -287,9 +287,9 @@ def main(args: YieldArguments) -> None:
 def make_parser(prog: str | None = None):
     from transformers import HfArgumentParser
 
-    from self_instruct.cli.args import show_dashes
+    from self_instruct.cli.args import strict
 
-    return show_dashes(HfArgumentParser(YieldArguments, prog=prog))
+    return strict(HfArgumentParser)(YieldArguments, prog=prog)
 
 
 if __name__ == "__main__":

@@ -81,9 +81,9 @@ def main(args: ExportArguments) -> None:
 def make_parser(prog: str | None = None) -> argparse.ArgumentParser:
     from transformers import HfArgumentParser
 
-    from self_instruct.cli.args import show_dashes
+    from self_instruct.cli.args import strict
 
-    return show_dashes(HfArgumentParser(ExportArguments, prog=prog))
+    return strict(HfArgumentParser)(ExportArguments, prog=prog)
 
 
 if __name__ == "__main__":

@@ -125,13 +125,19 @@ def _text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
 _BlockDumper.add_representer(str, _text)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def make_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    from self_instruct.cli.args import strict
+
+    parser = strict(argparse.ArgumentParser)(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "source", type=Path, help="a clone of yizhongw/self-instruct or a JSON file"
     )
     parser.add_argument("--output", type=Path, required=True, help="the template file to write")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
     try:
         templates = convert(args.source)
     except (OSError, KeyError, StopIteration, SyntaxError, ValueError) as err:

@@ -152,10 +152,10 @@ def main(script_args, training_args, model_args) -> None:
 def make_parser(prog: str | None = None) -> argparse.ArgumentParser:
     from trl import ModelConfig, SFTConfig, TrlParser
 
-    from self_instruct.cli.args import show_dashes
+    from self_instruct.cli.args import strict
 
-    parser = TrlParser((SelfInstructScriptArguments, SFTConfig, ModelConfig), prog=prog)
-    return show_dashes(parser)
+    types = (SelfInstructScriptArguments, SFTConfig, ModelConfig)
+    return strict(TrlParser)(types, prog=prog)
 
 
 if __name__ == "__main__":

@@ -19,11 +19,9 @@ top of it, this module makes the command line predictable:
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from self_instruct.about import __version__
@@ -35,20 +33,77 @@ _METAVARS = {int: "N", float: "X"}
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """Keeps the examples' line breaks and shows every option's default; a switch is shown as
-    `--chat`, not `--chat [CHAT]`, and numbers as N or X, so most flags fit beside their help."""
+    `--chat`, not `--chat [CHAT]`, so most flags fit beside their help. (argparse has no option
+    for a switch that also takes true/false; this one method is the formatter's extension point.)"""
 
     def _format_action_invocation(self, action: argparse.Action) -> str:
         if _is_switch(action):
             return ", ".join(action.option_strings)
         return super()._format_action_invocation(action)
 
-    def _get_default_metavar_for_optional(self, action: argparse.Action) -> str:
-        return _METAVARS.get(action.type, action.dest.upper())
-
 
 def _is_switch(action: argparse.Action) -> bool:
     """A boolean field's flag: HfArgumentParser lets `--chat` take an optional true/false."""
     return action.nargs == argparse.OPTIONAL and action.const is True
+
+
+def strict(base: type[argparse.ArgumentParser]) -> type[argparse.ArgumentParser]:
+    """`base` (argparse's parser, HfArgumentParser, TRL's TrlParser) in the CLI's flag style.
+
+    The CLI and every script parse alike: no abbreviations (`--output-d` is an unknown flag, never
+    a silent `--output-dir`); each flag shown with dashes only; a `--no-x` that HfArgumentParser
+    adds after `--x` says what it does instead of repeating `--x`'s help. All of it happens as
+    each argument is added, through argparse's public `add_argument` and the Action it returns.
+    An unknown flag is a usage error (exit 2), as argparse's own `parse_args` makes it.
+    """
+
+    class Strict(base):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.dests: list[str] = []  # in the order added; before super(), which adds --help
+            super().__init__(*args, **{"allow_abbrev": False, **kwargs})
+
+        def add_argument(self, *names: str, **kwargs: Any) -> argparse.Action:
+            return self.added(super().add_argument(*names, **self.before_adding(names, kwargs)))
+
+        def before_adding(self, names: tuple[str, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+            """`add_argument`'s keywords, the `--no-x` of a known `--x` told apart."""
+            dest = _dest(names, kwargs)
+            if dest in self.dests and names[0].startswith("--no"):
+                kwargs = {
+                    **kwargs,
+                    "help": f"Turns {flag(dest)} off.",
+                    "default": argparse.SUPPRESS,
+                }
+            self.dests.append(dest)
+            return kwargs
+
+        if hasattr(base, "parse_args_into_dataclasses"):  # HfArgumentParser's, TrlParser's
+
+            def parse_args_into_dataclasses(self, args=None, return_remaining_strings=False, **kw):
+                """As HfArgumentParser's, but an unknown flag is argparse's usage error (exit 2),
+                before any dataclass is built, not a ValueError's traceback."""
+                if not return_remaining_strings:
+                    self.parse_args(args)
+                return super().parse_args_into_dataclasses(args, return_remaining_strings, **kw)
+
+        @staticmethod
+        def added(action: argparse.Action) -> argparse.Action:
+            """Show `action` with dashes only; every registered spelling still parses.
+
+            argparse matches a typed flag against the strings registered when the argument was
+            added, so `--use_peft` keeps working while usage, help and errors say `--use-peft`.
+            """
+            dashed = [s for s in action.option_strings if "_" not in s]
+            action.option_strings = dashed or action.option_strings
+            return action
+
+    Strict.__name__ = Strict.__qualname__ = f"Strict{base.__name__}"
+    return Strict
+
+
+def _dest(names: tuple[str, ...], kwargs: dict[str, Any]) -> str:
+    """The attribute an argument fills, as argparse derives it from its first name."""
+    return kwargs.get("dest") or names[0].lstrip("-").replace("-", "_")
 
 
 def make_parser(
@@ -61,23 +116,43 @@ def make_parser(
     config_file: bool = False,
     groups: Sequence[OptionGroup] = (),
 ) -> argparse.ArgumentParser:
-    """An `HfArgumentParser` over `dataclass_types`, made strict as the module docstring says."""
+    """A strict `HfArgumentParser` over `dataclass_types`, as the module docstring says."""
     from transformers import HfArgumentParser
 
-    class Parser(HfArgumentParser):
-        @staticmethod
-        def _parse_dataclass_field(parser, field):
-            if field.name not in positional:
-                return HfArgumentParser._parse_dataclass_field(parser, _for_argparse(field))
-            parser.add_argument(field.name, metavar=field.name.upper(), help=field.metadata["help"])
+    class Parser(strict(HfArgumentParser)):
+        """Each field's argument is positional or shown in its help group (added there once
+        every field is known, in the group's order); a number's range ends its help text, and
+        its metavar is N or X."""
 
+        def add_argument(self, *names: str, **kwargs: Any) -> argparse.Action | None:
+            dest = _dest(names, kwargs)
+            if dest in positional:
+                return super().add_argument(dest, metavar=dest.upper(), help=kwargs["help"])
+            if not groups:
+                return super().add_argument(*names, **_shown(kwargs))
+            self.pending.setdefault(dest, []).append((names, _shown(kwargs)))
+            return None  # HfArgumentParser and make_parser never read it
+
+        def add_in_groups(self) -> None:
+            """Add the pending arguments group by group; -h and --version last, under "help"."""
+            others = OptionGroup("other options", None, tuple(self.pending))  # shown if any left
+            for group in (*groups, others):
+                shown = self.add_argument_group(group.title, group.description)
+                for name in group.names:
+                    for args, kwargs in self.pending.pop(name, ()):
+                        self.added(shown.add_argument(*args, **self.before_adding(args, kwargs)))
+            own = self.add_argument_group("help")
+            own.add_argument("-h", "--help", action="help", help="show this help message and exit")
+            own.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+
+    Parser.pending = {}  # dest -> its add_argument calls, filled while HfArgumentParser adds
     parser = Parser(
         dataclass_types,
         prog=prog,
         description=description,
         epilog=epilog,
         formatter_class=_Formatter,
-        allow_abbrev=False,
+        add_help=not groups,
         usage="%(prog)s [options]" if groups else None,
     )
     if config_file:
@@ -87,63 +162,30 @@ def make_parser(
             help="A YAML file of options, keys named like the flags (num-instructions: 200); "
             "flags given on the command line override it.",
         )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     if groups:
-        _show_in_groups(parser, groups)
-    return show_dashes(parser)
-
-
-def _for_argparse(field: dataclasses.Field) -> dataclasses.Field:
-    """`field` as HfArgumentParser reads it (it passes the metadata to `add_argument`): without
-    our `range` key, which ends the help text instead."""
-    metadata = dict(field.metadata)
-    if (allowed := metadata.pop(RANGE, None)) is None:
-        return field
-    if str(allowed):
-        metadata["help"] = f"{metadata['help']} Must be {allowed}."
-    field = copy.copy(field)
-    field.metadata = MappingProxyType(metadata)
-    return field
-
-
-def _show_in_groups(parser: argparse.ArgumentParser, groups: Sequence[OptionGroup]) -> None:
-    """Move each option's help into its group, in the group's order; -h and --version last.
-
-    Only the layout of `--help` changes: argparse parses from `parser._actions`, whose order
-    and content stay. An option no group names is shown under "other options", and a test
-    holds every group list to naming each option exactly once.
-    """
-    by_name: dict[str, list[argparse.Action]] = {}
-    for action in parser._optionals._group_actions:
-        if action.dest in by_name:  # `--no-x` after `--x`, with the same help: say what it does
-            action.help, action.default = f"Turns {flag(action.dest)} off.", argparse.SUPPRESS
-        by_name.setdefault(action.dest, []).append(action)
-    named = [name for group in groups for name in group.names]
-    if wrong := sorted({n for n in named if n not in by_name or named.count(n) > 1}):
-        raise ValueError(f"help groups name unknown or repeated options: {wrong}")
-    for group in groups:
-        shown = parser.add_argument_group(group.title, group.description)
-        shown._group_actions.extend(a for name in group.names for a in by_name.pop(name))
-    own = [a for name in ("help", "version") for a in by_name.pop(name)]
-    if others := [a for actions in by_name.values() for a in actions]:
-        parser.add_argument_group("other options")._group_actions.extend(others)
-    parser._optionals._group_actions[:] = own
-    parser._optionals.title = "help"
-    parser._action_groups.remove(parser._optionals)
-    parser._action_groups.append(parser._optionals)
-
-
-def show_dashes(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Show each flag with dashes only (usage, help, argparse's errors); every spelling parses.
-
-    `HfArgumentParser` registers `--use_peft` and `--use-peft` for a field `use_peft`. Only the
-    text shown changes here: argparse matches a typed flag against the strings registered when
-    the argument was added, so the underscore spelling keeps working. Scripts call it too.
-    """
-    for action in parser._actions:
-        dashed = [s for s in action.option_strings if "_" not in s]
-        action.option_strings = dashed or action.option_strings
+        _check_groups(parser.pending, groups)
+        parser.add_in_groups()
+    else:
+        parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+def _shown(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`add_argument`'s keywords as HfArgumentParser passes them (a field's metadata among them)
+    without our `range` key, which ends the help text instead; numbers shown as N or X."""
+    kwargs = dict(kwargs)
+    if (allowed := kwargs.pop(RANGE, None)) is not None and str(allowed):
+        kwargs["help"] = f"{kwargs['help']} Must be {allowed}."
+    if kwargs.get("type") in _METAVARS and "choices" not in kwargs:
+        kwargs.setdefault("metavar", _METAVARS[kwargs["type"]])
+    return kwargs
+
+
+def _check_groups(dests: Sequence[str], groups: Sequence[OptionGroup]) -> None:
+    """Every name in the help groups is an option, named once."""
+    named = [name for group in groups for name in group.names]
+    if wrong := sorted({n for n in named if n not in dests or named.count(n) > 1}):
+        raise ValueError(f"help groups name unknown or repeated options: {wrong}")
 
 
 def parse(

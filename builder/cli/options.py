@@ -16,7 +16,7 @@ class OptionGroup:
     in the order shown."""
 
     title: str
-    description: str
+    description: str | None
     names: tuple[str, ...]
 
 

@@ -46,6 +46,9 @@ class RougeL(evaluate.Metric):
         use_aggregator (`bool`, defaults to `True`): return the mean of each score over the
             examples (deterministic, unlike the bootstrap estimate of evaluate's `rouge`);
             `False` returns one score per example.
+        use_stemmer (`bool`, defaults to `False`): accepted so that calls written for
+            evaluate's `rouge` run unchanged; this module never stems (the paper scores with
+            `use_stemmer=False`), so `True` is refused with a ValueError rather than ignored.
         tokenizer (`str` or callable, defaults to `"rouge_score"`): `"rouge_score"` (exact),
             `"unicode"` (words in any script, one token per CJK character; for multilingual
             data) or a function from a text to its list of tokens.
@@ -86,10 +89,16 @@ class RougeL(evaluate.Metric):
         references,
         rouge_types=None,
         use_aggregator=True,
+        use_stemmer=False,
         tokenizer="rouge_score",
     ):
         if rouge_types not in (None, [_ROUGE_TYPE]):
             raise ValueError(f"This module computes only {[_ROUGE_TYPE]}, got {rouge_types}.")
+        if use_stemmer:
+            raise ValueError(
+                "This module never stems (the paper scores with use_stemmer=False): "
+                "drop use_stemmer=True, or use evaluate's own `rouge` for stemmed scores."
+            )
         tokenize = get_tokenizer(tokenizer)
         lists = [ref if isinstance(ref, list) else [ref] for ref in references]
         scores = _score_all(predictions, lists, tokenize)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,40 @@ def test_the_sft_script_parses_both_spellings_alike():
     assert one[1].max_steps == other[1].max_steps == 3
     assert (one[0].dataset_name, one[2].use_peft, one[2].lora_r) == ("a/b", True, 4)
     assert "usage: sft.py" in parser.format_usage() and "--use-peft" in parser.format_help()
+
+
+# What a script needs on top of an abbreviated flag to get as far as judging it.
+REQUIRED = {"paper_templates": ["templates.json", "--output", "out.yaml"]}
+
+
+def an_abbreviation(usage: str) -> str:
+    """The script's longest flag less its last letter: unambiguous, so argparse's default
+    (allow_abbrev=True) would take it for the flag."""
+    return max(re.findall(r"--[a-z][a-z-]+", usage), key=len)[:-1]
+
+
+@pytest.mark.parametrize("name", SCRIPTS_WITH_PARSERS)
+def test_a_script_refuses_an_abbreviated_flag(name):
+    """As the CLI does: `--output-d` is an unknown flag, never a silent `--output-dir`."""
+    parser = load_script(name).make_parser(f"{name}.py")
+    abbreviated = an_abbreviation(parser.format_usage())
+    _, unknown = parser.parse_known_args([*REQUIRED.get(name, []), abbreviated, "1"])
+    assert abbreviated in unknown
+
+
+@pytest.mark.parametrize("name", SCRIPTS_WITH_PARSERS)
+def test_a_script_run_shows_dashes_and_refuses_an_abbreviation(name):
+    """The script as a user runs it: --help shows only dashed flags; an abbreviation ends it
+    with a usage error (exit 2) before it does anything."""
+    script = str(SCRIPTS / f"{name}.py")
+    shown = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True)
+    assert shown.returncode == 0 and shown.stdout.startswith(f"usage: {name}.py"), shown.stderr
+    usage = shown.stdout.split("\n\n", 1)[0]
+    flags = re.findall(r"--[\w-]+", usage) + re.findall(r"^ +(--[\w-]+)", shown.stdout, re.M)
+    # The flags themselves, not the help text: TRL's mentions `--attn_implementation=...`.
+    assert flags and not [f for f in flags if "_" in f], shown.stdout
+    abbreviated = an_abbreviation(usage)
+    argv = [sys.executable, script, *REQUIRED.get(name, []), abbreviated, "1"]
+    refused = subprocess.run(argv, capture_output=True, text=True)
+    assert refused.returncode == 2, refused.stderr
+    assert f"unrecognized arguments: {abbreviated} 1" in refused.stderr

@@ -76,3 +76,14 @@ def test_no_module_declares_its_own_copy_of_a_layout_name():
                     if strings & DECLARED and "__file__" not in names:
                         copies.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert not copies, f"declare these in self_instruct/layout.py and import them: {copies}"
+
+
+def test_without_a_cache_dir_the_runs_go_to_the_datasets_cache(tmp_path, monkeypatch):
+    """The builder reads the cache root as datasets does (its argument, else HF_DATASETS_CACHE),
+    never from a private attribute of datasets' builder."""
+    import datasets.config
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    builder = SelfInstruct(config_name="instructions", model=MISSING_MODEL, run_dir=None)
+    assert builder.cache_root == tmp_path / "hf-cache"
+    assert build(tmp_path / "given").cache_root == tmp_path / "given"

@@ -67,6 +67,16 @@ def test_bundled_set_has_the_briefed_mix(bundled):
     assert all(re.fullmatch(r"[a-z0-9]+(_[a-z0-9]+)*", task.name) for task in bundled)
 
 
+def test_the_seeds_help_counts_the_bundled_tasks(bundled):
+    """--seeds' help names the bundled set's size: it said "100+" of 139."""
+    from dataclasses import fields
+
+    from self_instruct.config import PipelineConfig
+
+    (seeds,) = [f for f in fields(PipelineConfig) if f.name == "seeds"]
+    assert f"our own {len(bundled)} default seed tasks" in seeds.metadata["help"]
+
+
 def test_bundled_instructions_pass_the_papers_filters(bundled):
     for task in bundled:
         text = task.instruction

@@ -164,6 +164,19 @@ def test_metric_options(metric):
         metric.compute(**kwargs, rouge_types=["rouge1"])
 
 
+def test_metric_takes_the_keywords_of_evaluates_rouge(metric):
+    """A call written for evaluate's `rouge` runs unchanged: use_aggregator=False gives one
+    score per example, use_stemmer=False is what this module computes, and True, which it
+    cannot honour, is refused rather than ignored."""
+    kwargs = {"predictions": ["the cats ran", "a b"], "references": ["the cat runs", "a b"]}
+    plain = metric.compute(**kwargs)
+    assert metric.compute(**kwargs, use_stemmer=False, use_aggregator=True) == plain
+    per_example = metric.compute(**kwargs, use_stemmer=False, use_aggregator=False)
+    assert per_example["rougeL"] == [pytest.approx(1 / 3), 1.0]
+    with pytest.raises(ValueError, match="never stems"):
+        metric.compute(**kwargs, use_stemmer=True)
+
+
 def test_card_examples_run():
     card = Path(METRIC_PATH, "README.md")
     sections = [line for line in card.read_text(encoding="utf-8").splitlines() if line[:3] == "## "]
