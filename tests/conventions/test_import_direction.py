@@ -130,3 +130,15 @@ def test_the_public_api_is_the_package_and_costs_nothing_to_import():
     subprocess.run([sys.executable, "-c", code], check=True)
     with pytest.raises(AttributeError, match="no attribute 'pipeline_config'"):
         self_instruct.pipeline_config  # noqa: B018
+
+
+def test_every_test_folder_is_importable_as_the_others_expect():
+    """The test folders share helper modules; pytest puts each on the path from pyproject.toml."""
+    import tomllib
+
+    root = PACKAGE.parent
+    listed = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    folders = {"tests"} | {
+        str(path.parent.relative_to(root)) for path in (root / "tests").glob("*/test_*.py")
+    }
+    assert set(listed["pythonpath"]) == folders
