@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 DEMO_DIR ?= demo-output
 
-.PHONY: install demo test test-bare lint clean
+.PHONY: install demo test test-fast test-bare lint clean
 
 install: $(VENV)/.installed
 
@@ -45,6 +45,10 @@ lint: install
 
 test: lint $(VENV)/.installed-serve
 	HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 $(VENV)/bin/pytest
+
+# The edit-test loop: ruff, then every test but the slow ones (those that run the real model).
+test-fast: lint $(VENV)/.installed-serve
+	HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 $(VENV)/bin/pytest -m "not slow"
 
 # The suite as a fresh clone with nothing beside it runs it: the reference data of ../shared
 # hidden (tests/anchors.py), every test collected and the fast ones run; those that need the

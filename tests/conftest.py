@@ -1,4 +1,5 @@
-"""Shared fixtures: the real embedded model is loaded once per test session."""
+"""Shared fixtures, each made once per test run: the real embedded model, a small real run of it,
+and a finished scripted run."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from _shared_run import generate_shared_run
+from real_model_run import generate_shared_run
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Tests never read or write the user's datasets cache (set before `datasets` is imported).
@@ -33,7 +34,7 @@ def scripted_backend():
 @pytest.fixture(scope="session")
 def generated_dataset(tmp_path_factory, real_backend):
     """A small real run of the embedded model on our own seeds, made once per session
-    (_shared_run.py: the same on every machine, and it keeps instances).
+    (real_model_run.py: the same on every machine, and it keeps instances).
 
     Returns (config, folder, export result); the folder is the pipeline's output, ready to load
     or push.
@@ -44,14 +45,16 @@ def generated_dataset(tmp_path_factory, real_backend):
 
 
 @pytest.fixture(scope="session")
-def logged_run(tmp_path_factory) -> Path:
-    """The folder of a finished scripted run (`_crash.LOGGED_RUN`), made once per session;
-    tests copy it (`run_folder`) before changing anything."""
-    from _crash import LOGGED_RUN, finished_run_of
+def scripted_run(tmp_path_factory) -> Path:
+    """The folder of one finished scripted run (`cli_runs.SCRIPTED_RUN`, the real CLI in a
+    subprocess), made once per test run: the run-log, crash-resume and audit tests share it.
+    Read it as the reference; change only a copy (`run_folder`)."""
+    from cli_runs import SCRIPTED_RUN, finished_run_of
 
-    return finished_run_of(LOGGED_RUN, tmp_path_factory.mktemp("logged"))
+    return finished_run_of(SCRIPTED_RUN, tmp_path_factory.mktemp("scripted"))
 
 
 @pytest.fixture
-def run_folder(logged_run, tmp_path) -> Path:
-    return Path(shutil.copytree(logged_run, tmp_path / "out"))
+def run_folder(scripted_run, tmp_path) -> Path:
+    """A copy of `scripted_run` for one test to change."""
+    return Path(shutil.copytree(scripted_run, tmp_path / "out"))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import datasets
 import pytest
-from _crash import data_file, launch, refused, run_cli
+from cli_runs import data_file, launch, refused, run_cli
 from huggingface_hub import DatasetCard
 from local_hub import LocalHub
 from test_folder_safety import link_to_theirs, snapshot
@@ -59,21 +59,11 @@ def judge_app(latency: float = 0.0) -> ScriptedApp:
     return ScriptedApp(latency=latency, reply=reply, faults=faults)
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory) -> Path:
-    """A real folder written by `self-instruct generate` (with the scripted generator)."""
-    folder = tmp_path_factory.mktemp("generated") / "data"
-    args = ["generate", "--num-instructions", "30", "--batch-size", "4", "--seed", "5"]
-    done = run_cli([*args, "--output", str(folder)])
-    assert done.returncode == 0, done.stderr
-    return folder
-
-
 @pytest.fixture
-def folder(generated, tmp_path) -> Path:
-    copy = tmp_path / "data"
-    shutil.copytree(generated, copy)
-    return copy
+def folder(run_folder) -> Path:
+    """A real folder written by `self-instruct generate` (with the scripted generator): a copy of
+    the shared finished run (conftest's `scripted_run`) for this test to audit."""
+    return run_folder
 
 
 def instructions_of(folder: Path) -> set[str]:

@@ -9,8 +9,8 @@ import logging
 from pathlib import Path
 
 import pytest
-from _crash import run_cli
-from _sft import load_script
+from cli_runs import run_cli
+from script_modules import load_script
 from test_faults import fast_retries
 
 from self_instruct.backends import load_backend

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import socket
 import subprocess
@@ -19,6 +18,7 @@ import httpx2
 import pytest
 from anchors import TGI_OPENAPI, absent
 from huggingface_hub import constants
+from optional_extras import require_extra
 from tgi_schema import openapi_validator, request_check
 
 from self_instruct.backends import load_backend
@@ -269,8 +269,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def llama_cpp_server():
     """`python -m llama_cpp.server` with the SmolLM2 GGUF on a free loopback port."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.fail('llama.cpp server missing: pip install "llama-cpp-python[server]"')
+    require_extra("serve")
     from self_instruct.backends.transformers import embedded_gguf_path
 
     port = free_port()

@@ -7,7 +7,7 @@ import re
 import threading
 
 import pytest
-from _crash import data_file, run_cli
+from cli_runs import data_file, run_cli
 from tgi_schema import request_check
 
 from self_instruct.cli.generate import EXIT_REQUESTS_FAILED

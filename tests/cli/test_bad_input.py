@@ -1,7 +1,7 @@
 """Bad input and broken environments through the real CLI: one clear message, a non-zero exit, no
 traceback, and nothing written or corrupted.
 
-Each case runs `self-instruct generate` in a subprocess (tests/_crash.py: the scripted backend,
+Each case runs `self-instruct generate` in a subprocess (tests/cli_runs.py: the scripted backend,
 or the real transformers backend where the model itself is what is missing).
 """
 
@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _crash import LOG, data_rows, finished_run_of, run_cli
+from cli_runs import LOG, data_rows, finished_run_of, run_cli
 
 from self_instruct.layout import RUN_DIR
 

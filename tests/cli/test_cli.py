@@ -1,7 +1,7 @@
 """The command line itself: one flag style, strict parsing, --config with flags, --version, help
 that agrees with the README, and a package that declares what it imports.
 
-CLI behaviour runs `self-instruct` in a subprocess (tests/_crash.py: the scripted backend).
+CLI behaviour runs `self-instruct` in a subprocess (tests/cli_runs.py: the scripted backend).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
-from _crash import run_cli
+from cli_runs import run_cli
 
 from self_instruct import __version__
 

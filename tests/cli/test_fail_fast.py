@@ -1,6 +1,6 @@
 """`self-instruct generate` reports every mistake that needs no model before the model loads.
 
-Each case runs the real CLI in a subprocess (tests/_crash.py) with `SI_TEST_NO_MODEL=1`: loading
+Each case runs the real CLI in a subprocess (tests/cli_runs.py) with `SI_TEST_NO_MODEL=1`: loading
 any backend fails loudly, so an error that arrives as the check's own message was found first.
 Endpoints are real HTTP servers on 127.0.0.1 (self_instruct.testing.tgi_server) or ports nothing
 listens on; the Hub is the local test Hub (tests/local_hub). The range of every numeric option,
@@ -20,9 +20,9 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from _crash import data_rows, finished_run_of, launch, run_cli, wait_for_rounds
-from _sft import load_script
+from cli_runs import data_rows, finished_run_of, launch, run_cli, wait_for_rounds
 from local_hub import LocalHub
+from script_modules import load_script
 
 from self_instruct.audit.judge import JudgeArguments
 from self_instruct.audit.review import AuditConfig

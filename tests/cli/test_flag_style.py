@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _sft import SCRIPTS, load_script
+from script_modules import SCRIPTS, load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 # A flag spelled with an underscore: `--num_instructions`, not `--num-instructions`.

@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from _crash import run_cli
+from cli_runs import run_cli
 from test_faults import fast_retries
 
 from self_instruct.backends.base import SamplingParams

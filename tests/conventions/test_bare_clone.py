@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from _shared_run import SIZES, generate_shared_run, shared_run_config
 from anchors import ANCHORS_ENV
+from real_model_run import SIZES, generate_shared_run, shared_run_config
 
 from self_instruct.backends.base import Completion
 from self_instruct.testing.scripted_backend import TEMPLATES, ScriptedBackend
@@ -29,7 +29,7 @@ def hidden(tmp_path: Path) -> dict[str, str]:
 
 def test_the_shared_run_is_the_same_with_or_without_the_anchors(tmp_path):
     """The fixture's options, as a bare clone computes them, equal those computed here."""
-    code = "from _shared_run import shared_run_config; print(repr(shared_run_config()))"
+    code = "from real_model_run import shared_run_config; print(repr(shared_run_config()))"
     bare = subprocess.run(
         [sys.executable, "-c", code],
         cwd=TESTS,

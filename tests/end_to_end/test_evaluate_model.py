@@ -13,10 +13,10 @@ from pathlib import Path
 
 import datasets
 import pytest
-from _sft import SCRIPTS, load_script, smollm2_checkpoint
 from anchors import USER_ORIENTED, skip_unless_present
 from matplotlib.image import imread
 from rouge_score.rouge_scorer import RougeScorer
+from script_modules import SCRIPTS, load_script, smollm2_checkpoint
 
 from self_instruct.testing.local_server import LocalServer
 from self_instruct.testing.scripted_server import ScriptedApp

@@ -15,9 +15,9 @@ from pathlib import Path
 import datasets
 import pytest
 import yaml
-from _sft import SCRIPTS, load_script, smollm2_checkpoint
 from huggingface_hub import HfApi, ModelCard
 from local_hub import LocalHub
+from script_modules import SCRIPTS, load_script, smollm2_checkpoint
 
 from self_instruct.export.files import describe
 from self_instruct.hub.push import push_folder

@@ -14,6 +14,7 @@ from datasets import Dataset, load_dataset
 from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard
+from optional_extras import require_extra
 from rouge_score import rouge_scorer
 
 from self_instruct.dataset_card.analysis import verb_noun_pairs
@@ -331,7 +332,7 @@ def test_verb_noun_without_a_pipeline_is_skipped_not_an_error():
 
 
 def test_verb_noun_parse_with_spacy_when_installed():
-    pytest.importorskip("spacy", reason="the optional analysis extra is not installed")
+    require_extra("analysis")
     result = verb_noun_pairs(
         ["Give three tips for staying focused.", "Is the number prime?", "Write a haiku."]
     )

@@ -3,7 +3,7 @@ push after an export killed mid-publish sends one whole version (issue 13, items
 it writes and deletes nothing through a symbolic link, and takes nothing for its own that its
 run directory does not record (issue 23).
 
-The runs are the real CLI in a subprocess (tests/_crash.py, scripted backend); the kill is a real
+The runs are the real CLI in a subprocess (tests/cli_runs.py, scripted backend); the kill is a real
 SIGKILL at the rename of the card, the one moment two exports' files sit side by side.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import datasets
 import pytest
-from _crash import data_rows, finished_run_of, launch, refused, run_cli, wait_for_rounds
+from cli_runs import data_rows, finished_run_of, launch, refused, run_cli, wait_for_rounds
 from huggingface_hub import DatasetCard, HfApi
 from local_hub import LocalHub
 from test_hub_push import ALICE, REPO, load_rows

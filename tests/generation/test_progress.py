@@ -14,7 +14,7 @@ import time
 from collections import Counter
 
 import pytest
-from _crash import run_cli
+from cli_runs import run_cli
 
 from self_instruct.backends.base import SamplingParams
 from self_instruct.backends.endpoints import RetryPolicy

@@ -1,6 +1,6 @@
 """One --seed decides the data: same seed, byte-identical Parquet files; other seed, other rows.
 
-Checked through the real CLI with the scripted backend (tests/_crash.py, in subprocesses) and with
+Checked through the real CLI with the scripted backend (tests/cli_runs.py, in subprocesses) and with
 the real SmolLM2 model through the transformers backend (in-process, tiny settings, each run once
 per module).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _crash import data_rows, run_cli
+from cli_runs import data_rows, run_cli
 
 from self_instruct.layout import CONFIG_NAMES
 

@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from _crash import data_file
+from cli_runs import data_file
 
 from self_instruct.backends.tgi import TGIBackend
 from self_instruct.config import PipelineConfig

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _crash import run_cli
+from cli_runs import run_cli
 from tgi_schema import request_check
 
 from self_instruct.backends.openai import OpenAIBackend

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from _crash import launch
+from cli_runs import launch
 from huggingface_hub import HfApi, constants
 from local_hub import LocalHub
 from test_hub_push import ALICE, REPO, load_rows, make_run

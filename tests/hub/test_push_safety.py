@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _crash import run_cli
+from cli_runs import run_cli
 from huggingface_hub import HfApi
 from local_hub import LocalHub
 from test_hub_push import ALICE, REPO, load_rows, make_run

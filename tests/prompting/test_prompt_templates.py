@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from _sft import load_script
 from anchors import PAPER_CODE, PAPER_TEMPLATES, needs
 from rouge_score import rouge_scorer
+from script_modules import load_script
 
 from self_instruct.config import PipelineConfig
 from self_instruct.export.provenance import provenance

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import pytest
 from anchors import TGI_OPENAPI, absent
+from optional_extras import needs_extra
 from test_backends_http import llama_cpp_server  # noqa: F401 (the real server, a fixture)
 from tgi_schema import request_check
 
@@ -240,7 +241,8 @@ def test_structured_is_part_of_the_run_identity(tmp_path):
 
 
 def test_schemas_are_valid_json_schemas():
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema  # a dev requirement, as for tests/tgi_schema.py
+
     for schema in (INSTRUCTION_LIST, CLASSIFICATION, instances_schema(True, 5)):
         jsonschema.Draft202012Validator.check_schema(schema.schema)
 
@@ -285,6 +287,7 @@ def assert_kept_rows_pass_the_filters(accepted):
 
 
 @pytest.mark.slow
+@needs_extra("structured")
 def test_transformers_backend_answers_schema_valid_json(tmp_path, real_backend):
     model = Recording(real_backend)
     pipeline, accepted = run(tmp_path, model, **SHORT_RUN)
@@ -374,6 +377,7 @@ class RecordingTGI(ModelTGIApp):
 
 
 @pytest.mark.slow
+@needs_extra("structured")
 def test_structured_run_over_tgi_decodes_under_the_grammar(tmp_path, real_backend):
     """The TGI-protocol server checks each request against TGI's OpenAPI schema (a 422 would
     stop the run) and, as TGI does, decodes under the `grammar` it was sent."""

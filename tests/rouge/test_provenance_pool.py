@@ -11,9 +11,9 @@ import random
 
 import numpy as np
 import pytest
-from _rouge import SCORER, near_duplicates
 from hypothesis import given
 from hypothesis import strategies as st
+from rouge_cases import SCORER, near_duplicates
 
 from self_instruct.rouge import provenance
 from self_instruct.rouge.index import RougeIndex

@@ -6,7 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from _rouge import (
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rouge_cases import (
     SCORER,
     anchor_lines,
     any_texts,
@@ -15,8 +17,6 @@ from _rouge import (
     overlapping_texts,
     reference_filter,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from self_instruct.rouge.index import FilterDecision, RougeIndex
 from self_instruct.rouge.prefix import min_overlap

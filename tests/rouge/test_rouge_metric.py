@@ -10,9 +10,9 @@ from pathlib import Path
 import evaluate
 import numpy as np
 import pytest
-from _rouge import ADVERSARIAL, SCORER, anchor_lines, any_texts, overlapping_texts
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rouge_cases import ADVERSARIAL, SCORER, anchor_lines, any_texts, overlapping_texts
 from rouge_score import tokenize as rouge_tokenize
 
 import self_instruct.rouge.rouge as metric_module

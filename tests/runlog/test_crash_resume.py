@@ -1,6 +1,6 @@
 """`kill -9`, Ctrl-C and SIGTERM against a real `self-instruct generate` process, then --resume.
 
-The process runs the scripted backend (tests/_crash.py), slowed a little so that kills land in
+The process runs the scripted backend (tests/cli_runs.py), slowed a little so that kills land in
 the middle of rounds, of log writes and of the export. Whatever the kill points, the resumed run
 must equal an uninterrupted one: same log records, same Parquet bytes, no row twice, none lost.
 """
@@ -13,24 +13,31 @@ import signal
 import time
 
 import pytest
-from _crash import LOG, count_rounds, data_file, data_rows, launch, run_cli, wait_for_rounds
+from cli_runs import (
+    LOG,
+    SCRIPTED_RUN,
+    count_rounds,
+    data_file,
+    data_rows,
+    launch,
+    run_cli,
+    wait_for_rounds,
+)
 
 from self_instruct.layout import CONFIG_NAMES, RUN_DIR
 from self_instruct.runlog.log import read_log
 
-NUM_INSTRUCTIONS = 30
-ARGS = ["generate", "--num-instructions", str(NUM_INSTRUCTIONS), "--batch-size", "2", "--seed", "5"]
+ARGS = SCRIPTED_RUN  # the shared finished run (conftest's `scripted_run`) is the uninterrupted one
+NUM_INSTRUCTIONS = int(ARGS[ARGS.index("--num-instructions") + 1])
 SLOW = {"SI_TEST_DELAY": "0.03"}  # seconds per backend call: a round takes ~0.1 s
 # For signals: a run must still be going when the signal lands, on a quiet machine too.
 PAUSED = {"SI_TEST_DELAY": "0.5"}
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("uninterrupted") / "out"
-    done = run_cli([*ARGS, "--output", str(folder)])
-    assert done.returncode == 0, done.stderr
-    return folder
+@pytest.fixture
+def uninterrupted(scripted_run):
+    """What every interrupted run must end as: the shared run, never changed here."""
+    return scripted_run
 
 
 def logged(folder) -> list[dict]:

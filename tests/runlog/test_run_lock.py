@@ -1,7 +1,7 @@
 """One process per output folder: a second `generate`, `push` or `audit` is refused at once, by
 name, so that an audit never lands on the card of an export published while it judged.
 
-Two real CLI processes (tests/_crash.py, the scripted backend slowed so that the first is still
+Two real CLI processes (tests/cli_runs.py, the scripted backend slowed so that the first is still
 running; the audit's judge is a server on 127.0.0.1 that answers when the test lets it); the lock
 dies with its holder, `kill -9` included.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import datasets
 import pytest
-from _crash import LOG, count_rounds, finished_run_of, launch, refused, run_cli, wait_for_rounds
+from cli_runs import LOG, count_rounds, finished_run_of, launch, refused, run_cli, wait_for_rounds
 from test_audit import audit_args, judge_app
 
 from self_instruct.audit.review import draw_sample, load_instances

@@ -12,13 +12,13 @@ import json
 from pathlib import Path
 
 import pytest
-from _crash import LOG, LOGGED_RUN, data_rows, refused, run_cli
+from cli_runs import LOG, SCRIPTED_RUN, data_rows, refused, run_cli
 
 from self_instruct.layout import CONFIG_FILE, RUN_DIR
 from self_instruct.runlog.file import RunLogDamagedError
 from self_instruct.runlog.log import read_log
 
-ARGS = LOGGED_RUN
+ARGS = SCRIPTED_RUN
 CONFIG = Path(RUN_DIR) / CONFIG_FILE
 
 DAMAGE = {

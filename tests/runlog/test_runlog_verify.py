@@ -14,13 +14,13 @@ import json
 from pathlib import Path
 
 import pytest
-from _crash import LOG, LOGGED_RUN, data_rows, refused, run_cli
+from cli_runs import LOG, SCRIPTED_RUN, data_rows, refused, run_cli
 
 from self_instruct.layout import CARD, EXPORTED_FROM, RUN_DIR
 from self_instruct.runlog.file import RunLogDamagedError
 from self_instruct.runlog.log import RunLog, read_log
 
-ARGS = LOGGED_RUN
+ARGS = SCRIPTED_RUN
 
 
 def round_of(line: bytes) -> int | None:

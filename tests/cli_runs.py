@@ -1,6 +1,6 @@
 """Run the real `self-instruct` CLI in a subprocess with test-only stand-ins, and read its output.
 
-`python tests/_crash.py generate ...` is `self-instruct generate ...` with the scripted backend in
+`python tests/cli_runs.py generate ...` is `self-instruct generate ...` with the scripted backend in
 place of a model (deterministic and instant; `SI_TEST_DELAY` seconds per backend call give a kill
 time to land mid-run). Two more switches simulate a broken environment in that process only:
 
@@ -57,8 +57,9 @@ def run_cli(
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-# The scripted run the run-log tests damage and repair: enough rounds to damage one mid-log.
-LOGGED_RUN = ["generate", "--num-instructions", "30", "--batch-size", "2", "--seed", "5"]
+# The finished scripted run the tests share (conftest's `scripted_run`): the run-log tests damage
+# and repair it (enough rounds to damage one mid-log), the kill tests resume to it, audits judge it.
+SCRIPTED_RUN = ["generate", "--num-instructions", "30", "--batch-size", "2", "--seed", "5"]
 
 
 def finished_run_of(args: list[str], parent: Path) -> Path:

@@ -1,4 +1,5 @@
-"""Helpers of the SFT and evaluation tests: the scripts as modules, the real checkpoint."""
+"""scripts/ as modules the tests import (the SFT, evaluation and data scripts), and the real
+checkpoint the SFT and evaluation tests train from."""
 
 from __future__ import annotations
 
