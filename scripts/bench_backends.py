@@ -208,8 +208,7 @@ def pipeline_run(url: str, concurrency: int, run_dir: str) -> tuple[float, WaveR
     """
     from self_instruct.config import PipelineConfig
     from self_instruct.generation.pipeline import Pipeline
-    from self_instruct.runlog.log import read_log
-    from self_instruct.runlog.summary import summarize
+    from self_instruct.runlog import read_log, summarize
 
     config = PipelineConfig(
         backend="tgi",

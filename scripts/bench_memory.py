@@ -79,8 +79,7 @@ def measure(instructions: int, batch_size: int) -> Row:
     """Run one whole generate command in this (fresh) process; return its peak RSS."""
     from self_instruct.cli import main
     from self_instruct.layout import RUN_DIR
-    from self_instruct.runlog.log import read_log
-    from self_instruct.runlog.summary import summarize
+    from self_instruct.runlog import read_log, summarize
     from self_instruct.testing.scripted_backend import ScriptedBackend
 
     class VariedBackend(ScriptedBackend):

@@ -30,9 +30,9 @@ from self_instruct.backends.base import Backend, SamplingParams
 from self_instruct.config import BackendName, PipelineConfig, absolute_paths
 from self_instruct.export.files import check_no_links
 from self_instruct.layout import AUDIT_DIR, CARD, RUN_DIR
+from self_instruct.runlog import RunLog
 from self_instruct.runlog.lock import locked
-from self_instruct.runlog.log import RunLog
-from self_instruct.runlog.records import JUDGMENT, Judgment
+from self_instruct.runlog.records import JUDGMENT, Judgment, judgment, round_marker
 from self_instruct.utils.ranges import ANY, COUNT, NON_NEGATIVE, RANGE, check_ranges
 
 CONFIG_NAME = "audit"
@@ -172,7 +172,7 @@ def load_instances(folder: Path) -> list[dict[str, Any]]:
 
 def draw_sample(instances: list[dict[str, Any]], size: int, seed: int) -> list[dict[str, Any]]:
     """`size` instructions drawn with `seed`, one of each one's instances, in dataset order."""
-    from self_instruct.generation.pipeline import derive_seed
+    from self_instruct.generation.steps import derive_seed
 
     by_instruction: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in instances:
@@ -262,7 +262,7 @@ def _judge(
             for item, result in zip(batch, results, strict=True)
             if result["failure"] != judge.REQUEST_FAILED  # not logged: asked again on resume
         ]
-        marker = {"round": round_, "asked": len(batch), "judged": len(records)}
+        marker = round_marker({"round": round_, "asked": len(batch), "judged": len(records)})
         log.append_round(records, marker)
         judged |= {r["key"]: r for r in records}
         bar.update(len(batch))
@@ -272,16 +272,15 @@ def _judge(
 
 def _record(key: str, round_: int, result: dict[str, Any]) -> Judgment:
     verdicts = result["verdict"] or []
-    return {
-        "type": JUDGMENT,
-        "round": round_,
-        "key": key,
-        "answers": [v.answer == "yes" for v in verdicts] or None,
-        "reasons": [v.reason for v in verdicts] or None,
-        "failure": result["failure"],
-        "raw": result["raw"],
-        "error": result["error"],
-    }
+    return judgment(
+        key=key,
+        round_=round_,
+        answers=[v.answer == "yes" for v in verdicts] or None,
+        reasons=[v.reason for v in verdicts] or None,
+        failure=result["failure"],
+        raw=result["raw"],
+        error=result["error"],
+    )
 
 
 def _outcome(record: dict[str, Any] | None) -> dict[str, Any]:

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from self_instruct.config import RESUMABLE_OPTIONS, PipelineConfig, absolute_paths
-from self_instruct.layout import CARD, CONFIG_FILE, LOG_FILE, OPTIONS_FILE, RUN_DIR
-from self_instruct.runlog.log import read_log
+from self_instruct.layout import CARD, LOG_FILE, OPTIONS_FILE, RUN_DIR
+from self_instruct.runlog import read_log, stored_options, summarize
 from self_instruct.runlog.records import ROUND
-from self_instruct.runlog.summary import summarize
 from self_instruct.utils.ranges import flag
 
 
@@ -31,30 +30,6 @@ def save_options(folder: Path, config: PipelineConfig) -> None:
     path = folder / RUN_DIR / OPTIONS_FILE
     path.parent.mkdir(exist_ok=True)
     write_durably(path, json.dumps(asdict(config), indent=2, sort_keys=True).encode("utf-8"))
-
-
-def stored_options(folder: Path) -> dict[str, Any]:
-    """The options a run was made with.
-
-    A run started through the builder has no options file: its `config.json` (the options that
-    decide the data) is the next best thing, and the run log's header (the same options) the
-    last, when both files were deleted.
-    """
-    from self_instruct.runlog.file import scan
-
-    run_dir = folder / RUN_DIR
-    stored: Any = None
-    for path in (run_dir / OPTIONS_FILE, run_dir / CONFIG_FILE):
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
-            break
-        except (OSError, ValueError):
-            continue
-    else:
-        header = scan(run_dir / LOG_FILE).header
-        stored = header["identity"] if header else {}
-    names = {f.name for f in fields(PipelineConfig)}
-    return {k: v for k, v in stored.items() if k in names} if isinstance(stored, dict) else {}
 
 
 def new_config(config: PipelineConfig) -> PipelineConfig:

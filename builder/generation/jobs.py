@@ -1,21 +1,20 @@
-"""What the scheduler and the pipeline hand each other, and the rules that end a run.
+"""What the scheduler, the round committer and the steps hand each other; the rules that end a run.
 
-A `Job` is one request with what its step needs back; a `Candidate` is an instruction on its way
-from its prompt's answer to its instances; `Steps` is what the pipeline does at each step
-(generation/scheduler.py decides only when). `History` is what the run log says so far, and
-`run_is_over` the one rule, judged on committed rounds alone, that ends a run: the quota met or
-the patience spent.
+A `Job` is one request with what its step needs back (generation/steps.py builds them); a
+`Candidate` is an instruction on its way from its prompt's answer to its instances. `run_is_over`
+is the one rule, judged on committed rounds alone (the log's `History`), that ends a run: the
+quota met or the patience spent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from self_instruct.backends.base import Completion, Prompt, SamplingParams
-from self_instruct.runlog.records import Record
-from self_instruct.runlog.replay import History
+from self_instruct.rouge.index import FilterDecision
+from self_instruct.runlog import History
+from self_instruct.runlog.records import Instruction, Record
 
 # Dispatch priority: later steps first, so accepted instructions leave before new ones come in.
 INSTANCES, CLASSIFICATION, INSTRUCTIONS = "instances", "classification", "instruction lists"
@@ -35,7 +34,7 @@ class RequestsFailedError(RuntimeError):
 
 @dataclass
 class Job:
-    """One request and what the pipeline needs back with its answer (`subject`)."""
+    """One request and what its step needs back with its answer (`subject`)."""
 
     step: str
     round: int
@@ -60,42 +59,18 @@ class Candidate:
     Its classification and instance requests are sent before the filter decides it (the filter
     waits for every earlier prompt): what they answer depends on `key` and `text` alone, so the
     data is the same whenever the decision comes. Rejected, it is `dead` and its answers are
-    dropped; accepted, it gets its `record` and, with its instances, leaves the pipeline.
+    dropped; accepted, it gets its id and the filter's `decision`, and once its instances are
+    read too, its whole `record` (generation/rounds.py).
     """
 
     round: int
     key: tuple[int, int]
     text: str
-    record: Record | None = None
+    examples: list[str]  # the in-context examples its prompt showed
+    decision: tuple[str, FilterDecision] | None = None  # its id and the filter's, once kept
     instances: tuple[Job, Completion] | None = None
+    record: Instruction | None = None
     dead: bool = False
-
-
-class Steps(Protocol):
-    """What the pipeline does at each step; the scheduler decides only when."""
-
-    def instruction_job(self, prompt_index: int, round_: int, visible: int) -> Job:
-        """Prompt `prompt_index`, sampling from the first `visible` new pool instructions."""
-
-    def parse(self, job: Job, answer: Completion) -> Parsed: ...
-
-    def pool_rejects(self, texts: Sequence[str]) -> list[bool]:
-        """Whether each text is already too similar to the pool: rejected, whatever joins the
-        pool before its turn (so no request is sent for it)."""
-
-    def filter_prompts(
-        self, parsed: Sequence[tuple[Job, Parsed]]
-    ) -> list[tuple[list[Record], dict[int, Record]]]:
-        """Consecutive prompts, in order -> each one's rejections and its accepted instructions'
-        records by their place among `texts`."""
-
-    def classification_job(self, candidate: Candidate) -> Job: ...
-
-    def instance_job(self, candidate: Candidate, answer: Completion) -> Job: ...
-
-    def add_instances(self, record: Record, job: Job, answer: Completion) -> None: ...
-
-    def commit(self, round_: int, records: list[Record], marker: dict[str, Any]) -> None: ...
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""What is in flight and what is sent next (in which order answers become data: ordering.py).
+"""What is in flight and what is sent next (in which order answers become data: rounds.py).
 
 Requests flow continuously: whenever the backend has room (its `window`), the scheduler sends
 the next ready request, taking the later steps first -- a candidate instruction's instance
@@ -8,8 +8,8 @@ and each candidate leaves the pipeline after two more requests, which go first.
 
 Execution runs ahead, commits stay in order. The filter takes prompts in order, so one slow
 answer would hold back every later one; instead each answer is parsed as it arrives, and every
-instruction in it that is not already too similar to the pool (`Steps.pool_rejects`: the pool
-only grows, so those are rejected for sure) becomes a `Candidate` whose classification and
+instruction in it that is not already too similar to the pool (`RoundCommitter.arrived`: the
+pool only grows, so those are rejected for sure) becomes a `Candidate` whose classification and
 instance requests go at once. When the filter reaches it, a rejected candidate's requests are
 dropped (cancelled if in flight); an accepted one keeps what they answered.
 
@@ -36,35 +36,29 @@ import bisect
 from collections import deque
 
 from self_instruct.backends.base import Backend, Completion
+from self_instruct.generation import steps
 from self_instruct.generation.jobs import (
     CLASSIFICATION,
     FOLLOW_UPS,
     INSTANCES,
     INSTRUCTIONS,
     Job,
-    Limits,
     RequestsFailedError,
-    Steps,
 )
-from self_instruct.generation.ordering import Commit, Ordering, RoundState
 from self_instruct.generation.progress import RunProgress
-from self_instruct.runlog.replay import History
+from self_instruct.generation.rounds import Commit, RoundCommitter, RoundState
 
 
 class Scheduler:
-    """Drives one run's requests on `backend`; `next_commits` hands back rounds as they commit."""
+    """Drives one run's requests on `backend`; `next_commits` hands back the rounds `committer`
+    commits."""
 
     def __init__(
-        self,
-        steps: Steps,
-        backend: Backend,
-        limits: Limits,
-        history: History,
-        progress: RunProgress | None = None,
+        self, committer: RoundCommitter, backend: Backend, progress: RunProgress | None = None
     ) -> None:
-        self.steps, self.backend, self.limits, self.progress = steps, backend, limits, progress
-        self.order = Ordering(steps, limits, history, backend.usage)
-        self.next_prompt = self.end_prompt = self.order.start
+        self.committer, self.backend, self.progress = committer, backend, progress
+        self.limits = committer.limits
+        self.next_prompt = self.end_prompt = self.committer.start
         self._queues: dict[str, deque[Job]] = {step: deque() for step in FOLLOW_UPS}
         self._tasks: dict[asyncio.Task, list[Job]] = {}
         self._done: deque[asyncio.Task] = deque()  # finished tasks, in the order they finished
@@ -76,7 +70,7 @@ class Scheduler:
     @property
     def stopped(self) -> str | None:
         """Why the run ended ("quota", "patience"), once it has."""
-        return self.order.stopped
+        return self.committer.stopped
 
     async def next_commits(self) -> list[Commit] | None:
         """Run until rounds commit: (round, accepted records, rejections by reason) each;
@@ -84,15 +78,15 @@ class Scheduler:
         while True:
             if not self.stopped:
                 self._dispatch()
-            if self.order.committed:
-                committed, self.order.committed = self.order.committed, []
+            if self.committer.committed:
+                committed, self.committer.committed = self.committer.committed, []
                 return committed
             if self.stopped:  # what is still in flight is beyond the end of the run
                 self.cancel()
                 return None
             if not self._tasks:
                 if self._failed_round is not None:
-                    state = self.order.rounds[self._failed_round]
+                    state = self.committer.rounds[self._failed_round]
                     raise RequestsFailedError(self._failed_round, state.failed, state.sent)
                 return None
             if not self._done:  # one wake-up per finished task, not a wait over all of them
@@ -106,7 +100,7 @@ class Scheduler:
                 answers = [None] * len(jobs) if task.cancelled() else task.result()
                 for job, answer in zip(jobs, answers, strict=True):
                     self._finished(job, answer)
-            self.order.advance()
+            self.committer.advance()
             self._drop_doomed()
 
     def cancel(self) -> None:
@@ -134,7 +128,7 @@ class Scheduler:
             self._tasks[task] = jobs
             self._in_flight += len(jobs)
             for job in jobs:
-                self.order.rounds[job.round].sent += 1
+                self.committer.rounds[job.round].sent += 1
             if self.progress is not None:
                 self.progress.sent(jobs[0].step, len(jobs))
 
@@ -175,7 +169,7 @@ class Scheduler:
         return jobs
 
     def _group_ready(self, step: str, round_: int) -> bool:
-        state = self.order.rounds[round_]
+        state = self.committer.rounds[round_]
         if state.filtered < self.limits.batch_size:
             return False
         return step == CLASSIFICATION or state.classified == len(state.accepted)
@@ -193,16 +187,20 @@ class Scheduler:
         size = self.limits.batch_size
         if p >= self.end_prompt and not (p < self.end_prompt + size and self._admit(p // size)):
             return False
-        return p - self.limits.sample_lag <= self.order.prefix and self._live(p // size)
+        return p - self.limits.sample_lag <= self.committer.prefix and self._live(p // size)
 
     def _next_instruction(self) -> Job | None:
         """The next instruction prompt, if it may go (see `_sendable`)."""
         p = self.next_prompt
         if not self._sendable(p):
             return None
-        visible = bisect.bisect_left(self.order.accepted_prompts, p - self.limits.sample_lag)
+        committer = self.committer
+        visible = bisect.bisect_left(committer.accepted_prompts, p - self.limits.sample_lag)
         self.next_prompt += 1
-        return self.steps.instruction_job(p, p // self.limits.batch_size, visible)
+        machine = committer.summary.imported + visible  # the pool's instructions it may show
+        return steps.instruction_job(
+            committer.inputs, committer.index.texts, machine, p, p // self.limits.batch_size
+        )
 
     def _admit(self, round_: int) -> bool:
         """Whether round `round_`'s prompts may go now. Not if the filtered prefix shows the run
@@ -210,19 +208,20 @@ class Scheduler:
         expected to meet the quota with a window of requests to spare. Which rounds are sent
         decides no data (every round up to the last one needed is sent: once the filter reaches
         it, nothing is left to expect), only how few prompts go beyond the quota."""
-        size, quota, order = self.limits.batch_size, self.limits.num_instructions, self.order
+        size, quota = self.limits.batch_size, self.limits.num_instructions
+        committer = self.committer
         first = round_ * size
-        if self.stopped or first - self.limits.sample_lag > order.prefix:
+        if self.stopped or first - self.limits.sample_lag > committer.prefix:
             return False
-        if len(order.accepted_prompts) >= quota:
+        if len(committer.accepted_prompts) >= quota:
             return False
-        if order.idle_rounds(order.prefix // size) >= self.limits.patience:  # filtered rounds
+        if committer.idle_rounds(committer.prefix // size) >= self.limits.patience:  # filtered
             return False
-        expected, rate = order.expected(first)
+        expected, rate = committer.expected(first)
         spare = max(size, self.backend.window / (1 + 2 * rate))  # a prompt: 1 + 2 x rate requests
         if expected - rate * spare >= quota:
             return False
-        order.rounds[round_] = RoundState()
+        committer.rounds[round_] = RoundState()
         self.end_prompt += size
         return True
 
@@ -234,9 +233,9 @@ class Scheduler:
         """Cancel requests that can never become data: of rejected candidates, and of rounds at
         or after one that failed (looked for only when one was rejected, or failed). Their slots
         go to the next requests."""
-        if self.order.dead == self._dead_seen and self._failed_round is None:
+        if self.committer.dead == self._dead_seen and self._failed_round is None:
             return
-        self._dead_seen = self.order.dead
+        self._dead_seen = self.committer.dead
         for task, jobs in self._tasks.items():
             if not any(self._wanted(job) for job in jobs):
                 task.cancel()
@@ -251,17 +250,19 @@ class Scheduler:
             self.progress.finished(job.step)
         if not self._wanted(job):
             return
-        state = self.order.rounds[job.round]
+        state = self.committer.rounds[job.round]
         if answer is None:  # its retries spent: this round and the later ones are not logged
             state.failed += 1
             self._failed_round = job.round
             return
         state.usage.add([answer], 0.0)
         if job.step == INSTRUCTIONS:
-            candidates = self.order.arrived(job, answer)
-            self._queues[CLASSIFICATION].extend(map(self.steps.classification_job, candidates))
+            candidates = self.committer.arrived(job, answer)
+            jobs = [steps.classification_job(self.committer.inputs, c) for c in candidates]
+            self._queues[CLASSIFICATION].extend(jobs)
         elif job.step == CLASSIFICATION:
             state.classified += 1
-            self._queues[INSTANCES].append(self.steps.instance_job(job.subject, answer))
+            follow_up = steps.instance_job(self.committer.inputs, job.subject, answer)
+            self._queues[INSTANCES].append(follow_up)
         else:
-            self.order.got_instances(job.subject[0], job, answer)
+            self.committer.got_instances(job.subject[0], job, answer)

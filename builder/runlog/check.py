@@ -25,11 +25,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from self_instruct.runlog.records import LIST_KEYS, REQUIRED_KEYS, ROUND, ROUND_RECORDS, RUN, Record
+from self_instruct.runlog.records import (
+    LIST_KEYS,
+    REQUIRED_KEYS,
+    ROUND,
+    ROUND_RECORDS,
+    RUN,
+    Record,
+    round_marker,
+)
 
 SEAL = "sha256"
 COUNT = "records"
@@ -44,11 +52,12 @@ def encode(records: list[Record] | list[dict[str, Any]]) -> bytes:
     return b"".join((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8") for r in records)
 
 
-def seal(records: list[Record], marker: dict[str, Any]) -> bytes:
-    """A round's bytes: its records, then its marker with their count and the round's hash."""
+def seal(records: list[Record], marker: Mapping[str, Any]) -> bytes:
+    """A round's bytes: its records, then its marker (`round_marker`'s, or its fields alone)
+    with their count and the round's hash."""
     lines = encode(records)
     body = {**{k: v for k, v in marker.items() if k != "type"}, COUNT: len(records)}
-    return lines + encode([{**body, SEAL: _hash(lines, body), "type": ROUND}])
+    return lines + encode([round_marker({**body, SEAL: _hash(lines, body)})])
 
 
 def moved_marker(first: int, last: int, moved_to: str) -> bytes:

@@ -20,7 +20,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from self_instruct.runlog.file import (
     scan,
     units,
 )
-from self_instruct.runlog.records import ROUND, RUN, USAGE_KEYS, Record, RunHeader
+from self_instruct.runlog.records import ROUND, USAGE_KEYS, Record, run_header
 from self_instruct.utils.durable import write_durably
 
 __all__ = [
@@ -172,14 +172,11 @@ class RunLog:
             os.ftruncate(self._fd, found.end)  # drop a round that never finished
             self._end = found.end
             if found.header is None:
-                self._append(encode([self._header()]))
+                self._append(encode([run_header(self.config)]))
         except BaseException:
             self.close()
             raise
         return self.iter_records()
-
-    def _header(self) -> RunHeader:
-        return {"type": RUN, "identity": self.config}
 
     def _check_identity(self, header: Record | None) -> None:
         """Both records of the options must match the ones given; restore a missing copy."""
@@ -211,9 +208,9 @@ class RunLog:
                     "whether they are the ones given. Restore either file from a backup."
                 )
             self._check_identity(found.header)
-            return repair(self.log_path, self._header())
+            return repair(self.log_path, run_header(self.config))
 
-    def append_round(self, records: list[Record], marker: dict[str, Any]) -> None:
+    def append_round(self, records: list[Record], marker: Mapping[str, Any]) -> None:
         """Write one round's records and the marker that seals them durably (write + fsync),
         in one go."""
         data = seal(records, marker)

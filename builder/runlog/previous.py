@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from self_instruct.runlog.records import INSTRUCTION, Instruction
+from self_instruct.runlog.records import Instruction, imported_instruction
 
 _INSTRUCTION_FIELDS = (
     "id",
@@ -71,12 +71,8 @@ def _records(instructions, instances, source: str) -> list[Instruction]:
             {"input": row["input"], "output": row["output"]}
         )
     return [
-        {
-            "type": INSTRUCTION,
-            **{key: row[key] for key in _INSTRUCTION_FIELDS},
-            "instances": by_instruction[row["id"]],
-            "rejected_instances": [],
-            "imported_from": source,
-        }
+        imported_instruction(
+            {key: row[key] for key in _INSTRUCTION_FIELDS}, by_instruction[row["id"]], source
+        )
         for row in instructions
     ]

@@ -76,6 +76,14 @@ class RejectedInstance(Instance):
     reason: str  # a name from filters.INSTANCE_REASONS
 
 
+class InstanceFields(TypedDict):
+    """What an instruction's instance answer gives its record (generation/steps.py)."""
+
+    is_classification: bool
+    instances: list[Instance]
+    rejected_instances: list[RejectedInstance]
+
+
 class Instruction(TypedDict):
     type: Literal["instruction"]
     id: str  # r<round>-<number in round>: names the rows of every configuration
@@ -141,15 +149,91 @@ class RoundMarker(TypedDict):
 Record = RunHeader | Instruction | Rejected | Judgment | RoundMarker
 
 
+# -- one constructor per kind: the only places a `type` tag is written ---------------------
+
+
+def run_header(identity: dict[str, Any]) -> RunHeader:
+    """Line 1 of a log: the options that decide its data."""
+    return {"type": RUN, "identity": identity}
+
+
+def instruction(
+    *,
+    id_: str,
+    round_: int,
+    prompt: int,
+    text: str,
+    decision: FilterDecision,
+    examples: list[str],
+    instances: InstanceFields,
+) -> Instruction:
+    """A generated instruction, whole: what the filter decided of it, then its instances."""
+    return _instruction(
+        {
+            "id": id_,
+            "round": round_,
+            "prompt": prompt,  # what a resume's sampling and admission read back
+            "instruction": text,
+            "max_rouge_l": decision.max_score,
+            "mean_rouge_l": decision.mean_score,
+            "most_similar": similar(decision),
+            "prompt_instructions": examples,
+            **instances,
+        }
+    )
+
+
+def imported_instruction(
+    fields: dict[str, Any], instances: list[Instance], source: str
+) -> Instruction:
+    """A row of an earlier version as an accepted instruction (runlog/previous.py): its
+    `fields` in the order the log keeps them, its instances, where it came from."""
+    return _instruction(
+        {**fields, "instances": instances, "rejected_instances": [], "imported_from": source}
+    )
+
+
+def _instruction(fields: dict[str, Any]) -> Instruction:
+    return {"type": INSTRUCTION, **fields}
+
+
 def rejection(
     round_: int, text: str, reason: str, decision: FilterDecision | None = None
 ) -> Rejected:
     """The record of a rejected instruction (or of a whole answer rejected at once)."""
-    record: Rejected = {"type": REJECTED, "round": round_, "text": cut(text), "reason": reason}
+    near: dict[str, Any] = {}
     if decision is not None:  # a near-duplicate: say of what
-        record["max_rouge_l"] = decision.max_score
-        record["most_similar"] = similar(decision)[:1]
-    return record
+        near = {"max_rouge_l": decision.max_score, "most_similar": similar(decision)[:1]}
+    return {"type": REJECTED, "round": round_, "text": cut(text), "reason": reason, **near}
+
+
+def judgment(
+    *,
+    key: str,
+    round_: int,
+    answers: list[bool] | None,
+    reasons: list[str] | None,
+    failure: str | None,
+    raw: str,
+    error: str,
+) -> Judgment:
+    """An audit's verdict on the instance `key` (audit/review.py)."""
+    return {
+        "type": JUDGMENT,
+        "round": round_,
+        "key": key,
+        "answers": answers,
+        "reasons": reasons,
+        "failure": failure,
+        "raw": raw,
+        "error": error,
+    }
+
+
+def round_marker(fields: dict[str, Any]) -> RoundMarker:
+    """The marker that closes a round: `fields` (its `round` first), the tag last, as the log
+    writes it (runlog/check.py adds the seal before the tag)."""
+    return {**fields, "type": ROUND}
 
 
 def cut(text: str) -> str:
