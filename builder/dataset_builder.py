@@ -9,8 +9,9 @@
 All configurations of one run share one run directory, where the pipeline keeps its run log:
 the first one prepared generates, the others replay the log, and a run stopped halfway resumes
 there (`download_and_prepare` deletes its own unfinished output on any error, so the
-pipeline, not the builder cache, must be what keeps generated work). An export prepares one
-configuration with a `RowSpool`: the same pass over the log writes the other two's rows.
+pipeline, not the builder cache, must be what keeps generated work). Its rows are those an
+export writes (`export/rows.py`'s `run_rows`), its own configuration's taken from them; an export
+itself (`run.py`) makes no builder.
 """
 
 from __future__ import annotations
@@ -27,13 +28,11 @@ from self_instruct.about import CITATION
 from self_instruct.backends import resolve_defaults
 from self_instruct.backends.base import Backend
 from self_instruct.config import PipelineConfig
-from self_instruct.export.rows import FEATURES, RowSpool, rows_of, seed_sft_rows
+from self_instruct.export.rows import FEATURES, run_rows
 from self_instruct.generation.pipeline import Pipeline, run_identity
 from self_instruct.layout import CONFIG_DESCRIPTIONS, CONFIG_NAMES, DEFAULT_CONFIG
 from self_instruct.prompting.prompts import load_templates
 from self_instruct.prompting.seeds import load_seeds, prompting_seeds
-from self_instruct.runlog.log import RunLog
-from self_instruct.runlog.summary import RunSummary
 
 logger = datasets.logging.get_logger(__name__)
 
@@ -71,22 +70,13 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
         self,
         *args,
         backend_instance: Backend | None = None,
-        spool: RowSpool | None = None,
         cache_dir: str | None = None,
         **kwargs,
     ):
         """`backend_instance` generates for this builder's run (else the backend the `backend`
         option names is loaded when rounds remain); an object, not an option, it stays out of
-        the config and its hash (`backend=` is that option: "transformers", "tgi", "openai").
-        `spool` receives the rows of its configurations in this builder's pass over the run log,
-        so that one replay of the log makes every configuration of an export.
-        `run_summary` is the run's `RunSummary` once a pass has started (the counts of its whole
-        log when the pass is over): an export takes its funnel and usage from it, and from
-        `run_log` the state of the log it was built from."""
+        the config and its hash (`backend=` is that option: "transformers", "tgi", "openai")."""
         self.backend_instance = backend_instance
-        self.spool = spool
-        self.run_summary: RunSummary | None = None
-        self.run_log: RunLog | None = None
         # The default run directories live in the cache datasets uses, read as datasets reads it
         self.cache_root = Path(cache_dir or datasets.config.HF_DATASETS_CACHE).expanduser()
         super().__init__(*args, cache_dir=cache_dir, **kwargs)
@@ -110,24 +100,13 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
         return default_run_dir(self.cache_root, self.config.pipeline_config())
 
     def _generate_examples(self):
-        for idx, row in enumerate(self._rows()):
-            yield Key(0, idx), row
-
-    def _rows(self):
-        """The rows of the run's records: replayed from the log, then generated if due."""
-        config = self.config.pipeline_config()
-        pipeline = Pipeline(config, self._run_dir(), backend=self.backend_instance)
-        self.run_summary, self.run_log = pipeline.summary, pipeline.log
+        """This configuration's rows of the run: replayed from the log, then generated if due."""
+        pipeline = Pipeline(self.config.pipeline_config(), self._run_dir(), self.backend_instance)
         logger.info("Self-Instruct run directory: %s", pipeline.log.dir)
-        for record in pipeline:
-            if self.spool is not None:
-                self.spool.add(record)
-            yield from rows_of(self.config.name, record, config.seed, pipeline.templates)
-        seed_tasks = pipeline.seed_tasks if config.sft_include_seed_tasks else []
-        if self.spool is not None:
-            self.spool.finish(seed_tasks)
-        if self.config.name == "sft":
-            yield from seed_sft_rows(seed_tasks, config.seed, pipeline.templates)
+        rows = run_rows(pipeline, pipeline.seed_tasks, pipeline.config, pipeline.templates)
+        mine = (row for name, row in rows if name == self.config.name)
+        for idx, row in enumerate(mine):
+            yield Key(0, idx), row
 
 
 def default_run_dir(cache_root: Path, config: PipelineConfig) -> Path:

@@ -8,12 +8,14 @@
 generated ones, half of all inputs (seeded) lose a lone field name and their blank lines, and a
 row equal to an earlier one of its task is left out.
 
-`RowSpool` writes several configurations' rows in the same pass over the records, so that one
-replay of the run log serves every configuration of an export.
+`run_rows` makes the three configurations' rows in one pass over a run's records, the seed tasks'
+own `sft` rows last: an export writes them all (`write_rows`), the `datasets` builder keeps its
+own configuration's, so both give the same rows from one replay of the run log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 from collections.abc import Iterable, Iterator
@@ -23,6 +25,7 @@ from typing import Any
 from datasets import Dataset, Features, List, Value
 from datasets.arrow_writer import ArrowWriter
 
+from self_instruct.config import PipelineConfig
 from self_instruct.layout import CONFIG_NAMES
 from self_instruct.prompting.prompts import PromptTemplates
 from self_instruct.prompting.seeds import SeedTask
@@ -162,41 +165,36 @@ def rows_of(
     raise ValueError(f"unknown configuration {config_name!r}: choose one of {CONFIG_NAMES}")
 
 
-class RowSpool:
-    """The rows of some configurations, written to Arrow files (on disk, not in memory) while
-    another configuration's builder replays the run log; `dataset(name)` maps one back."""
+def run_rows(
+    records: Iterable[dict[str, Any]],
+    seed_tasks: Iterable[SeedTask],
+    config: PipelineConfig,
+    templates: PromptTemplates,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`(configuration, row)` for every row of a run, in one pass over its accepted records: each
+    record's rows of the three configurations, then the `sft` rows of the seed tasks (the paper's
+    `include_seed_tasks`, unless `config.sft_include_seed_tasks` is off)."""
+    for record in records:
+        for name in CONFIG_NAMES:
+            for row in rows_of(name, record, config.seed, templates):
+                yield name, row
+    if config.sft_include_seed_tasks:
+        for row in seed_sft_rows(seed_tasks, config.seed, templates):
+            yield "sft", row
 
-    def __init__(self, folder: Path, names: Iterable[str], seed: int, templates: PromptTemplates):
-        self.seed, self.templates, self._finished = seed, templates, False
-        self._paths = {name: folder / f"{name}.arrow" for name in names}
-        self._writers = {
-            name: ArrowWriter(features=FEATURES[name], path=str(path))
-            for name, path in self._paths.items()
+
+def write_rows(rows: Iterable[tuple[str, dict[str, Any]]], folder: Path) -> dict[str, Dataset]:
+    """Write `run_rows` to one Arrow file per configuration in `folder` (on disk, not in memory:
+    a run may be larger than memory); each configuration's rows, memory-mapped from its file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {name: folder / f"{name}.arrow" for name in CONFIG_NAMES}
+    with contextlib.ExitStack() as open_files:  # closed on any error, after `finalize` too
+        writers = {
+            name: open_files.enter_context(ArrowWriter(features=FEATURES[name], path=str(path)))
+            for name, path in paths.items()
         }
-
-    def add(self, record: dict[str, Any]) -> None:
-        """Spool the rows that one accepted instruction record contributes."""
-        for name, writer in self._writers.items():
-            for row in rows_of(name, record, self.seed, self.templates):
-                writer.write(row)
-
-    def finish(self, seed_tasks: Iterable[SeedTask]) -> None:
-        """Write the seed tasks' `sft` rows (none for --no-sft-include-seed-tasks), close."""
-        if "sft" in self._writers:
-            for row in seed_sft_rows(seed_tasks, self.seed, self.templates):
-                self._writers["sft"].write(row)
-        for writer in self._writers.values():
+        for name, row in rows:
+            writers[name].write(row)
+        for writer in writers.values():
             writer.finalize()
-        self._writers, self._finished = {}, True
-
-    def close(self) -> None:
-        """Close the files, finished or not (after an error)."""
-        for writer in self._writers.values():
-            writer.close()
-        self._writers = {}
-
-    def dataset(self, name: str) -> Dataset:
-        """The spooled rows of configuration `name` (memory-mapped), once `finish`ed."""
-        if not self._finished:
-            raise RuntimeError("The spool's pass over the run log did not finish.")
-        return Dataset.from_file(str(self._paths[name]))
+    return {name: Dataset.from_file(str(path)) for name, path in paths.items()}
