@@ -34,8 +34,6 @@ from self_instruct.layout import CONFIG_DESCRIPTIONS, CONFIG_NAMES, DEFAULT_CONF
 from self_instruct.prompting.prompts import load_templates
 from self_instruct.prompting.seeds import load_seeds, prompting_seeds
 
-logger = datasets.logging.get_logger(__name__)
-
 
 @dataclass
 class SelfInstructConfig(datasets.BuilderConfig, PipelineConfig):
@@ -102,7 +100,6 @@ class SelfInstruct(datasets.GeneratorBasedBuilder):
     def _generate_examples(self):
         """This configuration's rows of the run: replayed from the log, then generated if due."""
         pipeline = Pipeline(self.config.pipeline_config(), self._run_dir(), self.backend_instance)
-        logger.info("Self-Instruct run directory: %s", pipeline.log.dir)
         rows = run_rows(pipeline, pipeline.seed_tasks, pipeline.config, pipeline.templates)
         mine = (row for name, row in rows if name == self.config.name)
         for idx, row in enumerate(mine):

@@ -15,6 +15,7 @@ whole round again, as if it had never been tried.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -58,6 +59,9 @@ def run_identity(
     }
 
 
+logger = logging.getLogger(__name__)
+
+
 class Pipeline:
     """A resumable Self-Instruct run in `run_dir`; iterate it to get accepted instructions."""
 
@@ -79,6 +83,7 @@ class Pipeline:
         self.templates = load_templates(config.prompt_templates)
         self.mode = prompting_mode(config, self.templates)
         self.log = RunLog(run_dir, run_identity(config, self.seeds, self.templates))
+        logger.info("Self-Instruct run directory: %s", self.log.dir)
         self._backend = backend
         self._owns_backend = backend is None  # then loaded here, and closed here
         self.progress = progress
