@@ -20,7 +20,7 @@ from huggingface_hub import DatasetCard
 
 from self_instruct.audit.judge import QUESTIONS
 from self_instruct.dataset_card.render import _dataset_info, _environment
-from self_instruct.export.files import describe, read_manifest, remove_files, write_manifest
+from self_instruct.export.files import file_entries, read_manifest, remove_files, write_manifest
 from self_instruct.layout import CARD, SPLIT
 from self_instruct.utils.durable import write_durably
 
@@ -92,7 +92,7 @@ def add_audit(folder: Path, name: str, data_file: str, rows: Dataset, section: s
     stale = [f for f in previous if f != data_file]
     origin = card.data.get("self_instruct") or {}
     files = {k: v for k, v in (origin.get("files") or {}).items() if k not in stale}
-    card.data["self_instruct"] = {**origin, "files": files | describe(folder, [data_file])}
+    card.data["self_instruct"] = {**origin, "files": files | file_entries(folder, [data_file])}
     card.text = _with_section(card.text, section)
     write_durably(path, str(card).encode("utf-8"))
     return stale

@@ -36,7 +36,7 @@ from self_instruct.dataset_card.stats import (
     seed_stats_input,
     word_counts,
 )
-from self_instruct.export.files import content_named, describe
+from self_instruct.export.files import content_named, file_entries
 from self_instruct.layout import CARD, CONFIG_DESCRIPTIONS, DEFAULT_CONFIG, PLOTS_DIR, SPLIT
 from self_instruct.prompting.seeds import SeedTask
 
@@ -258,7 +258,7 @@ def render_card(
             card_data=_with_origin(
                 card_metadata(folder, data_files, rows, pretty_name, license),
                 provenance,
-                describe(folder, listed),
+                file_entries(folder, listed),
             ).to_yaml(),
             pretty_name=pretty_name,
             load_example=load_example(repo_id),

@@ -64,7 +64,7 @@ def quote(text: str, limit: int = MAX_QUOTED) -> str:
     return text
 
 
-def describe(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
     """An error as the user needs it: the server's own words when there are some."""
     response = response_of(error)
     if response is None:

@@ -56,7 +56,7 @@ from self_instruct.backends.errors import (
     MalformedResponseError,
     RequestRejectedError,
     answer_parsing,
-    describe,
+    describe_error,
     is_transient,
     rejected,
     response_of,
@@ -224,9 +224,11 @@ class HTTPBackend(Backend):
                 if response is None:
                     raise
                 raise rejected(response) from error
-            self._last_error = describe(error)
+            self._last_error = describe_error(error)
             attempts = self.retry.max_attempts
-            logger.error("Request failed for good after %d attempts: %s", attempts, describe(error))
+            logger.error(
+                "Request failed for good after %d attempts: %s", attempts, describe_error(error)
+            )
             return None
         self._report("finished")
         return completion
@@ -269,7 +271,7 @@ class HTTPBackend(Backend):
             retry_note(state, self.timeout),
             state.attempt_number + 1,
             self.retry.max_attempts,
-            describe(state.outcome.exception()) if state.outcome else None,
+            describe_error(state.outcome.exception()) if state.outcome else None,
         )
 
     @abc.abstractmethod

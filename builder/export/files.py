@@ -59,7 +59,7 @@ def content_named(path: Path) -> Path:
     return target
 
 
-def describe(folder: Path, paths: Iterable[str]) -> dict[str, dict[str, int | str]]:
+def file_entries(folder: Path, paths: Iterable[str]) -> dict[str, dict[str, int | str]]:
     """`{path: {bytes, sha256}}` for files relative to `folder`: what the card records."""
     return {
         path: {"bytes": (folder / path).stat().st_size, "sha256": sha256_of(folder / path)}

@@ -17,8 +17,12 @@ from self_instruct.runlog import History
 from self_instruct.runlog.records import Instruction, Record
 
 # Dispatch priority: later steps first, so accepted instructions leave before new ones come in.
-INSTANCES, CLASSIFICATION, INSTRUCTIONS = "instances", "classification", "instruction lists"
-FOLLOW_UPS = (INSTANCES, CLASSIFICATION)
+INSTANCES_STEP, CLASSIFICATION_STEP, INSTRUCTIONS_STEP = (
+    "instances",
+    "classification",
+    "instruction lists",
+)
+FOLLOW_UPS = (INSTANCES_STEP, CLASSIFICATION_STEP)
 
 
 class RequestsFailedError(RuntimeError):
@@ -44,7 +48,7 @@ class Job:
 
 
 @dataclass
-class Parsed:
+class ScreenedAnswer:
     """One instruction prompt's answer, read: what the parser and the heuristics rejected, and
     the instructions left for the ROUGE-L filter (`texts`, in answer order)."""
 
@@ -74,7 +78,7 @@ class Candidate:
 
 
 @dataclass
-class Limits:
+class SchedulerOptions:
     """The options the scheduler reads: all of them decide the data, none says how fast."""
 
     batch_size: int
@@ -92,7 +96,7 @@ def idle_rounds(round_accepts: dict[int, int], end: int, patience: int) -> int:
     return idle
 
 
-def run_is_over(history: History, limits: Limits) -> str | None:
+def run_is_over(history: History, limits: SchedulerOptions) -> str | None:
     """Why the run ends before round `history.next_round`, judged on committed rounds alone:
     the quota is met, or the last `patience` rounds accepted nothing."""
     if history.accepted >= limits.num_instructions:

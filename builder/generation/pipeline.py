@@ -26,7 +26,7 @@ from tqdm import tqdm
 from self_instruct.backends import load_backend, resolve_defaults
 from self_instruct.backends.base import Backend
 from self_instruct.config import RESUMABLE_OPTIONS, PipelineConfig
-from self_instruct.generation.jobs import Limits, RequestsFailedError, run_is_over
+from self_instruct.generation.jobs import RequestsFailedError, SchedulerOptions, run_is_over
 from self_instruct.generation.progress import RunProgress
 from self_instruct.generation.rounds import RoundCommitter
 from self_instruct.generation.scheduler import Scheduler
@@ -135,7 +135,9 @@ class Pipeline:
 
     def _generate(self, history: History) -> Iterator[Record]:
         cfg = self.config
-        limits = Limits(cfg.batch_size, cfg.sample_lag, cfg.num_instructions, cfg.patience)
+        limits = SchedulerOptions(
+            cfg.batch_size, cfg.sample_lag, cfg.num_instructions, cfg.patience
+        )
         if run_is_over(history, limits):  # a finished run replays without a backend
             return
         check_seed_lengths(self.seeds, self.backend, cfg)  # before any request: may never fit

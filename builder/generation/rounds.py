@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 
 from self_instruct.backends.base import Completion, Usage
 from self_instruct.generation import steps
-from self_instruct.generation.jobs import Candidate, Job, Limits, Parsed, idle_rounds, run_is_over
+from self_instruct.generation.jobs import (
+    Candidate,
+    Job,
+    SchedulerOptions,
+    ScreenedAnswer,
+    idle_rounds,
+    run_is_over,
+)
 from self_instruct.generation.steps import StepInputs
 from self_instruct.rouge.index import FilterDecision, RougeIndex
 from self_instruct.runlog import History, RunLog
@@ -54,7 +61,7 @@ class RoundCommitter:
         index: RougeIndex,
         log: RunLog,
         summary: RunSummary,
-        limits: Limits,
+        limits: SchedulerOptions,
         history: History,
         usage: Usage,
     ) -> None:
@@ -69,7 +76,7 @@ class RoundCommitter:
         self.stopped: str | None = run_is_over(history, limits)
         self.rounds: dict[int, RoundState] = {}
         self.committed: list[Commit] = []
-        self._answers: dict[int, tuple[Job, Parsed]] = {}  # the reorder buffer
+        self._answers: dict[int, tuple[Job, ScreenedAnswer]] = {}  # the reorder buffer
         self._candidates: dict[int, list[Candidate]] = {}  # by prompt, until it is filtered
         self._seconds_at_commit = usage.seconds
         self.dead = 0  # candidates the filter rejected so far
@@ -96,7 +103,7 @@ class RoundCommitter:
 
     def advance(self) -> None:
         """Filter the answers that complete the prefix, in prompt order, then commit."""
-        ready: list[tuple[Job, Parsed]] = []
+        ready: list[tuple[Job, ScreenedAnswer]] = []
         while self.prefix + len(ready) in self._answers:
             ready.append(self._answers.pop(self.prefix + len(ready)))
         if ready:
@@ -117,7 +124,7 @@ class RoundCommitter:
     def idle_rounds(self, end: int) -> int:
         return idle_rounds(self.round_accepts, end, self.limits.patience)
 
-    def _filter(self, ready: list[tuple[Job, Parsed]]) -> None:
+    def _filter(self, ready: list[tuple[Job, ScreenedAnswer]]) -> None:
         """The greedy ROUGE-L filter against the pool and everything accepted before, in
         prompt order (one call for all of them: the same decisions as one call per prompt)."""
         cfg = self.inputs.config

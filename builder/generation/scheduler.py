@@ -38,10 +38,10 @@ from collections import deque
 from self_instruct.backends.base import Backend, Completion
 from self_instruct.generation import steps
 from self_instruct.generation.jobs import (
-    CLASSIFICATION,
+    CLASSIFICATION_STEP,
     FOLLOW_UPS,
-    INSTANCES,
-    INSTRUCTIONS,
+    INSTANCES_STEP,
+    INSTRUCTIONS_STEP,
     Job,
     RequestsFailedError,
 )
@@ -172,15 +172,15 @@ class Scheduler:
         state = self.committer.rounds[round_]
         if state.filtered < self.limits.batch_size:
             return False
-        return step == CLASSIFICATION or state.classified == len(state.accepted)
+        return step == CLASSIFICATION_STEP or state.classified == len(state.accepted)
 
     def _wanted(self, job: Job) -> bool:
         """Whether `job`'s answer can still become data."""
         if not self._live(job.round):
             return False
-        if job.step == INSTRUCTIONS:
+        if job.step == INSTRUCTIONS_STEP:
             return True
-        return not (job.subject if job.step == CLASSIFICATION else job.subject[0]).dead
+        return not (job.subject if job.step == CLASSIFICATION_STEP else job.subject[0]).dead
 
     def _sendable(self, p: int) -> bool:
         """Whether prompt `p` may go: its round admitted and its pool filtered."""
@@ -256,13 +256,13 @@ class Scheduler:
             self._failed_round = job.round
             return
         state.usage.add([answer], 0.0)
-        if job.step == INSTRUCTIONS:
+        if job.step == INSTRUCTIONS_STEP:
             candidates = self.committer.arrived(job, answer)
             jobs = [steps.classification_job(self.committer.inputs, c) for c in candidates]
-            self._queues[CLASSIFICATION].extend(jobs)
-        elif job.step == CLASSIFICATION:
+            self._queues[CLASSIFICATION_STEP].extend(jobs)
+        elif job.step == CLASSIFICATION_STEP:
             state.classified += 1
             follow_up = steps.instance_job(self.committer.inputs, job.subject, answer)
-            self._queues[INSTANCES].append(follow_up)
+            self._queues[INSTANCES_STEP].append(follow_up)
         else:
             self.committer.got_instances(job.subject[0], job, answer)

@@ -22,12 +22,12 @@ from typing import Any
 from self_instruct.backends.base import Completion, SamplingParams
 from self_instruct.config import PipelineConfig
 from self_instruct.generation.jobs import (
-    CLASSIFICATION,
-    INSTANCES,
-    INSTRUCTIONS,
+    CLASSIFICATION_STEP,
+    INSTANCES_STEP,
+    INSTRUCTIONS_STEP,
     Candidate,
     Job,
-    Parsed,
+    ScreenedAnswer,
 )
 from self_instruct.prompting.filters import cap_instances, filter_instances, instruction_rejection
 from self_instruct.prompting.modes import CompletionMode
@@ -79,15 +79,15 @@ def instruction_job(
     seed = derive_seed(cfg.seed, "instructions", prompt_index)
     params = replace(inputs.instruction_params, seed=seed)
     prompt = inputs.mode.instruction_prompt(examples)
-    return Job(INSTRUCTIONS, round_, prompt, params, (prompt_index, examples))
+    return Job(INSTRUCTIONS_STEP, round_, prompt, params, (prompt_index, examples))
 
 
-def read_instructions(inputs: StepInputs, job: Job, completion: Completion) -> Parsed:
+def read_instructions(inputs: StepInputs, job: Job, completion: Completion) -> ScreenedAnswer:
     """The answer's list, the parser's and the heuristics' rejections taken out."""
     items = inputs.mode.instructions(completion)
     if isinstance(items, str):  # the whole answer is rejected, for this reason
-        return Parsed([rejection(job.round, completion.text, items)], [])
-    parsed = Parsed([], [])
+        return ScreenedAnswer([rejection(job.round, completion.text, items)], [])
+    parsed = ScreenedAnswer([], [])
     for item in items:
         if reason := instruction_rejection(item):
             parsed.rejections.append(rejection(job.round, item.text, reason))
@@ -107,7 +107,7 @@ def classification_job(inputs: StepInputs, candidate: Candidate) -> Job:
         schema=mode.classification_schema,
     )
     prompt = mode.classification_prompt(candidate.text)
-    return Job(CLASSIFICATION, candidate.round, prompt, params, candidate)
+    return Job(CLASSIFICATION_STEP, candidate.round, prompt, params, candidate)
 
 
 def instance_job(inputs: StepInputs, candidate: Candidate, answer: Completion) -> Job:
@@ -122,7 +122,7 @@ def instance_job(inputs: StepInputs, candidate: Candidate, answer: Completion) -
         schema=mode.instance_schema(is_clf, cfg.max_instances_per_task),
     )
     prompt = mode.instance_prompt(candidate.text, is_clf)
-    return Job(INSTANCES, candidate.round, prompt, params, (candidate, is_clf))
+    return Job(INSTANCES_STEP, candidate.round, prompt, params, (candidate, is_clf))
 
 
 def read_instances(

@@ -20,7 +20,7 @@ import re
 import string
 from collections.abc import Sequence
 
-from self_instruct.prompting.parsing import PREAMBLE_START, Parsed, ParsedInstance
+from self_instruct.prompting.parsing import PREAMBLE_START, ParsedInstance, ParsedItem
 from self_instruct.schemas import INVALID_JSON
 
 MIN_WORDS_EXCLUSIVE = 3  # "<= 3 words" is too short
@@ -94,7 +94,7 @@ def not_a_task(text: str) -> str | None:
     return next((reason for reason, failed in checks if failed), None)
 
 
-def instruction_rejection(item: Parsed) -> str | None:
+def instruction_rejection(item: ParsedItem) -> str | None:
     """The first filter `item` fails, or None if it passes them all (ROUGE-L aside)."""
     text = item.filtered_text
     n_words = len(text.split())

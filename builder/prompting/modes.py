@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from self_instruct.backends.base import Completion, Prompt
 from self_instruct.config import PipelineConfig
 from self_instruct.prompting.parsing import (
-    Parsed,
     ParsedInstance,
+    ParsedItem,
     chat_is_classification,
     chat_split_instructions,
     instances_from_json,
@@ -32,7 +32,7 @@ from self_instruct.prompting.parsing import (
 from self_instruct.prompting.prompts import PromptTemplates
 from self_instruct.schemas import CLASSIFICATION, INSTRUCTION_LIST, ResponseSchema, instances_schema
 
-Rejected = tuple[ParsedInstance, str]
+InstanceRejection = tuple[ParsedInstance, str]
 # Tokens for the yes/no answer: the paper's " Yes" needs 3, `{"answer": "Yes"}` about 8.
 CLASSIFICATION_MAX_TOKENS = {False: 3, True: 16}
 
@@ -63,7 +63,7 @@ class CompletionMode:
     def instruction_schema(self) -> ResponseSchema | None:
         return INSTRUCTION_LIST if self.structured else None
 
-    def instructions(self, completion: Completion) -> list[Parsed] | str:
+    def instructions(self, completion: Completion) -> list[ParsedItem] | str:
         """The candidate instructions of one answer, or the reason the whole answer is
         rejected (a `--structured` answer that is not the JSON asked for)."""
         if self.structured:
@@ -76,7 +76,7 @@ class CompletionMode:
             salvage_truncated=self.salvage_truncated,
         )
 
-    def _split(self, text: str, hit_limit: bool, **rules: bool) -> list[Parsed]:
+    def _split(self, text: str, hit_limit: bool, **rules: bool) -> list[ParsedItem]:
         return split_instructions(text, hit_limit, **rules)
 
     # -- the classification question --------------------------------------------------------
@@ -116,7 +116,7 @@ class CompletionMode:
 
     def instances(
         self, completion: Completion, is_classification: bool, max_instances: int
-    ) -> tuple[list[ParsedInstance], list[Rejected]]:
+    ) -> tuple[list[ParsedInstance], list[InstanceRejection]]:
         """A task's parsed instances, and the answer itself as a rejection if it is not the
         `--structured` JSON asked for."""
         if not self.structured:
@@ -151,7 +151,7 @@ class ChatMode(CompletionMode):
     def instruction_stop(self) -> tuple[str, ...]:
         return self._stop(self.templates.chat_instruction_stop)
 
-    def _split(self, text: str, hit_limit: bool, **rules: bool) -> list[Parsed]:
+    def _split(self, text: str, hit_limit: bool, **rules: bool) -> list[ParsedItem]:
         return chat_split_instructions(text, hit_limit, **rules)
 
     def classification_prompt(self, instruction: str) -> Prompt:

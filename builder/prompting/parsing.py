@@ -47,7 +47,7 @@ CLASSIFICATION_YES = ("Yes", "yes", "YES")
 
 
 @dataclass(frozen=True)
-class Parsed:
+class ParsedItem:
     """One item cut out of a completion.
 
     `checked` is the text the paper's filters look at (its `str.capitalize()` form); `text` is what
@@ -77,7 +77,7 @@ def _normalise(text: str) -> str:
 
 def _items(
     pieces: list[str], hit_length_limit: bool, keep_case: bool, salvage_truncated: bool
-) -> list[Parsed]:
+) -> list[ParsedItem]:
     """Normalised, non-empty pieces as `Parsed` items, the truncation rule applied."""
     pieces = [p for p in map(_normalise, pieces) if p]
     items = []
@@ -85,7 +85,7 @@ def _items(
         checked = piece.capitalize()
         stored = piece[:1].upper() + piece[1:] if keep_case else checked
         cut = hit_length_limit and (i == len(pieces) - 1 or not salvage_truncated)
-        items.append(Parsed(stored, truncated=cut, checked=checked))
+        items.append(ParsedItem(stored, truncated=cut, checked=checked))
     return items
 
 
@@ -95,7 +95,7 @@ def split_instructions(
     *,
     keep_case: bool = False,
     salvage_truncated: bool = False,
-) -> list[Parsed]:
+) -> list[ParsedItem]:
     """Split the continuation of a numbered list (the prompt ends with "9.") into instructions.
 
     The paper drops every item of a completion that hit the token limit; `salvage_truncated` is
@@ -135,12 +135,12 @@ def chat_split_instructions(
     *,
     keep_case: bool = False,
     salvage_truncated: bool = False,
-) -> list[Parsed]:
+) -> list[ParsedItem]:
     """`split_instructions` for a chat answer: its list items only, the same truncation rule."""
     return _items(chat_list_items(answer), hit_length_limit, keep_case, salvage_truncated)
 
 
-def instructions_from_json(completion: str, *, keep_case: bool = False) -> list[Parsed] | None:
+def instructions_from_json(completion: str, *, keep_case: bool = False) -> list[ParsedItem] | None:
     """The `tasks` of a `--structured` answer, as `split_instructions` gives a list's items;
     None if the answer is not JSON fitting `INSTRUCTION_LIST`. An answer that fits is complete,
     so none of its items is cut off, whatever the finish reason."""

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from self_instruct.rouge.prefix import ElementOrder, PrefixIndex, RankedSets, owners
-from self_instruct.rouge.provenance import Pool, Similarity, describe, sample_size
+from self_instruct.rouge.provenance import Pool, Similarity, sample_size, similarities
 from self_instruct.rouge.scoring import fmeasures, lcs_matrix, lcs_pairs
 from self_instruct.rouge.tokenizer import Tokenizer, Vocabulary, get_tokenizer
 
@@ -121,7 +121,7 @@ class RougeIndex:
     ) -> list[Similarity]:
         self.stats.provenance_lcs += sum(sample_size(size, cap) for size in pool_sizes)
         pool = Pool(self._texts, self._codes, self._lengths.values)
-        return describe(codes, pool_sizes, pool, top_k, cap)
+        return similarities(codes, pool_sizes, pool, top_k, cap)
 
     def pool_rejects(self, candidates: Sequence[str], threshold: float = 0.7) -> list[bool]:
         """Whether each candidate already scores above `threshold` with a pooled text, so that

@@ -55,7 +55,7 @@ def sample_size(pool_size: int, cap: int) -> int:
     return -(-pool_size // sample_stride(pool_size, cap))
 
 
-def describe(
+def similarities(
     codes: list[str], pool_sizes: list[int], pool: Pool, top_k: int, cap: int = 0
 ) -> list[Similarity]:
     """Max, argmax, mean and top-k of each text against the first `pool_size` pool texts, exact

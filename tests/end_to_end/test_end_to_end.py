@@ -13,7 +13,7 @@ from rouge_score import rouge_scorer
 from self_instruct.config import PipelineConfig
 from self_instruct.layout import CONFIG_NAMES
 from self_instruct.prompting.filters import instruction_rejection
-from self_instruct.prompting.parsing import Parsed
+from self_instruct.prompting.parsing import ParsedItem
 from self_instruct.prompting.seeds import load_seeds
 
 
@@ -28,7 +28,7 @@ def test_accepted_instructions_pass_every_filter(generated):
     rows = datasets.load_dataset(str(folder), "instructions", split="train")
     assert len(rows) == config.num_instructions == result.funnel["instructions"]["kept"]
     for text in rows["instruction"]:
-        assert instruction_rejection(Parsed(text)) is None, text
+        assert instruction_rejection(ParsedItem(text)) is None, text
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from huggingface_hub import HfApi, ModelCard
 from local_hub import LocalHub
 from script_modules import SCRIPTS, load_script, smollm2_checkpoint
 
-from self_instruct.export.files import describe
+from self_instruct.export.files import file_entries
 from self_instruct.hub.push import push_folder
 
 ALICE = "token-alice-0123456789"
@@ -57,7 +57,7 @@ def write_dataset(folder: Path, sft_rows: list[tuple[str, str]]) -> Path:
         datasets.Dataset.from_list(records).to_parquet(folder / "data" / f"{name}-0.parquet")
         shard = f"data/{name}-0.parquet"
         configs.append({"config_name": name, "data_files": [{"split": "train", "path": shard}]})
-    files = describe(folder, [f"data/{name}-0.parquet" for name in rows])
+    files = file_entries(folder, [f"data/{name}-0.parquet" for name in rows])
     header = yaml.safe_dump({"configs": configs, "self_instruct": {"files": files}})
     (folder / "README.md").write_text(f"---\n{header}---\n")
     return folder

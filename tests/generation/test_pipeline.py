@@ -13,7 +13,7 @@ from self_instruct.config import PipelineConfig
 from self_instruct.generation.pipeline import Pipeline
 from self_instruct.layout import LOG_FILE
 from self_instruct.prompting.filters import instruction_rejection
-from self_instruct.prompting.parsing import Parsed
+from self_instruct.prompting.parsing import ParsedItem
 from self_instruct.prompting.prompts import load_templates
 from self_instruct.prompting.seeds import load_seeds
 from self_instruct.run import funnel_from_log
@@ -30,7 +30,7 @@ def test_accepted_instructions_pass_every_filter_and_rouge(tmp_path, scripted_ba
     pipeline, accepted = run(tmp_path, scripted_backend)
     assert len(accepted) == 12
     texts = [r["instruction"] for r in accepted]
-    assert all(instruction_rejection(Parsed(t)) is None for t in texts)
+    assert all(instruction_rejection(ParsedItem(t)) is None for t in texts)
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     pool = [s.instruction for s in load_seeds()]
     for text in texts:  # against the seeds and every earlier accepted instruction

@@ -18,7 +18,7 @@ from huggingface_hub import DatasetCard, HfApi
 from local_hub import LocalHub
 
 from self_instruct.dataset_card.render import load_example
-from self_instruct.export.files import content_named, describe
+from self_instruct.export.files import content_named, file_entries
 from self_instruct.hub.card_history import HISTORY_KEY
 from self_instruct.hub.push import PushConfig, list_versions, push_folder, push_main
 from self_instruct.hub.version_files import PushError
@@ -50,7 +50,7 @@ def make_run(folder: Path, n_instances: int, *, tag: str = "", origin: dict | No
         path = [str(listed[-1])] if name == "instances" else str(listed[-1])  # as the card has
         configs.append({"config_name": name, "data_files": [{"split": "train", "path": path}]})
     (folder / "plots" / "rows.png").write_bytes(b"\x89PNG\r\n\x1a\n" + tag.encode())
-    files = describe(folder, [str(path) for path in listed])
+    files = file_entries(folder, [str(path) for path in listed])
     header = {"configs": configs, "self_instruct": {**(origin or {}), "files": files}}
     yaml_text = yaml.safe_dump(header, sort_keys=False)
     body = f"# A Self-Instruct dataset\n\n{load_example()}\n"  # the snippet a push names its tag in

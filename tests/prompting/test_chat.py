@@ -22,7 +22,7 @@ from self_instruct.generation.pipeline import Pipeline, run_identity
 from self_instruct.prompting.filters import instruction_rejection, not_a_task
 from self_instruct.prompting.modes import ChatMode, CompletionMode, prompting_mode
 from self_instruct.prompting.parsing import (
-    Parsed,
+    ParsedItem,
     chat_is_classification,
     chat_list_items,
     chat_split_instructions,
@@ -350,7 +350,7 @@ def test_chat_run_against_llama_cpp_keeps_only_tasks(tmp_path, llama_cpp_server)
         kept = list(Pipeline(config, tmp_path / "run", progress=False))
     assert kept, "four rounds of the embedded model kept nothing"
     for record in kept:
-        assert instruction_rejection(Parsed(record["instruction"])) is None
+        assert instruction_rejection(ParsedItem(record["instruction"])) is None
         assert not_a_task(record["instruction"]) is None, record["instruction"]
     chats = [body for path, body in proxy.bodies if path == "/v1/chat/completions"]
     assert chats and len(chats) == len(proxy.bodies)  # every step went as messages

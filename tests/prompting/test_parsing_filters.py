@@ -6,8 +6,8 @@ import pytest
 
 from self_instruct.prompting.filters import filter_instances, instruction_rejection
 from self_instruct.prompting.parsing import (
-    Parsed,
     ParsedInstance,
+    ParsedItem,
     parse_instances,
     parse_is_classification,
     split_instructions,
@@ -39,7 +39,7 @@ def test_numbered_continuation_is_split_and_normalised():
     ],
 )
 def test_instruction_filters(text, reason):
-    assert instruction_rejection(Parsed(text.strip())) == reason
+    assert instruction_rejection(ParsedItem(text.strip())) == reason
 
 
 def test_classification_answer():

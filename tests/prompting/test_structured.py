@@ -26,7 +26,7 @@ from self_instruct.config import PipelineConfig
 from self_instruct.generation.pipeline import Pipeline
 from self_instruct.prompting.filters import instruction_rejection
 from self_instruct.prompting.parsing import (
-    Parsed,
+    ParsedItem,
     instances_from_json,
     instructions_from_json,
     is_classification_from_json,
@@ -77,8 +77,8 @@ def test_instruction_answer_gives_candidates_in_the_papers_form():
     answer = json.dumps({"tasks": ["Write an SQL  query\tfor the table ", *GOOD_TASKS[:1]]})
     items = instructions_from_json(answer)
     assert items == [
-        Parsed("Write an sql query for the table", checked="Write an sql query for the table"),
-        Parsed(GOOD_TASKS[0], checked=GOOD_TASKS[0]),
+        ParsedItem("Write an sql query for the table", checked="Write an sql query for the table"),
+        ParsedItem(GOOD_TASKS[0], checked=GOOD_TASKS[0]),
     ]
     [kept_case, _] = instructions_from_json(answer, keep_case=True)
     assert kept_case.text == "Write an SQL query for the table"
@@ -163,7 +163,7 @@ def test_structured_run_sends_schemas_and_filters_as_the_paper(tmp_path):
     model = JSONModel()
     pipeline, accepted = run(tmp_path, model)
     assert len(accepted) == 6
-    assert all(instruction_rejection(Parsed(r["instruction"])) is None for r in accepted)
+    assert all(instruction_rejection(ParsedItem(r["instruction"])) is None for r in accepted)
     names = {p.schema.name for p in model.params}
     assert names == {"instruction_list", "classification", "instances", "classification_instances"}
     assert all(p.stop == () for p in model.params)  # the JSON ends the answer, not "\n\n"
@@ -282,7 +282,7 @@ SHORT_RUN = {  # one list per round, short answers: a minute of CPU or so
 
 def assert_kept_rows_pass_the_filters(accepted):
     for record in accepted:
-        assert instruction_rejection(Parsed(record["instruction"])) is None
+        assert instruction_rejection(ParsedItem(record["instruction"])) is None
         assert record["max_rouge_l"] <= 0.7
 
 
